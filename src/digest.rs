@@ -1,0 +1,1 @@
+//! HTTP Digest (RFC 7616) on the client side.

@@ -1,0 +1,16 @@
+//! invitesync: apply a CSV of invite changes to SaaS vendors, safely.
+//!
+//! Data flows one way: [`input`] reads rows, a [`vendors`] adapter turns each
+//! into a [`change::Change`], the dispatcher sends them under per-invite order
+//! and per-vendor limits, each ends as an [`outcome::Outcome`] that the state
+//! file records, and the results file is written from there.
+
+pub mod change;
+pub mod config;
+pub mod input;
+pub mod outcome;
+pub mod secret;
+pub mod vendors;
+pub mod digest;
+pub mod sandbox;
+pub mod state;

@@ -1,0 +1,1 @@
+//! The simulated vendors (see DESIGN §7).

@@ -1,0 +1,1 @@
+//! The state file: runs, finished rows and the ledger, in SQLite.

@@ -1,0 +1,220 @@
+//! The vendor adapters: pure translators between a row and a vendor's API.
+//!
+//! An adapter never touches the network. It validates a row against the
+//! vendor's documented rules and builds the request body ([`Adapter::plan`]),
+//! adds the URL and credentials ([`Adapter::request`]), and reads what the
+//! vendor answered ([`Adapter::read`]). The I/O, retries and ordering are the
+//! dispatcher's. Adding a vendor is one file here, one entry in [`KINDS`] and
+//! one arm in [`build`].
+
+use bytes::Bytes;
+use reqwest::Url;
+
+use crate::change::{Change, Invalid, Planned};
+use crate::config::{ConfigError, VendorConfig, VendorSettings};
+use crate::input::Fields;
+use crate::secret::Secret;
+
+pub mod ctrl_hub;
+pub mod mighty;
+pub mod ops_manager;
+pub mod securegate;
+
+/// The `kind` values a `[vendors.NAME]` table may have.
+pub const KINDS: &[&str] = &["mighty_networks", "securegate", "ops_manager", "ctrl_hub"];
+
+/// What a vendor's answer says beyond its status code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// The invite's id as the vendor reports it.
+    pub remote_id: Option<String>,
+    /// The invite's last-modified time as the vendor reports it.
+    pub remote_updated_at: Option<String>,
+    /// The vendor's own explanation of a refusal, in one line.
+    pub error: Option<String>,
+}
+
+/// One vendor kind's rules and wire format.
+pub trait Adapter: Send + Sync + 'static {
+    /// Checks a row against the vendor's documented constraints and builds the
+    /// request body. A broken rule is an [`Invalid`] naming the column.
+    fn plan(&self, row: &Fields<'_>) -> Result<Planned, Invalid>;
+
+    /// The complete request for a planned change: absolute URL, headers
+    /// (content type, accept, credentials) and body. Digest credentials are
+    /// the exception: the client adds them, since they depend on the server's
+    /// nonce (see [`Adapter::digest_credentials`]).
+    fn request(&self, change: &Change) -> http::Request<Bytes>;
+
+    /// `(username, password)` when the vendor uses HTTP Digest.
+    fn digest_credentials(&self) -> Option<(&Secret, &Secret)> {
+        None
+    }
+
+    /// Reads a response of any status. Liberal: a 2xx whose optional fields
+    /// cannot be read is still a success, with fewer details.
+    fn read(&self, status: u16, body: &[u8]) -> Reply;
+
+    /// The config keys holding this vendor's credentials, for "check
+    /// vendors.NAME.KEY" after a 401.
+    fn credential_keys(&self) -> &'static str;
+
+    /// The kind-specific settings that change what is sent (Mighty's
+    /// `method`), so a resume can tell the config changed under it.
+    fn settings_fingerprint(&self) -> String {
+        String::new()
+    }
+}
+
+/// Builds the adapter of a configured vendor account.
+pub fn build(config: &VendorConfig, settings: VendorSettings) -> Result<Box<dyn Adapter>, ConfigError> {
+    let adapter: Box<dyn Adapter> = match config.kind.as_str() {
+        "mighty_networks" => Box::new(mighty::MightyNetworks::new(config, settings)?),
+        "securegate" => Box::new(securegate::Securegate::new(config, settings)?),
+        "ops_manager" => Box::new(ops_manager::OpsManager::new(config, settings)?),
+        "ctrl_hub" => Box::new(ctrl_hub::CtrlHub::new(config, settings)?),
+        other => return Err(ConfigError(format!("{}.kind: unknown kind `{other}`", settings.table()))),
+    };
+    Ok(adapter)
+}
+
+/// The base URL with a vendor path appended (the base keeps any path prefix).
+pub fn url(base: &Url, path: &str) -> String {
+    let base = base.as_str().trim_end_matches('/');
+    let mut s = String::with_capacity(base.len() + path.len());
+    s.push_str(base);
+    s.push_str(path);
+    s
+}
+
+/// A vendor's error body cut down to one line of reasonable length, for the
+/// results file.
+pub fn one_line(text: &str) -> String {
+    const MAX: usize = 500;
+    let mut s: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > MAX {
+        let mut cut = MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// The error text when a vendor's body has nothing better: the body itself
+/// (if it is text) or just the status.
+pub fn fallback_error(status: u16, body: &[u8]) -> String {
+    match std::str::from_utf8(body) {
+        Ok(t) if !t.trim().is_empty() => format!("HTTP {status}: {}", one_line(t)),
+        _ => format!("HTTP {status}"),
+    }
+}
+
+/// A light check that a string is shaped like an email address: one `@`,
+/// something before it, a dotted domain after it, no spaces or controls.
+/// Vendors run their own stricter checks; this catches column mix-ups.
+pub fn looks_like_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && s.len() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '<' && c != '>' && c != ',')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org"] {
+            assert!(looks_like_email(ok), "{ok}");
+        }
+        for bad in ["", "a", "a@", "@b.co", "a@b", "a b@c.d", "a@b..c", "a@@b.c", "a@.b.c", "a@b.c."] {
+            assert!(!looks_like_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_fit_on_one_line() {
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+        assert!(one_line(&"é".repeat(400)).ends_with('…'));
+        assert_eq!(fallback_error(500, b""), "HTTP 500");
+        assert_eq!(fallback_error(404, b"not\nfound"), "HTTP 404: not found");
+    }
+}
+
+/// An id as one URL path segment: required, percent-encoded so that no value
+/// can add a segment, a query or a fragment, and never `.` or `..` (which a
+/// URL parser would resolve into a different path).
+pub fn path_segment(field: &str, value: &str) -> Result<String, Invalid> {
+    if value.is_empty() {
+        return Err(Invalid::new(field, "required"));
+    }
+    if value == "." || value == ".." {
+        return Err(Invalid::new(field, format!("`{value}` is not an id")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "contains a control character"));
+    }
+    Ok(percent_encoding::utf8_percent_encode(value, SEGMENT).to_string())
+}
+
+/// Everything but RFC 3986's unreserved characters is encoded.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Builds a request with a body; `headers` are added after `Content-Type`
+/// and `Accept`.
+pub fn request_with_body(
+    method: &http::Method,
+    url: String,
+    content_type: &'static str,
+    headers: &[(&'static str, &str)],
+    body: Bytes,
+) -> http::Request<Bytes> {
+    let mut req = http::Request::new(body);
+    *req.method_mut() = method.clone();
+    // The URL was built from a checked base and percent-encoded segments, so it
+    // always parses; an impossible failure leaves the URI at `/`, which the
+    // client then refuses as relative rather than sending elsewhere.
+    if let Ok(uri) = url.parse() {
+        *req.uri_mut() = uri;
+    }
+    let h = req.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    h.insert(http::header::ACCEPT, http::HeaderValue::from_static(content_type));
+    for (name, value) in headers {
+        if let Ok(mut v) = http::HeaderValue::from_str(value) {
+            v.set_sensitive(true);
+            h.insert(*name, v);
+        }
+    }
+    req
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use super::*;
+
+    #[test]
+    fn hostile_ids_stay_one_segment() {
+        assert_eq!(path_segment("id", "a b/c?d#e").unwrap(), "a%20b%2Fc%3Fd%23e");
+        assert_eq!(path_segment("id", "inv-1_2.3~").unwrap(), "inv-1_2.3~");
+        assert!(path_segment("id", "..").is_err());
+        assert!(path_segment("id", "").is_err());
+        assert!(path_segment("id", "a\u{0}b").is_err());
+    }
+}
