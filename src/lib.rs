@@ -8,7 +8,9 @@
 pub mod change;
 pub mod config;
 pub mod input;
+pub mod limits;
 pub mod outcome;
+pub mod retry;
 pub mod secret;
 pub mod vendors;
 pub mod digest;
