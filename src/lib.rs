@@ -6,13 +6,18 @@
 //! file records, and the results file is written from there.
 
 pub mod change;
+pub mod client;
 pub mod config;
 pub mod input;
 pub mod limits;
 pub mod outcome;
+pub mod plan;
 pub mod retry;
 pub mod secret;
+pub mod send;
 pub mod vendors;
 pub mod digest;
+pub mod dispatch;
 pub mod sandbox;
 pub mod state;
+pub mod tally;

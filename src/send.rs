@@ -1,0 +1,215 @@
+//! One row's journey to its vendor: wait for a slot and the pace, send,
+//! read the answer, and retry what is worth retrying.
+//!
+//! A row that is backing off holds no slot, so the vendor's capacity goes to
+//! rows that can use it. Every attempt, first or retry, waits for the same
+//! slot and pace (a retry that skips the rate limiter is how other tools end
+//! up hammering a throttled vendor). A row that cannot be finished because
+//! the vendor was stopped or the run is ending comes back as `None`: it stays
+//! pending for a resume, it is not `failed`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::change::{Change, VendorId};
+use crate::client::{Client, DigestAuth};
+use crate::config::{RetryPolicy, VendorConfig};
+use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
+use crate::outcome::Outcome;
+use crate::retry::{Backoff, Class, classify, is_backpressure};
+use crate::tally::Tally;
+use crate::vendors::{Adapter, Reply};
+
+/// A vendor account ready to send: its adapter and its limits.
+pub struct Target {
+    pub id: VendorId,
+    pub name: String,
+    pub adapter: Box<dyn Adapter>,
+    pub retry: RetryPolicy,
+    pub limit: Arc<AdaptiveLimit>,
+    pub pace: Pace,
+    pub circuit: Circuit,
+    pub digest: Option<DigestAuth>,
+}
+
+impl Target {
+    /// `shards` divides the configured rate so N processes keep it together.
+    pub fn new(
+        id: VendorId,
+        config: &VendorConfig,
+        adapter: Box<dyn Adapter>,
+        global_concurrency: usize,
+        adaptive: bool,
+        shards: u32,
+    ) -> Self {
+        let cap = config.concurrency.unwrap_or(global_concurrency).min(global_concurrency);
+        let digest = adapter
+            .digest_credentials()
+            .map(|(user, pass)| DigestAuth::new(crate::digest::DigestSession::new(user.clone(), pass.clone())));
+        Target {
+            id,
+            name: config.name.clone(),
+            retry: config.retry.clone(),
+            limit: AdaptiveLimit::new(cap, adaptive),
+            pace: Pace::new(config.rate_limit.map(|r| r.divided(shards))),
+            circuit: Circuit::default(),
+            digest,
+            adapter,
+        }
+    }
+
+    /// Stops this vendor: no new attempts; waiting rows come back pending.
+    pub fn stop(&self, reason: String) {
+        if self.circuit.open(reason.clone()) {
+            tracing::warn!(vendor = %self.name, "stopping traffic to this vendor: {reason}");
+        }
+        self.limit.close();
+    }
+}
+
+/// How a row that reached an end ended.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub outcome: Outcome,
+    pub http_status: Option<u16>,
+    pub attempts: u32,
+    pub reply: Reply,
+}
+
+/// Sends one change until it ends; `None` leaves it pending.
+pub async fn send(
+    target: &Target,
+    client: &Client,
+    global: &Semaphore,
+    change: &Change,
+    stop: &CancellationToken,
+    tally: &Tally,
+) -> Option<Sent> {
+    let mut backoff = Backoff::new(&target.retry);
+    let mut attempts = 0u32;
+    let vt = tally.vendor(Some(target.id));
+    loop {
+        if stop.is_cancelled() || target.circuit.is_open() {
+            return None;
+        }
+        let slot = tokio::select! {
+            s = target.limit.acquire() => s?,
+            _ = stop.cancelled() => return None,
+        };
+        let global_slot = tokio::select! {
+            g = global.acquire() => g.ok(),
+            _ = stop.cancelled() => None,
+        };
+        let Some(global_slot) = global_slot else {
+            target.limit.release(slot, Signal::Ignore);
+            return None;
+        };
+        let paced = tokio::select! {
+            _ = target.pace.ready() => true,
+            _ = stop.cancelled() => false,
+        };
+        if !paced || target.circuit.is_open() {
+            target.limit.release(slot, Signal::Ignore);
+            return None;
+        }
+        attempts += 1;
+        vt.attempts.fetch_add(1, Ordering::Relaxed);
+        let sent_at = slot.started;
+        let result = client.send(target.adapter.request(change), target.digest.as_ref()).await;
+        drop(global_slot);
+        let (retry_after, last) = match result {
+            Ok(answer) => {
+                let status = answer.status;
+                target.limit.release(
+                    slot,
+                    if is_backpressure(status) { Signal::Backpressure } else { Signal::Ok },
+                );
+                target.pace.on_answer(status, sent_at);
+                let class = classify(status);
+                let trip = if class == Class::Credentials { Trip::Credentials } else { Trip::Answered };
+                if target.circuit.record(trip) {
+                    target.stop(format!(
+                        "the vendor refused our credentials (HTTP {status}) {} times in a row; check vendors.{}.{}",
+                        crate::limits::circuit::CREDENTIAL_TRIPS,
+                        target.name,
+                        target.adapter.credential_keys()
+                    ));
+                }
+                let reply = target.adapter.read(status, &answer.body);
+                match class {
+                    Class::Success => {
+                        return Some(Sent {
+                            outcome: Outcome::Updated,
+                            http_status: Some(status),
+                            attempts,
+                            reply,
+                        });
+                    }
+                    Class::Final => {
+                        return Some(Sent {
+                            outcome: Outcome::Rejected,
+                            http_status: Some(status),
+                            attempts,
+                            reply,
+                        });
+                    }
+                    Class::Credentials => {
+                        if target.circuit.is_open() {
+                            return None;
+                        }
+                        let mut reply = reply;
+                        let said = reply.error.take().unwrap_or_else(|| format!("HTTP {status}"));
+                        reply.error = Some(format!(
+                            "credentials refused: {said}; check vendors.{}.{}",
+                            target.name,
+                            target.adapter.credential_keys()
+                        ));
+                        (None, (Some(status), reply))
+                    }
+                    Class::Transient => (answer.retry_after, (Some(status), reply)),
+                }
+            }
+            Err(e) => {
+                target
+                    .limit
+                    .release(slot, if e.is_timeout() { Signal::Backpressure } else { Signal::Ignore });
+                if target.circuit.record(Trip::Unreachable) {
+                    target.stop(format!(
+                        "the vendor could not be reached {} times in a row (last: {e})",
+                        crate::limits::circuit::UNREACHABLE_TRIPS
+                    ));
+                    return None;
+                }
+                let reply = Reply {
+                    error: Some(e.to_string()),
+                    ..Reply::default()
+                };
+                (None, (None, reply))
+            }
+        };
+        if attempts >= target.retry.max_attempts {
+            let (http_status, mut reply) = last;
+            let why = reply.error.take().unwrap_or_else(|| "no answer".into());
+            reply.error = Some(format!("gave up after {attempts} attempts: {why}"));
+            return Some(Sent {
+                outcome: Outcome::Failed,
+                http_status,
+                attempts,
+                reply,
+            });
+        }
+        let delay = backoff.next_delay(retry_after);
+        vt.retrying.fetch_add(1, Ordering::Relaxed);
+        let slept = tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = stop.cancelled() => false,
+        };
+        vt.retrying.fetch_sub(1, Ordering::Relaxed);
+        if !slept {
+            return None;
+        }
+    }
+}
