@@ -126,9 +126,10 @@ impl<'a> Fields<'a> {
             if let Some(i) = header.known[k]
                 && let Some(raw) = record.get(i)
             {
-                *slot = std::str::from_utf8(raw)
+                let text = std::str::from_utf8(raw)
                     .map_err(|_| Invalid::new(KNOWN_COLUMNS[k], "not valid UTF-8"))?
                     .trim();
+                *slot = crate::results::unneutralise(text);
             }
         }
         Ok(Fields {
@@ -163,8 +164,11 @@ pub struct InputRow {
     pub index: u64,
     /// 1-based line where the row starts, for messages.
     pub line: u64,
-    /// The record, or why the line could not be read as one.
-    pub record: Result<ByteRecord, String>,
+    /// The fields as read (for a broken line: what could be read of it, to
+    /// carry to the results and the failed-rows file).
+    pub record: ByteRecord,
+    /// Why the line could not be read as a row, if it could not.
+    pub problem: Option<String>,
 }
 
 /// Streams the data rows of an input file.
@@ -253,7 +257,7 @@ impl Iterator for Reader {
         let start = self.csv.position().clone();
         let index = self.next_index;
         let read = self.csv.read_byte_record(&mut self.record);
-        let row = match read {
+        let problem = match read {
             Ok(false) => return None,
             Ok(true) if self.runaway(&self.record, start.line()) => {
                 let reason = if self.record.len() != self.header.record.len() {
@@ -264,21 +268,27 @@ impl Iterator for Reader {
                 if let Err(e) = self.resync(&start) {
                     tracing::warn!("cannot resume reading after line {}: {e}", start.line());
                 }
-                Err(reason.to_string())
+                // What was read ran over later lines: keep none of it.
+                self.record.clear();
+                Some(reason.to_string())
             }
-            Ok(true) if self.record.len() != self.header.record.len() => Err(format!(
+            Ok(true) if self.record.len() != self.header.record.len() => Some(format!(
                 "expected {} fields as in the header, found {}",
                 self.header.record.len(),
                 self.record.len()
             )),
-            Ok(true) => Ok(self.record.clone()),
-            Err(e) => Err(format!("cannot parse the line: {e}")),
+            Ok(true) => None,
+            Err(e) => {
+                self.record.clear();
+                Some(format!("cannot parse the line: {e}"))
+            }
         };
         self.next_index += 1;
         Some(InputRow {
             index,
             line: start.line(),
-            record: row,
+            record: self.record.clone(),
+            problem,
         })
     }
 }
@@ -301,7 +311,7 @@ mod tests {
         let (h, rows) = rows(b"Vendor,NOTE,Email\ngate,hi,a@b.c\n");
         assert_eq!(h.known[0], Some(0));
         assert_eq!(h.known[3], Some(2));
-        let rec = rows[0].record.as_ref().unwrap();
+        let rec = &rows[0].record;
         let f = Fields::from_record(&h, rec).unwrap();
         assert_eq!((f.vendor, f.email, f.status), ("gate", "a@b.c", ""));
         assert_eq!(&rec[1], b"hi");
@@ -313,11 +323,13 @@ mod tests {
         let (h, rows) = rows(text);
         let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![2, 3, 4, 5, 6]);
-        assert!(rows[0].record.is_ok());
-        assert!(rows[1].record.as_ref().unwrap_err().contains("expected 3 fields"));
-        assert!(rows[2].record.as_ref().unwrap_err().contains("quoted field is not closed"));
-        assert!(rows[3].record.is_ok(), "reading resumes after the open quote");
-        let bad = rows[4].record.as_ref().unwrap();
+        assert!(rows[0].problem.is_none());
+        assert!(rows[1].problem.as_ref().unwrap().contains("expected 3 fields"));
+        assert_eq!(&rows[1].record[1], b"e2", "what could be read is kept");
+        assert!(rows[2].problem.as_ref().unwrap().contains("quoted field is not closed"));
+        assert!(rows[3].problem.is_none(), "reading resumes after the open quote");
+        assert_eq!(&rows[3].record[1], b"e4");
+        let bad = &rows[4].record;
         assert_eq!(Fields::from_record(&h, bad).unwrap_err().field, "status");
         let idx: Vec<u64> = rows.iter().map(|r| r.index).collect();
         assert_eq!(idx, vec![0, 1, 2, 3, 4]);
@@ -327,15 +339,15 @@ mod tests {
     fn open_quote_in_last_column_does_not_swallow_the_file() {
         let (_, rows) = rows(b"vendor,status\ngate,\"sent\ngate,sent\ngate,sent\n");
         assert_eq!(rows.len(), 3);
-        assert!(rows[0].record.is_err());
-        assert!(rows[1].record.is_ok() && rows[2].record.is_ok());
+        assert!(rows[0].problem.is_some());
+        assert!(rows[1].problem.is_none() && rows[2].problem.is_none());
     }
 
     #[test]
     fn quoted_line_breaks_in_other_columns_are_fine() {
         let (_, rows) = rows(b"vendor,notes\ngate,\"two\nlines\"\ngate,x\n");
         assert_eq!(rows.len(), 2);
-        assert!(rows[0].record.is_ok());
+        assert!(rows[0].problem.is_none());
         assert_eq!(rows[1].line, 4);
     }
 

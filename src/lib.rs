@@ -12,6 +12,7 @@ pub mod input;
 pub mod limits;
 pub mod outcome;
 pub mod plan;
+pub mod results;
 pub mod retry;
 pub mod secret;
 pub mod send;

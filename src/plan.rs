@@ -65,11 +65,13 @@ impl<'a> Router<'a> {
 
     /// Plans one row.
     pub fn plan(&self, header: &Header, row: &InputRow) -> Result<Change, Problem> {
-        let record = row.record.as_ref().map_err(|reason| Problem {
-            vendor: None,
-            invalid: Invalid::new(format!("line {}", row.line), reason.clone()),
-        })?;
-        let fields = Fields::from_record(header, record).map_err(|invalid| Problem { vendor: None, invalid })?;
+        if let Some(reason) = &row.problem {
+            return Err(Problem {
+                vendor: None,
+                invalid: Invalid::new(format!("line {}", row.line), reason.clone()),
+            });
+        }
+        let fields = Fields::from_record(header, &row.record).map_err(|invalid| Problem { vendor: None, invalid })?;
         let vendor = self.route(fields.vendor).map_err(|invalid| Problem { vendor: None, invalid })?;
         let adapter = self.adapters[usize::from(vendor)];
         let planned = adapter.plan(&fields).map_err(|invalid| Problem {
