@@ -68,7 +68,7 @@ impl<'a> Router<'a> {
         if let Some(reason) = &row.problem {
             return Err(Problem {
                 vendor: None,
-                invalid: Invalid::new(format!("line {}", row.line), reason.clone()),
+                invalid: Invalid::new("csv", reason.clone()),
             });
         }
         let fields = Fields::from_record(header, &row.record).map_err(|invalid| Problem { vendor: None, invalid })?;

@@ -1,0 +1,585 @@
+//! One `invitesync run`, start to end: config, state, the pipeline's threads
+//! and tasks, the results file, the exit code.
+//!
+//! ```text
+//! reader thread ──rows──▶ dispatcher ──tasks──▶ vendors
+//!  (parse, plan,            (order,        │
+//!   ledger lookup)           ledger)       ▼
+//!        │                             records ──▶ writer thread (SQLite)
+//!        └────────── invalid rows ─────────────────▲
+//! ```
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::change::VendorId;
+use crate::client::Client;
+use crate::config::Config;
+use crate::dispatch::{Applied, DispatchReport, Dispatcher, LedgerPolicy, Ready, Record};
+use crate::input::Reader;
+use crate::outcome::{Outcome, RowRecord, now_millis};
+use crate::plan::Router;
+use crate::progress::{Progress, ProgressMode};
+use crate::results::{Ending, ResultsWriter, Select};
+use crate::send::Target;
+use crate::shutdown::{EXIT_RESUMABLE, Shutdown};
+use crate::state::{DoneSet, LedgerReader, NewRun, RunId, RunStatus, StateFile, StateLock, Writer, WriterHandle};
+use crate::tally::Tally;
+
+/// Everything `run` can be told.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub input: PathBuf,
+    pub config: PathBuf,
+    pub state: Option<PathBuf>,
+    pub results: Option<PathBuf>,
+    pub new_run: bool,
+    pub dry_run: bool,
+    pub force: bool,
+    pub recheck_after: Option<Duration>,
+    /// `(k, n)`: this process takes shard k (0-based) of n.
+    pub shard: Option<(u32, u32)>,
+    /// Overrides `[run] concurrency`.
+    pub concurrency: Option<usize>,
+    /// Keeps each vendor's concurrency at its cap instead of adapting.
+    pub fixed_concurrency: bool,
+    pub progress: ProgressMode,
+    pub summary_json: Option<PathBuf>,
+}
+
+/// A run that could not start or went wrong outside the rows: exit code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    pub code: i32,
+    pub message: String,
+}
+
+fn usage(message: impl Into<String>) -> JobError {
+    JobError {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: Option<RunId>,
+    pub exit_code: i32,
+    /// Rows of the whole run (all attempts) per vendor name and outcome; `None` = no vendor.
+    pub counts: Vec<(Option<String>, [u64; 5])>,
+    pub pending: u64,
+    pub dry_run: DispatchReport,
+    pub stopped: Vec<String>,
+    pub interrupted: bool,
+    pub results: Option<PathBuf>,
+    pub failed_rows: Option<PathBuf>,
+    pub elapsed: Duration,
+    pub resumed: bool,
+    pub state: PathBuf,
+}
+
+impl RunReport {
+    pub fn total(&self, o: Outcome) -> u64 {
+        self.counts.iter().map(|(_, c)| c[o.index()]).sum()
+    }
+}
+
+/// The input's fingerprint (BLAKE3 of its bytes) and line count, in one pass.
+pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
+    let mut f = std::fs::File::open(path).map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0u64;
+    let mut last = b'\n';
+    loop {
+        let n = f.read(&mut buf).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        last = buf[n - 1];
+    }
+    if last != b'\n' {
+        lines += 1;
+    }
+    Ok((hasher.finalize().to_hex().to_string(), lines))
+}
+
+/// What of the config decides what is sent. Secrets, concurrency and rates may
+/// change between a crash and its resume (that is how a refused credential is
+/// fixed); vendor names, kinds, URLs and kind settings may not.
+pub fn config_fingerprint(config: &Config, adapters: &[Box<dyn crate::vendors::Adapter>]) -> String {
+    let mut h = blake3::Hasher::new();
+    for ((vc, _), a) in config.vendors.iter().zip(adapters) {
+        h.update(format!("{}\0{}\0{}\0{}\n", vc.name, vc.kind, vc.base_url, a.settings_fingerprint()).as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Where the state file lives: `--state`, `[run] state`, or `invitesync.db` beside the input.
+pub fn state_path(opts_state: Option<&Path>, config: &Config, input: &Path) -> PathBuf {
+    opts_state
+        .map(Path::to_path_buf)
+        .or_else(|| config.run.state.clone())
+        .unwrap_or_else(|| input.with_file_name("invitesync.db"))
+}
+
+struct Loaded {
+    config: Config,
+    adapters: Vec<Box<dyn crate::vendors::Adapter>>,
+}
+
+fn load(opts: &RunOptions) -> Result<Loaded, JobError> {
+    let config = Config::load(&opts.config, !opts.dry_run).map_err(|e| usage(e.0))?;
+    let mut adapters = Vec::with_capacity(config.vendors.len());
+    for (vc, settings) in &config.vendors {
+        adapters.push(crate::vendors::build(vc, settings.clone()).map_err(|e| usage(e.0))?);
+    }
+    Ok(Loaded { config, adapters })
+}
+
+/// Runs the job; the caller maps [`RunReport::exit_code`] to the process's.
+pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobError> {
+    let started = Instant::now();
+    let Loaded { config, adapters } = load(&opts)?;
+    let header_check = Reader::open(&opts.input).map_err(|e| usage(e.0))?;
+    for (found, meant) in header_check.header().suspicious_columns() {
+        tracing::warn!("the input has a column `{found}` but no `{meant}`: did you mean `{meant}`? (`{found}` is carried along, not read)");
+    }
+    drop(header_check);
+    let (input_fp, lines) = scan_input(&opts.input)?;
+    let total_rows = lines.saturating_sub(1);
+    let config_fp = config_fingerprint(&config, &adapters);
+    let state_path = state_path(opts.state.as_deref(), &config, &opts.input);
+    let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
+    let concurrency = opts.concurrency.unwrap_or(config.run.concurrency).max(1);
+
+    // The lock comes first: a second process must not even read a run in progress.
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(StateLock::acquire(&state_path).map_err(|e| JobError {
+            code: if e.is_locked() { 4 } else { 2 },
+            message: e.to_string(),
+        })?)
+    };
+    let state = if opts.dry_run && !state_path.exists() {
+        None
+    } else {
+        Some(StateFile::open(&state_path).map_err(|e| usage(e.to_string()))?)
+    };
+
+    let options = serde_json::json!({
+        "shard": opts.shard.map(|(k, n)| format!("{k}/{n}")),
+        "force": opts.force,
+        "recheck_after": opts.recheck_after.map(|d| humantime::format_duration(d).to_string()),
+    });
+    let (run_id, resumed, done) = match (&state, opts.dry_run) {
+        (Some(state), false) => {
+            let previous = state.latest_unfinished_run(&opts.input).map_err(|e| usage(e.to_string()))?;
+            match previous {
+                Some(prev) if !opts.new_run => {
+                    if prev.input_fingerprint != input_fp {
+                        return Err(usage(format!(
+                            "{} changed since run {} was interrupted, so it cannot be resumed safely \
+                             (row numbers may no longer match). Run again with --new-run to start afresh; \
+                             rows the ledger already holds will end `unchanged`.",
+                            opts.input.display(),
+                            prev.id.0
+                        )));
+                    }
+                    if prev.config_fingerprint != config_fp {
+                        return Err(usage(format!(
+                            "the vendors in {} (names, kinds, base URLs or methods) changed since run {} was interrupted, \
+                             so it cannot be resumed safely. Restore them, or run again with --new-run.",
+                            opts.config.display(),
+                            prev.id.0
+                        )));
+                    }
+                    if prev.options != options {
+                        return Err(usage(format!(
+                            "run {} was started with other options ({}); resume it with the same ones, or use --new-run.",
+                            prev.id.0, prev.options
+                        )));
+                    }
+                    let done = state.done_rows(prev.id).map_err(|e| usage(e.to_string()))?;
+                    state.set_status(prev.id, RunStatus::Running).map_err(|e| usage(e.to_string()))?;
+                    (Some(prev.id), true, done)
+                }
+                prev => {
+                    if let Some(prev) = prev {
+                        state
+                            .finish_run(prev.id, RunStatus::Abandoned, EXIT_RESUMABLE)
+                            .map_err(|e| usage(e.to_string()))?;
+                    }
+                    let id = state
+                        .create_run(&NewRun {
+                            input_path: opts.input.clone(),
+                            input_fingerprint: input_fp.clone(),
+                            config_fingerprint: config_fp.clone(),
+                            options: options.clone(),
+                            vendors: names.clone(),
+                            total_rows: Some(total_rows),
+                        })
+                        .map_err(|e| usage(e.to_string()))?;
+                    (Some(id), false, DoneSet::new())
+                }
+            }
+        }
+        _ => (None, false, DoneSet::new()),
+    };
+    if resumed {
+        tracing::info!("resuming run {}: {} rows already done", run_id.map_or(0, |r| r.0), done.len());
+    }
+
+    let client = Client::new(config.run.request_timeout, concurrency).map_err(usage)?;
+    let shards = opts.shard.map_or(1, |(_, n)| n);
+    let targets: Arc<Vec<Target>> = Arc::new(
+        config
+            .vendors
+            .iter()
+            .zip(adapters)
+            .enumerate()
+            .map(|(i, ((vc, _), a))| Target::new(i as VendorId, vc, a, concurrency, !opts.fixed_concurrency, shards))
+            .collect(),
+    );
+    let tally = Arc::new(Tally::new(targets.len()));
+    let stop = shutdown.token();
+
+    let writer = match (run_id, &state) {
+        (Some(id), Some(_)) => {
+            Some(Writer::spawn(&state_path, id, names.clone()).map_err(|e| usage(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let ledger = if state_path.exists() {
+        Some(LedgerReader::open(&state_path).map_err(|e| usage(e.to_string()))?)
+    } else {
+        None
+    };
+    let progress = Progress::start(
+        opts.progress,
+        tally.clone(),
+        targets.clone(),
+        total_rows.saturating_sub(done.len()),
+        opts.dry_run,
+    );
+
+    let (row_tx, row_rx) = mpsc::channel::<Ready>(1024);
+    let (rec_tx, mut rec_rx) = mpsc::channel::<Record>(4096);
+    let writer_handle = writer.as_ref().map(|(h, _)| h.clone());
+
+    // Reader thread: parse, plan, look up the ledger, hand on.
+    let reader = {
+        let input = opts.input.clone();
+        let targets = targets.clone();
+        let tally = tally.clone();
+        let stop = stop.clone();
+        let writer = writer_handle.clone();
+        let shard = opts.shard;
+        std::thread::Builder::new()
+            .name("invitesync-reader".into())
+            .spawn(move || read_rows(&input, &targets, done, ledger, writer, shard, row_tx, &stop, &tally))
+            .map_err(|e| usage(format!("cannot start the reader: {e}")))?
+    };
+
+    // Forwarder: finished rows from the async side to the writer thread.
+    let forwarder = {
+        let writer = writer_handle.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("invitesync-records".into())
+            .spawn(move || -> Result<(), String> {
+                while let Some((rec, seq)) = rec_rx.blocking_recv() {
+                    if let Some(w) = &writer
+                        && let Err(e) = w.record(rec, seq)
+                    {
+                        stop.cancel();
+                        return Err(e.to_string());
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| usage(format!("cannot start the state writer: {e}")))?
+    };
+    drop(writer_handle);
+
+    let dispatcher = Dispatcher {
+        targets: targets.clone(),
+        client,
+        global: Arc::new(Semaphore::new(concurrency)),
+        stop: stop.clone(),
+        tally: tally.clone(),
+        policy: LedgerPolicy {
+            force: opts.force,
+            recheck_after: opts.recheck_after,
+            dry_run: opts.dry_run,
+        },
+        window: (concurrency * 16).clamp(1024, 16384),
+    };
+    let grace = config.run.grace_period;
+    let dispatch = dispatcher.run(row_rx, rec_tx);
+    let mut cut_short = false;
+    let report = tokio::select! {
+        r = dispatch => r,
+        _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            cut_short = true;
+            DispatchReport::default()
+        }
+    };
+    let read_problem = reader.join().unwrap_or_else(|_| Err("the reader stopped unexpectedly".into()));
+    let forward_problem = forwarder.join().unwrap_or_else(|_| Err("the state writer stopped unexpectedly".into()));
+    let mut writer_problem = None;
+    if let Some((handle, join)) = writer {
+        drop(handle);
+        match join.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => writer_problem = Some(e.to_string()),
+            Err(_) => writer_problem = Some("the state writer stopped unexpectedly".into()),
+        }
+    }
+    progress.finish();
+    for problem in [read_problem.err(), forward_problem.err(), writer_problem].into_iter().flatten() {
+        return Err(JobError {
+            code: EXIT_RESUMABLE,
+            message: format!("{problem}; what was committed is safe: run the same command again to resume"),
+        });
+    }
+
+    let stopped: Vec<String> = targets
+        .iter()
+        .filter_map(|t| t.circuit.reason().map(|r| format!("{}: {r}", t.name)))
+        .collect();
+    let interrupted = shutdown.is_requested() || cut_short;
+    let pending_live: u64 = targets.iter().map(|t| tally.vendor(Some(t.id)).pending.load(Ordering::Relaxed)).sum();
+
+    let Some(state) = state.filter(|_| !opts.dry_run) else {
+        // Dry run: nothing recorded; report the live tally.
+        let counts = live_counts(&tally, &names);
+        let any_bad = counts.iter().any(|(_, c)| c[2] + c[3] + c[4] > 0);
+        return Ok(RunReport {
+            run_id: None,
+            exit_code: if any_bad { 1 } else { 0 },
+            counts,
+            pending: 0,
+            dry_run: report,
+            stopped,
+            interrupted,
+            results: None,
+            failed_rows: None,
+            elapsed: started.elapsed(),
+            resumed,
+            state: state_path,
+        });
+    };
+    let run_id = run_id.ok_or_else(|| usage("no run was recorded"))?;
+    let recorded = state.row_count(run_id).map_err(|e| usage(e.to_string()))?;
+    let counts: Vec<(Option<String>, [u64; 5])> = state
+        .counts(run_id)
+        .map_err(|e| usage(e.to_string()))?
+        .into_iter()
+        .map(|c| (c.vendor, c.by_outcome))
+        .collect();
+    let ours_total = if opts.shard.is_some() { recorded + pending_live } else { total_rows };
+    let pending = ours_total.saturating_sub(recorded).max(pending_live);
+    let any_bad = counts.iter().any(|(_, c)| c[2] + c[3] + c[4] > 0);
+    let unfinished = interrupted || !stopped.is_empty() || pending > 0;
+    let exit_code = if unfinished {
+        EXIT_RESUMABLE
+    } else if any_bad {
+        1
+    } else {
+        0
+    };
+
+    let results_path = opts
+        .results
+        .clone()
+        .or_else(|| config.run.results.clone())
+        .unwrap_or_else(|| crate::results::default_path(&opts.input, opts.shard));
+    let router_names = names.clone();
+    let results = write_file(&state, run_id, &opts.input, &results_path, Select::All, opts.shard, &targets, &router_names)
+        .map_err(|e| JobError { code: 2, message: e })?;
+    let failed_rows = if any_bad {
+        let path = failed_path(&results_path);
+        Some(
+            write_file(&state, run_id, &opts.input, &path, Select::Failed, opts.shard, &targets, &router_names)
+                .map_err(|e| JobError { code: 2, message: e })?,
+        )
+    } else {
+        None
+    };
+    let status = if unfinished { RunStatus::Interrupted } else { RunStatus::Finished };
+    state.finish_run(run_id, status, exit_code).map_err(|e| usage(e.to_string()))?;
+    drop(lock);
+    Ok(RunReport {
+        run_id: Some(run_id),
+        exit_code,
+        counts,
+        pending,
+        dry_run: report,
+        stopped,
+        interrupted,
+        results: Some(results),
+        failed_rows,
+        elapsed: started.elapsed(),
+        resumed,
+        state: state_path,
+    })
+}
+
+/// `results.csv` → `results.failed.csv`, beside it.
+pub fn failed_path(results: &Path) -> PathBuf {
+    let stem = results.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = stem.strip_suffix(".results").unwrap_or(&stem).to_string();
+    results.with_file_name(format!("{stem}.failed.csv"))
+}
+
+fn live_counts(tally: &Tally, names: &[String]) -> Vec<(Option<String>, [u64; 5])> {
+    let mut out = Vec::new();
+    let row = |t: &crate::tally::VendorTally| {
+        let mut c = [0u64; 5];
+        for o in Outcome::ALL {
+            c[o.index()] = t.count(o);
+        }
+        c
+    };
+    if tally.unrouted().finished() > 0 {
+        out.push((None, row(tally.unrouted())));
+    }
+    for (i, t) in tally.vendors().iter().enumerate() {
+        out.push((names.get(i).cloned(), row(t)));
+    }
+    out
+}
+
+/// Writes the results or failed-rows file of a run from the state file.
+#[allow(clippy::too_many_arguments)]
+pub fn write_file(
+    state: &StateFile,
+    run: RunId,
+    input: &Path,
+    path: &Path,
+    select: Select,
+    shard: Option<(u32, u32)>,
+    targets: &[Target],
+    names: &[String],
+) -> Result<PathBuf, String> {
+    let router = Router::new(names.iter().map(String::as_str).zip(targets.iter().map(|t| &*t.adapter)));
+    let header = Reader::open(input).map_err(|e| e.0)?.header().clone();
+    let ours = |row: &crate::input::InputRow| match shard {
+        None => true,
+        Some((k, n)) => match router.plan(&header, row) {
+            Ok(change) => change.key.in_shard(k, n),
+            Err(_) => row.index % u64::from(n) == u64::from(k),
+        },
+    };
+    let mut out = ResultsWriter::create(input, path, select, ours)?;
+    state.for_each_row(run, |r| -> Result<(), String> {
+        out.row(
+            r.index,
+            &Ending {
+                outcome: r.outcome.as_str(),
+                http_status: r.http_status,
+                attempts: r.attempts,
+                error: r.error,
+                remote_id: r.remote_id,
+                remote_updated_at: r.remote_updated_at,
+                finished_at: Some(r.finished_at),
+            },
+        )
+    })?;
+    out.finish()
+}
+
+/// The reader thread's work.
+#[allow(clippy::too_many_arguments)]
+fn read_rows(
+    input: &Path,
+    targets: &[Target],
+    done: DoneSet,
+    mut ledger: Option<LedgerReader>,
+    writer: Option<WriterHandle>,
+    shard: Option<(u32, u32)>,
+    tx: mpsc::Sender<Ready>,
+    stop: &CancellationToken,
+    tally: &Tally,
+) -> Result<(), String> {
+    let reader = Reader::open(input).map_err(|e| e.0)?;
+    let header = reader.header().clone();
+    let router = Router::new(targets.iter().map(|t| (t.name.as_str(), &*t.adapter)));
+    for row in reader {
+        if stop.is_cancelled() {
+            break;
+        }
+        tally.read.fetch_add(1, Ordering::Relaxed);
+        if done.contains(row.index) {
+            tally.skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        match router.plan(&header, &row) {
+            Ok(change) => {
+                if let Some((k, n)) = shard
+                    && !change.key.in_shard(k, n)
+                {
+                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let watermark = writer.as_ref().map_or(0, |w| w.committed_ledger_seq());
+                let known = match ledger.as_mut() {
+                    Some(l) => l.get(change.key.hash).map_err(|e| e.to_string())?.map(|e| Applied {
+                        fingerprint: e.fingerprint,
+                        applied_at: e.applied_at,
+                    }),
+                    None => None,
+                };
+                let ready = Ready {
+                    index: row.index,
+                    line: row.line,
+                    change,
+                    ledger: known,
+                    watermark,
+                };
+                if tx.blocking_send(ready).is_err() {
+                    break;
+                }
+            }
+            Err(problem) => {
+                if let Some((k, n)) = shard
+                    && row.index % u64::from(n) != u64::from(k)
+                {
+                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                tally.add(problem.vendor, Outcome::Invalid);
+                let rec = RowRecord {
+                    index: row.index,
+                    line: row.line,
+                    vendor: problem.vendor,
+                    key: None,
+                    fingerprint: None,
+                    outcome: Outcome::Invalid,
+                    http_status: None,
+                    attempts: 0,
+                    error: Some(format!("line {}: {}", row.line, problem.invalid)),
+                    remote_id: None,
+                    remote_updated_at: None,
+                    finished_at: now_millis(),
+                };
+                if let Some(w) = &writer {
+                    w.record(rec, None).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
