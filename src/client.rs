@@ -93,12 +93,20 @@ impl Client {
 
     /// Sends one request (plus, for digest, the one retry a fresh or stale
     /// challenge calls for).
-    pub async fn send(&self, req: http::Request<Bytes>, digest: Option<&DigestAuth>) -> Result<Answer, SendError> {
+    pub async fn send(
+        &self,
+        req: http::Request<Bytes>,
+        digest: Option<&DigestAuth>,
+    ) -> Result<Answer, SendError> {
         let Some(auth) = digest else {
             return self.execute(req).await;
         };
         let (parts, body) = req.into_parts();
-        let uri = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let uri = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
         let method = parts.method.as_str().to_string();
         let build = |authorization: Option<String>| {
             let mut r = http::Request::from_parts(parts.clone(), body.clone());
@@ -121,7 +129,9 @@ impl Client {
         if answer.status != 401 || challenges.is_empty() {
             return Ok(answer);
         }
-        let kind = auth.session.on_challenge(challenges.iter().map(String::as_str));
+        let kind = auth
+            .session
+            .on_challenge(challenges.iter().map(String::as_str));
         drop(primer);
         match kind {
             Ok(ChallengeKind::Stale) => {}
@@ -137,7 +147,10 @@ impl Client {
         Ok(self.execute_digest(req).await?.0)
     }
 
-    async fn execute_digest(&self, req: http::Request<Bytes>) -> Result<(Answer, Vec<String>), SendError> {
+    async fn execute_digest(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> Result<(Answer, Vec<String>), SendError> {
         let req = reqwest::Request::try_from(req).map_err(|e| SendError::Broken(cause(&e)))?;
         let mut resp = self.http.execute(req).await.map_err(map_err)?;
         let status = resp.status().as_u16();

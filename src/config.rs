@@ -46,20 +46,21 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn parse(text: &str) -> Result<RateLimit, String> {
-        let (n, unit) = text
-            .split_once('/')
-            .ok_or_else(|| format!("`{text}` is not a rate; write it as \"10/s\", \"600/min\" or \"5000/h\""))?;
-        let requests: u32 = n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("`{n}` in `{text}` is not a positive whole number of requests"))?;
+        let (n, unit) = text.split_once('/').ok_or_else(|| {
+            format!("`{text}` is not a rate; write it as \"10/s\", \"600/min\" or \"5000/h\"")
+        })?;
+        let requests: u32 = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            format!("`{n}` in `{text}` is not a positive whole number of requests")
+        })?;
         let per = match unit.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
             "h" | "hour" => Duration::from_secs(3600),
-            other => return Err(format!("unknown period `{other}` in `{text}`; use s, min or h")),
+            other => {
+                return Err(format!(
+                    "unknown period `{other}` in `{text}`; use s, min or h"
+                ));
+            }
         };
         Ok(RateLimit { requests, per })
     }
@@ -194,7 +195,11 @@ impl VendorSettings {
                     "{where_}: secrets are never written in the config; use `{{ env = \"VARIABLE\" }}` or `{{ file = \"PATH\" }}`"
                 ));
             }
-            _ => return err(format!("{where_}: expected `{{ env = \"VARIABLE\" }}` or `{{ file = \"PATH\" }}`")),
+            _ => {
+                return err(format!(
+                    "{where_}: expected `{{ env = \"VARIABLE\" }}` or `{{ file = \"PATH\" }}`"
+                ));
+            }
         };
         let env = source.get("env").and_then(|v| v.as_str());
         let file = source.get("file").and_then(|v| v.as_str());
@@ -254,7 +259,9 @@ fn duration(where_: &str, text: Option<&str>, default: Duration) -> Result<Durat
     match text {
         None => Ok(default),
         Some(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-            ConfigError(format!("{where_}: `{t}` is not a duration ({e}); write e.g. \"30s\", \"250ms\", \"2m\""))
+            ConfigError(format!(
+                "{where_}: `{t}` is not a duration ({e}); write e.g. \"30s\", \"250ms\", \"2m\""
+            ))
         }),
     }
 }
@@ -281,9 +288,17 @@ pub fn check_base_url(where_: &str, text: &str) -> Result<Url, ConfigError> {
                 "{where_}: plain http:// is refused for `{text}` (credentials would cross the network in clear); use https://"
             ));
         }
-        other => return err(format!("{where_}: unsupported scheme `{other}`; use https://")),
+        other => {
+            return err(format!(
+                "{where_}: unsupported scheme `{other}`; use https://"
+            ));
+        }
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return err(format!(
             "{where_}: give only scheme, host, port and path prefix (no query, fragment or credentials)"
         ));
@@ -304,13 +319,22 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path, resolve_secrets: bool) -> Result<Config, ConfigError> {
-        let raw: RawFile = toml::from_str(text)
-            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end()))
+        })?;
         let r = raw.run;
         let retry = RetryPolicy {
             max_attempts: r.max_attempts.unwrap_or(6),
-            backoff_base: duration("run.backoff_base", r.backoff_base.as_deref(), Duration::from_millis(250))?,
-            backoff_cap: duration("run.backoff_cap", r.backoff_cap.as_deref(), Duration::from_secs(60))?,
+            backoff_base: duration(
+                "run.backoff_base",
+                r.backoff_base.as_deref(),
+                Duration::from_millis(250),
+            )?,
+            backoff_cap: duration(
+                "run.backoff_cap",
+                r.backoff_cap.as_deref(),
+                Duration::from_secs(60),
+            )?,
             retry_after_cap: duration(
                 "run.retry_after_cap",
                 r.retry_after_cap.as_deref(),
@@ -327,9 +351,17 @@ impl Config {
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let run = RunConfig {
             concurrency,
-            request_timeout: duration("run.request_timeout", r.request_timeout.as_deref(), Duration::from_secs(30))?,
+            request_timeout: duration(
+                "run.request_timeout",
+                r.request_timeout.as_deref(),
+                Duration::from_secs(30),
+            )?,
             retry,
-            grace_period: duration("run.grace_period", r.grace_period.as_deref(), Duration::from_secs(10))?,
+            grace_period: duration(
+                "run.grace_period",
+                r.grace_period.as_deref(),
+                Duration::from_secs(10),
+            )?,
             state: r.state.map(|p| base_dir.join(p)),
             results: r.results.map(|p| base_dir.join(p)),
         };
@@ -369,8 +401,16 @@ impl Config {
                 .map_err(|e| ConfigError(format!("{table}.rate_limit: {e}")))?;
             let vretry = RetryPolicy {
                 max_attempts: v.max_attempts.unwrap_or(run.retry.max_attempts),
-                backoff_base: duration(&format!("{table}.backoff_base"), v.backoff_base.as_deref(), run.retry.backoff_base)?,
-                backoff_cap: duration(&format!("{table}.backoff_cap"), v.backoff_cap.as_deref(), run.retry.backoff_cap)?,
+                backoff_base: duration(
+                    &format!("{table}.backoff_base"),
+                    v.backoff_base.as_deref(),
+                    run.retry.backoff_base,
+                )?,
+                backoff_cap: duration(
+                    &format!("{table}.backoff_cap"),
+                    v.backoff_cap.as_deref(),
+                    run.retry.backoff_cap,
+                )?,
                 retry_after_cap: run.retry.retry_after_cap,
             };
             if vretry.max_attempts == 0 {
@@ -417,7 +457,10 @@ mod tests {
         assert!(RateLimit::parse("0/s").is_err());
         assert!(RateLimit::parse("ten/s").is_err());
         assert!(RateLimit::parse("10/fortnight").is_err());
-        assert_eq!(RateLimit::parse("10/s").unwrap().divided(4).per_second(), 2.5);
+        assert_eq!(
+            RateLimit::parse("10/s").unwrap().divided(4).per_second(),
+            2.5
+        );
     }
 
     #[test]
@@ -428,7 +471,9 @@ mod tests {
         let e = check_base_url("vendors.a.base_url", "http://api.mn.co").unwrap_err();
         assert!(e.0.starts_with("vendors.a.base_url: plain http://"), "{e}");
         assert_eq!(
-            check_base_url("x", "https://h.example/prefix/").unwrap().as_str(),
+            check_base_url("x", "https://h.example/prefix/")
+                .unwrap()
+                .as_str(),
             "https://h.example/prefix"
         );
     }
@@ -436,11 +481,16 @@ mod tests {
     #[test]
     fn errors_name_table_and_key() {
         let e = parse("[vendors.m]\nkind = \"nope\"\nbase_url = \"https://x\"\n").unwrap_err();
-        assert!(e.0.starts_with("vendors.m.kind: unknown kind `nope`"), "{e}");
+        assert!(
+            e.0.starts_with("vendors.m.kind: unknown kind `nope`"),
+            "{e}"
+        );
         let e = parse("[vendors.m]\nkind = \"securegate\"\n").unwrap_err();
         assert!(e.0.contains("vendors.m: missing `base_url`"), "{e}");
-        let e = parse("[run]\nconcurency = 3\n[vendors.m]\nkind = \"securegate\"\nbase_url = \"https://x\"\n")
-            .unwrap_err();
+        let e = parse(
+            "[run]\nconcurency = 3\n[vendors.m]\nkind = \"securegate\"\nbase_url = \"https://x\"\n",
+        )
+        .unwrap_err();
         assert!(e.0.contains("concurency"), "{e}");
         let e = parse("[run]\nrequest_timeout = \"soon\"\n[vendors.m]\nkind = \"securegate\"\nbase_url = \"https://x\"\n")
             .unwrap_err();
@@ -457,11 +507,17 @@ mod tests {
 
         let mut t = toml::Table::new();
         let mut src = toml::Table::new();
-        src.insert("env".into(), toml::Value::String("INVITESYNC_TEST_SURELY_UNSET".into()));
+        src.insert(
+            "env".into(),
+            toml::Value::String("INVITESYNC_TEST_SURELY_UNSET".into()),
+        );
         t.insert("token".into(), toml::Value::Table(src));
         let mut s = VendorSettings::from_table("vendors.m", t);
         let e = s.secret("token").unwrap_err();
-        assert!(e.0.contains("INVITESYNC_TEST_SURELY_UNSET is not set"), "{e}");
+        assert!(
+            e.0.contains("INVITESYNC_TEST_SURELY_UNSET is not set"),
+            "{e}"
+        );
         assert!(e.0.starts_with("vendors.m.token"), "{e}");
     }
 

@@ -17,7 +17,10 @@ impl DigestSession {
     pub fn authorization(&self, _method: &str, _uri: &str) -> Option<String> {
         None
     }
-    pub fn on_challenge<'a>(&self, _values: impl Iterator<Item = &'a str>) -> Result<ChallengeKind, String> {
+    pub fn on_challenge<'a>(
+        &self,
+        _values: impl Iterator<Item = &'a str>,
+    ) -> Result<ChallengeKind, String> {
         Err("not yet".into())
     }
 }

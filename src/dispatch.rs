@@ -125,7 +125,11 @@ impl Recent {
 impl Dispatcher {
     /// Runs until the reader is done and every admitted row has ended.
     /// Finished rows go to `records` in the order they finish.
-    pub async fn run(self, mut rows: mpsc::Receiver<Ready>, records: mpsc::Sender<Record>) -> DispatchReport {
+    pub async fn run(
+        self,
+        mut rows: mpsc::Receiver<Ready>,
+        records: mpsc::Sender<Record>,
+    ) -> DispatchReport {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut queues: HashMap<u64, VecDeque<Ready>> = HashMap::new();
         let mut recent = Recent {
@@ -166,7 +170,10 @@ impl Dispatcher {
                 }
                 Err(done) => {
                     admitted -= 1;
-                    let applied = done.record.as_ref().is_some_and(|r| r.outcome == Outcome::Updated);
+                    let applied = done
+                        .record
+                        .as_ref()
+                        .is_some_and(|r| r.outcome == Outcome::Updated);
                     let pending = done.record.is_none();
                     if let Some(rec) = done.record {
                         let ledger_seq = if applied {
@@ -275,7 +282,10 @@ impl Dispatcher {
                 None => None,
             };
             if record.is_none() {
-                tally.vendor(Some(row.change.vendor)).pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tally
+                    .vendor(Some(row.change.vendor))
+                    .pending
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             let _ = done.send(Done {
                 key,

@@ -43,16 +43,26 @@ impl Header {
         let mut known = [None; 9];
         for (i, raw) in record.iter().enumerate() {
             let name = String::from_utf8_lossy(raw);
-            let name = name.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
+            let name = name
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_ascii_lowercase();
             if let Some(k) = KNOWN_COLUMNS.iter().position(|c| *c == name) {
                 if known[k].is_some() {
-                    return Err(InputError::at(path, 1, format!("the header names `{name}` twice")));
+                    return Err(InputError::at(
+                        path,
+                        1,
+                        format!("the header names `{name}` twice"),
+                    ));
                 }
                 known[k] = Some(i);
             }
         }
         if known[0].is_none() {
-            let names: Vec<String> = record.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect();
+            let names: Vec<String> = record
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .collect();
             return Err(InputError::at(
                 path,
                 1,
@@ -77,7 +87,9 @@ impl Header {
                 let name = String::from_utf8_lossy(raw).trim().to_ascii_lowercase();
                 let squashed: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
                 let want: String = col.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-                if !KNOWN_COLUMNS.contains(&name.as_str()) && (squashed == want || close(&name, col)) {
+                if !KNOWN_COLUMNS.contains(&name.as_str())
+                    && (squashed == want || close(&name, col))
+                {
                     out.push((name.clone(), *col));
                 }
             }
@@ -182,7 +194,8 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader, InputError> {
-        let file = File::open(path).map_err(|e| InputError(format!("cannot open {}: {e}", path.display())))?;
+        let file = File::open(path)
+            .map_err(|e| InputError(format!("cannot open {}: {e}", path.display())))?;
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -221,7 +234,10 @@ impl Reader {
         let mut f = BufReader::new(File::open(&self.path)?);
         f.seek(SeekFrom::Start(start.byte()))?;
         let mut skipped = Vec::new();
-        let n = f.by_ref().take(64 * 1024 * 1024).read_until(b'\n', &mut skipped)?;
+        let n = f
+            .by_ref()
+            .take(64 * 1024 * 1024)
+            .read_until(b'\n', &mut skipped)?;
         Ok(start.byte() + n as u64)
     }
 
@@ -235,17 +251,19 @@ impl Reader {
         if record.len() != self.header.record.len() {
             return true;
         }
-        self.header
-            .known
-            .iter()
-            .flatten()
-            .any(|&i| record.get(i).is_some_and(|f| f.contains(&b'\n') || f.contains(&b'\r')))
+        self.header.known.iter().flatten().any(|&i| {
+            record
+                .get(i)
+                .is_some_and(|f| f.contains(&b'\n') || f.contains(&b'\r'))
+        })
     }
 
     fn resync(&mut self, start: &Position) -> Result<(), String> {
         let next = self.next_line_after(start).map_err(|e| e.to_string())?;
         let mut pos = Position::new();
-        pos.set_byte(next).set_line(start.line() + 1).set_record(start.record() + 1);
+        pos.set_byte(next)
+            .set_line(start.line() + 1)
+            .set_record(start.record() + 1);
         self.csv.seek(pos).map_err(|e| e.to_string())
     }
 }
@@ -324,10 +342,25 @@ mod tests {
         let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![2, 3, 4, 5, 6]);
         assert!(rows[0].problem.is_none());
-        assert!(rows[1].problem.as_ref().unwrap().contains("expected 3 fields"));
+        assert!(
+            rows[1]
+                .problem
+                .as_ref()
+                .unwrap()
+                .contains("expected 3 fields")
+        );
         assert_eq!(&rows[1].record[1], b"e2", "what could be read is kept");
-        assert!(rows[2].problem.as_ref().unwrap().contains("quoted field is not closed"));
-        assert!(rows[3].problem.is_none(), "reading resumes after the open quote");
+        assert!(
+            rows[2]
+                .problem
+                .as_ref()
+                .unwrap()
+                .contains("quoted field is not closed")
+        );
+        assert!(
+            rows[3].problem.is_none(),
+            "reading resumes after the open quote"
+        );
         assert_eq!(&rows[3].record[1], b"e4");
         let bad = &rows[4].record;
         assert_eq!(Fields::from_record(&h, bad).unwrap_err().field, "status");
@@ -360,6 +393,9 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(b"vendor,emial,Status\n").unwrap();
         let r = Reader::open(f.path()).unwrap();
-        assert_eq!(r.header().suspicious_columns(), vec![("emial".to_string(), "email")]);
+        assert_eq!(
+            r.header().suspicious_columns(),
+            vec![("emial".to_string(), "email")]
+        );
     }
 }

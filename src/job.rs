@@ -29,7 +29,9 @@ use crate::progress::{Progress, ProgressMode};
 use crate::results::{Ending, ResultsWriter, Select};
 use crate::send::Target;
 use crate::shutdown::{EXIT_RESUMABLE, Shutdown};
-use crate::state::{DoneSet, LedgerReader, NewRun, RunId, RunStatus, StateFile, StateLock, Writer, WriterHandle};
+use crate::state::{
+    DoneSet, LedgerReader, NewRun, RunId, RunStatus, StateFile, StateLock, Writer, WriterHandle,
+};
 use crate::tally::Tally;
 
 /// Everything `run` can be told.
@@ -94,13 +96,16 @@ impl RunReport {
 
 /// The input's fingerprint (BLAKE3 of its bytes) and line count, in one pass.
 pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
-    let mut f = std::fs::File::open(path).map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut lines = 0u64;
     let mut last = b'\n';
     loop {
-        let n = f.read(&mut buf).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
         if n == 0 {
             break;
         }
@@ -117,10 +122,22 @@ pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
 /// What of the config decides what is sent. Secrets, concurrency and rates may
 /// change between a crash and its resume (that is how a refused credential is
 /// fixed); vendor names, kinds, URLs and kind settings may not.
-pub fn config_fingerprint(config: &Config, adapters: &[Box<dyn crate::vendors::Adapter>]) -> String {
+pub fn config_fingerprint(
+    config: &Config,
+    adapters: &[Box<dyn crate::vendors::Adapter>],
+) -> String {
     let mut h = blake3::Hasher::new();
     for ((vc, _), a) in config.vendors.iter().zip(adapters) {
-        h.update(format!("{}\0{}\0{}\0{}\n", vc.name, vc.kind, vc.base_url, a.settings_fingerprint()).as_bytes());
+        h.update(
+            format!(
+                "{}\0{}\0{}\0{}\n",
+                vc.name,
+                vc.kind,
+                vc.base_url,
+                a.settings_fingerprint()
+            )
+            .as_bytes(),
+        );
     }
     h.finalize().to_hex().to_string()
 }
@@ -153,7 +170,9 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     let Loaded { config, adapters } = load(&opts)?;
     let header_check = Reader::open(&opts.input).map_err(|e| usage(e.0))?;
     for (found, meant) in header_check.header().suspicious_columns() {
-        tracing::warn!("the input has a column `{found}` but no `{meant}`: did you mean `{meant}`? (`{found}` is carried along, not read)");
+        tracing::warn!(
+            "the input has a column `{found}` but no `{meant}`: did you mean `{meant}`? (`{found}` is carried along, not read)"
+        );
     }
     drop(header_check);
     let (input_fp, lines) = scan_input(&opts.input)?;
@@ -185,7 +204,9 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     });
     let (run_id, resumed, done) = match (&state, opts.dry_run) {
         (Some(state), false) => {
-            let previous = state.latest_unfinished_run(&opts.input).map_err(|e| usage(e.to_string()))?;
+            let previous = state
+                .latest_unfinished_run(&opts.input)
+                .map_err(|e| usage(e.to_string()))?;
             match previous {
                 Some(prev) if !opts.new_run => {
                     if prev.input_fingerprint != input_fp {
@@ -212,7 +233,9 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
                         )));
                     }
                     let done = state.done_rows(prev.id).map_err(|e| usage(e.to_string()))?;
-                    state.set_status(prev.id, RunStatus::Running).map_err(|e| usage(e.to_string()))?;
+                    state
+                        .set_status(prev.id, RunStatus::Running)
+                        .map_err(|e| usage(e.to_string()))?;
                     (Some(prev.id), true, done)
                 }
                 prev => {
@@ -238,7 +261,11 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         _ => (None, false, DoneSet::new()),
     };
     if resumed {
-        tracing::info!("resuming run {}: {} rows already done", run_id.map_or(0, |r| r.0), done.len());
+        tracing::info!(
+            "resuming run {}: {} rows already done",
+            run_id.map_or(0, |r| r.0),
+            done.len()
+        );
     }
 
     let client = Client::new(config.run.request_timeout, concurrency).map_err(usage)?;
@@ -249,7 +276,16 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             .iter()
             .zip(adapters)
             .enumerate()
-            .map(|(i, ((vc, _), a))| Target::new(i as VendorId, vc, a, concurrency, !opts.fixed_concurrency, shards))
+            .map(|(i, ((vc, _), a))| {
+                Target::new(
+                    i as VendorId,
+                    vc,
+                    a,
+                    concurrency,
+                    !opts.fixed_concurrency,
+                    shards,
+                )
+            })
             .collect(),
     );
     let tally = Arc::new(Tally::new(targets.len()));
@@ -288,7 +324,11 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         let shard = opts.shard;
         std::thread::Builder::new()
             .name("invitesync-reader".into())
-            .spawn(move || read_rows(&input, &targets, done, ledger, writer, shard, row_tx, &stop, &tally))
+            .spawn(move || {
+                read_rows(
+                    &input, &targets, done, ledger, writer, shard, row_tx, &stop, &tally,
+                )
+            })
             .map_err(|e| usage(format!("cannot start the reader: {e}")))?
     };
 
@@ -336,8 +376,12 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             DispatchReport::default()
         }
     };
-    let read_problem = reader.join().unwrap_or_else(|_| Err("the reader stopped unexpectedly".into()));
-    let forward_problem = forwarder.join().unwrap_or_else(|_| Err("the state writer stopped unexpectedly".into()));
+    let read_problem = reader
+        .join()
+        .unwrap_or_else(|_| Err("the reader stopped unexpectedly".into()));
+    let forward_problem = forwarder
+        .join()
+        .unwrap_or_else(|_| Err("the state writer stopped unexpectedly".into()));
     let mut writer_problem = None;
     if let Some((handle, join)) = writer {
         drop(handle);
@@ -348,10 +392,15 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         }
     }
     progress.finish();
-    for problem in [read_problem.err(), forward_problem.err(), writer_problem].into_iter().flatten() {
+    for problem in [read_problem.err(), forward_problem.err(), writer_problem]
+        .into_iter()
+        .flatten()
+    {
         return Err(JobError {
             code: EXIT_RESUMABLE,
-            message: format!("{problem}; what was committed is safe: run the same command again to resume"),
+            message: format!(
+                "{problem}; what was committed is safe: run the same command again to resume"
+            ),
         });
     }
 
@@ -360,7 +409,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         .filter_map(|t| t.circuit.reason().map(|r| format!("{}: {r}", t.name)))
         .collect();
     let interrupted = shutdown.is_requested() || cut_short;
-    let pending_live: u64 = targets.iter().map(|t| tally.vendor(Some(t.id)).pending.load(Ordering::Relaxed)).sum();
+    let pending_live: u64 = targets
+        .iter()
+        .map(|t| tally.vendor(Some(t.id)).pending.load(Ordering::Relaxed))
+        .sum();
 
     let Some(state) = state.filter(|_| !opts.dry_run) else {
         // Dry run: nothing recorded; report the live tally.
@@ -389,7 +441,11 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         .into_iter()
         .map(|c| (c.vendor, c.by_outcome))
         .collect();
-    let ours_total = if opts.shard.is_some() { recorded + pending_live } else { total_rows };
+    let ours_total = if opts.shard.is_some() {
+        recorded + pending_live
+    } else {
+        total_rows
+    };
     let pending = ours_total.saturating_sub(recorded).max(pending_live);
     let any_bad = counts.iter().any(|(_, c)| c[2] + c[3] + c[4] > 0);
     let unfinished = interrupted || !stopped.is_empty() || pending > 0;
@@ -406,20 +462,47 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         .clone()
         .or_else(|| config.run.results.clone())
         .unwrap_or_else(|| crate::results::default_path(&opts.input, opts.shard));
-    let router_names = names.clone();
-    let results = write_file(&state, run_id, &opts.input, &results_path, Select::All, opts.shard, &targets, &router_names)
-        .map_err(|e| JobError { code: 2, message: e })?;
+    let results = write_file(
+        &state,
+        run_id,
+        &opts.input,
+        &results_path,
+        Select::All,
+        opts.shard,
+        &targets,
+    )
+    .map_err(|e| JobError {
+        code: 2,
+        message: e,
+    })?;
     let failed_rows = if any_bad {
         let path = failed_path(&results_path);
         Some(
-            write_file(&state, run_id, &opts.input, &path, Select::Failed, opts.shard, &targets, &router_names)
-                .map_err(|e| JobError { code: 2, message: e })?,
+            write_file(
+                &state,
+                run_id,
+                &opts.input,
+                &path,
+                Select::Failed,
+                opts.shard,
+                &targets,
+            )
+            .map_err(|e| JobError {
+                code: 2,
+                message: e,
+            })?,
         )
     } else {
         None
     };
-    let status = if unfinished { RunStatus::Interrupted } else { RunStatus::Finished };
-    state.finish_run(run_id, status, exit_code).map_err(|e| usage(e.to_string()))?;
+    let status = if unfinished {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Finished
+    };
+    state
+        .finish_run(run_id, status, exit_code)
+        .map_err(|e| usage(e.to_string()))?;
     drop(lock);
     Ok(RunReport {
         run_id: Some(run_id),
@@ -439,7 +522,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
 
 /// `results.csv` → `results.failed.csv`, beside it.
 pub fn failed_path(results: &Path) -> PathBuf {
-    let stem = results.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = results
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = stem.strip_suffix(".results").unwrap_or(&stem).to_string();
     results.with_file_name(format!("{stem}.failed.csv"))
 }
@@ -462,8 +548,8 @@ fn live_counts(tally: &Tally, names: &[String]) -> Vec<(Option<String>, [u64; 5]
     out
 }
 
-/// Writes the results or failed-rows file of a run from the state file.
-#[allow(clippy::too_many_arguments)]
+/// Writes the results or failed-rows file of a run being run: rows of other
+/// shards are left out, this shard's unfinished rows are `pending`.
 pub fn write_file(
     state: &StateFile,
     run: RunId,
@@ -472,9 +558,8 @@ pub fn write_file(
     select: Select,
     shard: Option<(u32, u32)>,
     targets: &[Target],
-    names: &[String],
 ) -> Result<PathBuf, String> {
-    let router = Router::new(names.iter().map(String::as_str).zip(targets.iter().map(|t| &*t.adapter)));
+    let router = Router::new(targets.iter().map(|t| (t.name.as_str(), &*t.adapter)));
     let header = Reader::open(input).map_err(|e| e.0)?.header().clone();
     let ours = |row: &crate::input::InputRow| match shard {
         None => true,
@@ -483,6 +568,30 @@ pub fn write_file(
             Err(_) => row.index % u64::from(n) == u64::from(k),
         },
     };
+    write_rows(state, run, input, path, select, ours)
+}
+
+/// [`write_file`] for `export`, which has no config: in a sharded run, the
+/// rows without a record are left out, since whose they are is unknown.
+pub fn export_file(
+    state: &StateFile,
+    run: RunId,
+    input: &Path,
+    path: &Path,
+    select: Select,
+    shard: Option<(u32, u32)>,
+) -> Result<PathBuf, String> {
+    write_rows(state, run, input, path, select, |_| shard.is_none())
+}
+
+fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
+    state: &StateFile,
+    run: RunId,
+    input: &Path,
+    path: &Path,
+    select: Select,
+    ours: F,
+) -> Result<PathBuf, String> {
     let mut out = ResultsWriter::create(input, path, select, ours)?;
     state.for_each_row(run, |r| -> Result<(), String> {
         out.row(
@@ -536,10 +645,14 @@ fn read_rows(
                 }
                 let watermark = writer.as_ref().map_or(0, |w| w.committed_ledger_seq());
                 let known = match ledger.as_mut() {
-                    Some(l) => l.get(change.key.hash).map_err(|e| e.to_string())?.map(|e| Applied {
-                        fingerprint: e.fingerprint,
-                        applied_at: e.applied_at,
-                    }),
+                    Some(l) => {
+                        l.get(change.key.hash)
+                            .map_err(|e| e.to_string())?
+                            .map(|e| Applied {
+                                fingerprint: e.fingerprint,
+                                applied_at: e.applied_at,
+                            })
+                    }
                     None => None,
                 };
                 let ready = Ready {

@@ -6,8 +6,11 @@
 //! file records, and the results file is written from there.
 
 pub mod change;
+pub mod cli;
 pub mod client;
 pub mod config;
+pub mod digest;
+pub mod dispatch;
 pub mod input;
 pub mod job;
 pub mod limits;
@@ -16,12 +19,10 @@ pub mod plan;
 pub mod progress;
 pub mod results;
 pub mod retry;
+pub mod sandbox;
 pub mod secret;
 pub mod send;
 pub mod shutdown;
-pub mod vendors;
-pub mod digest;
-pub mod dispatch;
-pub mod sandbox;
 pub mod state;
 pub mod tally;
+pub mod vendors;

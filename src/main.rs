@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    let cli = invitesync::cli::Cli::parse();
+    std::process::exit(invitesync::cli::main(cli));
+}

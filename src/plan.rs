@@ -48,7 +48,10 @@ impl<'a> Router<'a> {
             return Ok(*id);
         }
         if name.is_empty() {
-            return Err(Invalid::new("vendor", format!("required: one of {}", self.names.join(", "))));
+            return Err(Invalid::new(
+                "vendor",
+                format!("required: one of {}", self.names.join(", ")),
+            ));
         }
         let folded: Vec<VendorId> = (0..self.names.len())
             .filter(|i| self.names[*i].eq_ignore_ascii_case(name))
@@ -59,7 +62,10 @@ impl<'a> Router<'a> {
         }
         Err(Invalid::new(
             "vendor",
-            format!("unknown vendor `{name}`; the config has: {}", self.names.join(", ")),
+            format!(
+                "unknown vendor `{name}`; the config has: {}",
+                self.names.join(", ")
+            ),
         ))
     }
 
@@ -71,8 +77,14 @@ impl<'a> Router<'a> {
                 invalid: Invalid::new("csv", reason.clone()),
             });
         }
-        let fields = Fields::from_record(header, &row.record).map_err(|invalid| Problem { vendor: None, invalid })?;
-        let vendor = self.route(fields.vendor).map_err(|invalid| Problem { vendor: None, invalid })?;
+        let fields = Fields::from_record(header, &row.record).map_err(|invalid| Problem {
+            vendor: None,
+            invalid,
+        })?;
+        let vendor = self.route(fields.vendor).map_err(|invalid| Problem {
+            vendor: None,
+            invalid,
+        })?;
         let adapter = self.adapters[usize::from(vendor)];
         let planned = adapter.plan(&fields).map_err(|invalid| Problem {
             vendor: Some(vendor),

@@ -54,7 +54,13 @@ pub fn vendor_line(tally: &Tally, target: &Target, width: usize) -> String {
 }
 
 impl Progress {
-    pub fn start(mode: ProgressMode, tally: Arc<Tally>, targets: Arc<Vec<Target>>, total: u64, dry_run: bool) -> Progress {
+    pub fn start(
+        mode: ProgressMode,
+        tally: Arc<Tally>,
+        targets: Arc<Vec<Target>>,
+        total: u64,
+        dry_run: bool,
+    ) -> Progress {
         let stop = CancellationToken::new();
         let interactive = std::io::stderr().is_terminal();
         let mode = match mode {
@@ -102,7 +108,10 @@ impl Progress {
                     .iter()
                     .map(|_| {
                         let l = multi.add(ProgressBar::new_spinner());
-                        l.set_style(ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                        l.set_style(
+                            ProgressStyle::with_template("  {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
                         l
                     })
                     .collect();

@@ -98,7 +98,10 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
 impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
     pub fn create(input: &Path, path: &Path, select: Select, ours: F) -> Result<Self, String> {
         let input = Reader::open(input).map_err(|e| e.to_string())?;
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         let mut out = csv::WriterBuilder::new()
@@ -110,14 +113,22 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         }
         let width = header.len();
         match select {
-            Select::All => OUTCOME_COLUMNS.iter().for_each(|c| header.push_field(c.as_bytes())),
+            Select::All => OUTCOME_COLUMNS
+                .iter()
+                .for_each(|c| header.push_field(c.as_bytes())),
             Select::Failed => {
-                if !input.header().record.iter().any(|c| c.eq_ignore_ascii_case(b"error")) {
+                if !input
+                    .header()
+                    .record
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(b"error"))
+                {
                     header.push_field(b"error");
                 }
             }
         }
-        out.write_byte_record(&header).map_err(|e| io_err(&tmp, e))?;
+        out.write_byte_record(&header)
+            .map_err(|e| io_err(&tmp, e))?;
         Ok(ResultsWriter {
             input,
             out: Some(out),
@@ -152,9 +163,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
     }
 
     fn write(&mut self, row: &InputRow, ending: Option<&Ending<'_>>) -> Result<(), String> {
-        let failed = |e: &Ending<'_>| {
-            Outcome::parse(e.outcome).is_some_and(|o| !o.is_success())
-        };
+        let failed = |e: &Ending<'_>| Outcome::parse(e.outcome).is_some_and(|o| !o.is_success());
         if matches!(self.select, Select::Failed) && !ending.is_some_and(failed) {
             return Ok(());
         }
@@ -193,7 +202,9 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         }
         self.written += 1;
         match self.out.as_mut() {
-            Some(out) => out.write_byte_record(&self.cells).map_err(|e| io_err(&self.tmp, e)),
+            Some(out) => out
+                .write_byte_record(&self.cells)
+                .map_err(|e| io_err(&self.tmp, e)),
             None => Ok(()),
         }
     }
@@ -232,7 +243,10 @@ impl<F: FnMut(&InputRow) -> bool> Drop for ResultsWriter<F> {
 /// The default results path: `INPUT.results.csv` beside the input (with the
 /// shard in the name when sharded, so shards never overwrite each other).
 pub fn default_path(input: &Path, shard: Option<(u32, u32)>) -> PathBuf {
-    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
     let name = match shard {
         Some((k, n)) => format!("{stem}.results.shard-{k}-of-{n}.csv"),
         None => format!("{stem}.results.csv"),
@@ -278,11 +292,18 @@ mod tests {
         w.finish().unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "vendor,note,outcome,http_status,attempts,error,remote_id,remote_updated_at,finished_at");
+        assert_eq!(
+            lines[0],
+            "vendor,note,outcome,http_status,attempts,error,remote_id,remote_updated_at,finished_at"
+        );
         assert_eq!(lines[1], "gate,'=cmd,pending,,0,,,,");
         assert_eq!(lines[2], "gate,b,updated,200,1,,,,1970-01-01T00:00:00Z");
         assert_eq!(lines[3], "gate,c,pending,,0,,,,");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temporary file left"
+        );
     }
 
     #[test]
@@ -292,9 +313,27 @@ mod tests {
         std::fs::write(&input, "vendor,status\ngate,sent\ngate,maybe\n").unwrap();
         let out = dir.path().join("failed.csv");
         let mut w = ResultsWriter::create(&input, &out, Select::Failed, |_| true).unwrap();
-        w.row(0, &Ending { outcome: "updated", ..Ending::default() }).unwrap();
-        w.row(1, &Ending { outcome: "invalid", error: Some("status: bad"), ..Ending::default() }).unwrap();
+        w.row(
+            0,
+            &Ending {
+                outcome: "updated",
+                ..Ending::default()
+            },
+        )
+        .unwrap();
+        w.row(
+            1,
+            &Ending {
+                outcome: "invalid",
+                error: Some("status: bad"),
+                ..Ending::default()
+            },
+        )
+        .unwrap();
         w.finish().unwrap();
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "vendor,status,error\ngate,maybe,status: bad\n");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "vendor,status,error\ngate,maybe,status: bad\n"
+        );
     }
 }

@@ -112,14 +112,23 @@ mod tests {
     #[test]
     fn retry_after_in_seconds_and_dates() {
         let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(
             parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
     }
@@ -138,7 +147,13 @@ mod tests {
             let d = b.next_delay(None);
             assert!(d <= Duration::from_millis(c), "{d:?} > {c}ms");
         }
-        assert_eq!(b.next_delay(Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(b.next_delay(Some(Duration::from_secs(60))), Duration::from_secs(5));
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(60))),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -45,10 +45,16 @@ impl Target {
         adaptive: bool,
         shards: u32,
     ) -> Self {
-        let cap = config.concurrency.unwrap_or(global_concurrency).min(global_concurrency);
-        let digest = adapter
-            .digest_credentials()
-            .map(|(user, pass)| DigestAuth::new(crate::digest::DigestSession::new(user.clone(), pass.clone())));
+        let cap = config
+            .concurrency
+            .unwrap_or(global_concurrency)
+            .min(global_concurrency);
+        let digest = adapter.digest_credentials().map(|(user, pass)| {
+            DigestAuth::new(crate::digest::DigestSession::new(
+                user.clone(),
+                pass.clone(),
+            ))
+        });
         Target {
             id,
             name: config.name.clone(),
@@ -118,18 +124,28 @@ pub async fn send(
         attempts += 1;
         vt.attempts.fetch_add(1, Ordering::Relaxed);
         let sent_at = slot.started;
-        let result = client.send(target.adapter.request(change), target.digest.as_ref()).await;
+        let result = client
+            .send(target.adapter.request(change), target.digest.as_ref())
+            .await;
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {
                 let status = answer.status;
                 target.limit.release(
                     slot,
-                    if is_backpressure(status) { Signal::Backpressure } else { Signal::Ok },
+                    if is_backpressure(status) {
+                        Signal::Backpressure
+                    } else {
+                        Signal::Ok
+                    },
                 );
                 target.pace.on_answer(status, sent_at);
                 let class = classify(status);
-                let trip = if class == Class::Credentials { Trip::Credentials } else { Trip::Answered };
+                let trip = if class == Class::Credentials {
+                    Trip::Credentials
+                } else {
+                    Trip::Answered
+                };
                 if target.circuit.record(trip) {
                     target.stop(format!(
                         "the vendor refused our credentials (HTTP {status}) {} times in a row; check vendors.{}.{}",
@@ -161,7 +177,10 @@ pub async fn send(
                             return None;
                         }
                         let mut reply = reply;
-                        let said = reply.error.take().unwrap_or_else(|| format!("HTTP {status}"));
+                        let said = reply
+                            .error
+                            .take()
+                            .unwrap_or_else(|| format!("HTTP {status}"));
                         reply.error = Some(format!(
                             "credentials refused: {said}; check vendors.{}.{}",
                             target.name,
@@ -173,9 +192,14 @@ pub async fn send(
                 }
             }
             Err(e) => {
-                target
-                    .limit
-                    .release(slot, if e.is_timeout() { Signal::Backpressure } else { Signal::Ignore });
+                target.limit.release(
+                    slot,
+                    if e.is_timeout() {
+                        Signal::Backpressure
+                    } else {
+                        Signal::Ignore
+                    },
+                );
                 if target.circuit.record(Trip::Unreachable) {
                     target.stop(format!(
                         "the vendor could not be reached {} times in a row (last: {e})",

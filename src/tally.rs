@@ -23,7 +23,10 @@ impl VendorTally {
     }
 
     pub fn finished(&self) -> u64 {
-        self.outcomes.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+        self.outcomes
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -49,7 +52,8 @@ impl Tally {
     }
 
     pub fn vendor(&self, v: Option<VendorId>) -> &VendorTally {
-        v.and_then(|v| self.vendors.get(usize::from(v))).unwrap_or(&self.unrouted)
+        v.and_then(|v| self.vendors.get(usize::from(v)))
+            .unwrap_or(&self.unrouted)
     }
 
     pub fn vendors(&self) -> &[VendorTally] {
@@ -65,7 +69,11 @@ impl Tally {
     }
 
     pub fn total(&self, o: Outcome) -> u64 {
-        self.vendors.iter().chain(std::iter::once(&self.unrouted)).map(|t| t.count(o)).sum()
+        self.vendors
+            .iter()
+            .chain(std::iter::once(&self.unrouted))
+            .map(|t| t.count(o))
+            .sum()
     }
 
     pub fn finished(&self) -> u64 {

@@ -146,14 +146,21 @@ impl AdaptiveLimit {
             Signal::Backpressure => s.window_pushback = true,
             Signal::Ignore => {}
         }
-        let window = s.baseline.map_or(Duration::from_millis(1), |b| Duration::from_secs_f64(b)).max(Duration::from_millis(1));
+        let window = s
+            .baseline
+            .map_or(Duration::from_millis(1), |b| Duration::from_secs_f64(b))
+            .max(Duration::from_millis(1));
         if s.window_start.elapsed() >= window && (s.window_n > 0 || s.window_pushback) {
             self.end_window(&mut s);
         }
     }
 
     fn end_window(&self, s: &mut State) {
-        let mean = if s.window_n > 0 { Some(s.window_sum / f64::from(s.window_n)) } else { None };
+        let mean = if s.window_n > 0 {
+            Some(s.window_sum / f64::from(s.window_n))
+        } else {
+            None
+        };
         let congested = match (mean, s.baseline) {
             (Some(m), Some(b)) => m > b * RTT_RATIO && m > b + RTT_MARGIN.as_secs_f64(),
             _ => false,
@@ -162,7 +169,11 @@ impl AdaptiveLimit {
             s.slow_start = false;
             ((s.limit as f64 * DECREASE).floor() as usize).max(1)
         } else if s.window_peak >= s.limit {
-            if s.slow_start { s.limit * 2 } else { s.limit + 1 }
+            if s.slow_start {
+                s.limit * 2
+            } else {
+                s.limit + 1
+            }
         } else {
             s.limit
         }
@@ -251,7 +262,11 @@ mod tests {
             l.release(p, Signal::Backpressure);
         }
         assert!(l.limit() < 64, "{}", l.limit());
-        assert_eq!(l.semaphore.available_permits(), l.limit(), "surplus permits were forgotten");
+        assert_eq!(
+            l.semaphore.available_permits(),
+            l.limit(),
+            "surplus permits were forgotten"
+        );
         l.close();
         assert!(l.acquire().await.is_none());
     }

@@ -38,7 +38,10 @@ impl Circuit {
 
     /// Why it opened, for the summary and the exit message.
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Opens the circuit with a reason; returns true for the call that opened it.
@@ -63,7 +66,9 @@ impl Circuit {
                 self.unreachable.store(0, Ordering::Relaxed);
                 self.credentials.fetch_add(1, Ordering::Relaxed) + 1 >= CREDENTIAL_TRIPS
             }
-            Trip::Unreachable => self.unreachable.fetch_add(1, Ordering::Relaxed) + 1 >= UNREACHABLE_TRIPS,
+            Trip::Unreachable => {
+                self.unreachable.fetch_add(1, Ordering::Relaxed) + 1 >= UNREACHABLE_TRIPS
+            }
         }
     }
 }

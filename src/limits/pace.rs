@@ -144,7 +144,11 @@ mod tests {
         for _ in 0..11 {
             p.ready().await;
         }
-        assert!(t.elapsed() >= Duration::from_millis(90), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(90),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

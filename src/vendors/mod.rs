@@ -67,13 +67,21 @@ pub trait Adapter: Send + Sync + 'static {
 }
 
 /// Builds the adapter of a configured vendor account.
-pub fn build(config: &VendorConfig, settings: VendorSettings) -> Result<Box<dyn Adapter>, ConfigError> {
+pub fn build(
+    config: &VendorConfig,
+    settings: VendorSettings,
+) -> Result<Box<dyn Adapter>, ConfigError> {
     let adapter: Box<dyn Adapter> = match config.kind.as_str() {
         "mighty_networks" => Box::new(mighty::MightyNetworks::new(config, settings)?),
         "securegate" => Box::new(securegate::Securegate::new(config, settings)?),
         "ops_manager" => Box::new(ops_manager::OpsManager::new(config, settings)?),
         "ctrl_hub" => Box::new(ctrl_hub::CtrlHub::new(config, settings)?),
-        other => return Err(ConfigError(format!("{}.kind: unknown kind `{other}`", settings.table()))),
+        other => {
+            return Err(ConfigError(format!(
+                "{}.kind: unknown kind `{other}`",
+                settings.table()
+            )));
+        }
     };
     Ok(adapter)
 }
@@ -127,7 +135,9 @@ pub fn looks_like_email(s: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..")
-        && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '<' && c != '>' && c != ',')
+        && s.chars().all(|c| {
+            !c.is_whitespace() && !c.is_control() && c != '"' && c != '<' && c != '>' && c != ','
+        })
 }
 
 #[cfg(test)]
@@ -139,7 +149,9 @@ mod tests {
         for ok in ["a@b.co", "first.last+tag@sub.example.org"] {
             assert!(looks_like_email(ok), "{ok}");
         }
-        for bad in ["", "a", "a@", "@b.co", "a@b", "a b@c.d", "a@b..c", "a@@b.c", "a@.b.c", "a@b.c."] {
+        for bad in [
+            "", "a", "a@", "@b.co", "a@b", "a b@c.d", "a@b..c", "a@@b.c", "a@.b.c", "a@b.c.",
+        ] {
             assert!(!looks_like_email(bad), "{bad}");
         }
     }
@@ -194,8 +206,14 @@ pub fn request_with_body(
         *req.uri_mut() = uri;
     }
     let h = req.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
-    h.insert(http::header::ACCEPT, http::HeaderValue::from_static(content_type));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static(content_type),
+    );
     for (name, value) in headers {
         if let Ok(mut v) = http::HeaderValue::from_str(value) {
             v.set_sensitive(true);
@@ -211,7 +229,10 @@ mod segment_tests {
 
     #[test]
     fn hostile_ids_stay_one_segment() {
-        assert_eq!(path_segment("id", "a b/c?d#e").unwrap(), "a%20b%2Fc%3Fd%23e");
+        assert_eq!(
+            path_segment("id", "a b/c?d#e").unwrap(),
+            "a%20b%2Fc%3Fd%23e"
+        );
         assert_eq!(path_segment("id", "inv-1_2.3~").unwrap(), "inv-1_2.3~");
         assert!(path_segment("id", "..").is_err());
         assert!(path_segment("id", "").is_err());

@@ -69,12 +69,18 @@ impl Adapter for Securegate {
         let event = path_segment("scope", row.scope)?;
         let invite = path_segment("invite_id", row.invite_id)?;
         if row.status.is_empty() {
-            return Err(Invalid::new("status", "required: one of pending, sent, accepted, rejected"));
+            return Err(Invalid::new(
+                "status",
+                "required: one of pending, sent, accepted, rejected",
+            ));
         }
         if !STATUSES.contains(&row.status) {
             return Err(Invalid::new(
                 "status",
-                format!("`{}` is not one of pending, sent, accepted, rejected", row.status),
+                format!(
+                    "`{}` is not one of pending, sent, accepted, rejected",
+                    row.status
+                ),
             ));
         }
         let body = serde_json::to_vec(&serde_json::json!({ "status": row.status }))
@@ -109,17 +115,25 @@ impl Adapter for Securegate {
             };
         }
         let error = match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(ErrorBody { detail: Detail::Many(list) }) if !list.is_empty() => {
+            Ok(ErrorBody {
+                detail: Detail::Many(list),
+            }) if !list.is_empty() => {
                 let parts: Vec<String> = list
                     .iter()
                     .map(|e| {
                         let loc: Vec<String> = e.loc.iter().filter_map(scalar).collect();
-                        if loc.is_empty() { e.msg.clone() } else { format!("{}: {}", loc.join("."), e.msg) }
+                        if loc.is_empty() {
+                            e.msg.clone()
+                        } else {
+                            format!("{}: {}", loc.join("."), e.msg)
+                        }
                     })
                     .collect();
                 format!("HTTP {status}: {}", one_line(&parts.join("; ")))
             }
-            Ok(ErrorBody { detail: Detail::One(s) }) => format!("HTTP {status}: {}", one_line(&s)),
+            Ok(ErrorBody {
+                detail: Detail::One(s),
+            }) => format!("HTTP {status}: {}", one_line(&s)),
             _ => fallback_error(status, body),
         };
         Reply {
@@ -196,16 +210,28 @@ mod tests {
         assert_eq!(a.plan(&row("e", "i", "maybe")).unwrap_err().field, "status");
         assert_eq!(a.plan(&row("e", "i", "")).unwrap_err().field, "status");
         assert_eq!(a.plan(&row("", "i", "sent")).unwrap_err().field, "scope");
-        assert_eq!(a.plan(&row("e", "", "sent")).unwrap_err().field, "invite_id");
-        assert_eq!(a.plan(&row("e", "..", "sent")).unwrap_err().field, "invite_id");
+        assert_eq!(
+            a.plan(&row("e", "", "sent")).unwrap_err().field,
+            "invite_id"
+        );
+        assert_eq!(
+            a.plan(&row("e", "..", "sent")).unwrap_err().field,
+            "invite_id"
+        );
     }
 
     #[test]
     fn reads_invites_and_validation_errors() {
         let a = adapter();
-        let ok = a.read(200, br#"{"id":"invite-123","status":"accepted","updated_at":"2023-03-01T09:30:00Z"}"#);
+        let ok = a.read(
+            200,
+            br#"{"id":"invite-123","status":"accepted","updated_at":"2023-03-01T09:30:00Z"}"#,
+        );
         assert_eq!(ok.remote_id.as_deref(), Some("invite-123"));
-        assert_eq!(ok.remote_updated_at.as_deref(), Some("2023-03-01T09:30:00Z"));
+        assert_eq!(
+            ok.remote_updated_at.as_deref(),
+            Some("2023-03-01T09:30:00Z")
+        );
         assert_eq!(a.read(200, b"not json"), Reply::default());
         let e = a.read(
             422,
@@ -213,7 +239,9 @@ mod tests {
         );
         assert_eq!(
             e.error.as_deref(),
-            Some("HTTP 422: body.status: Input should be 'pending', 'sent', 'accepted' or 'rejected'")
+            Some(
+                "HTTP 422: body.status: Input should be 'pending', 'sent', 'accepted' or 'rejected'"
+            )
         );
         let e = a.read(404, br#"{"detail":"Invite not found"}"#);
         assert_eq!(e.error.as_deref(), Some("HTTP 404: Invite not found"));

@@ -1,0 +1,145 @@
+//! The command line: argument definitions apart from the work, one file per
+//! subcommand (as ripgrep and xsv do). Every option that overrides the
+//! config file says so in its help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub mod completions;
+pub mod export;
+pub mod run;
+pub mod sandbox;
+pub mod status;
+pub mod validate;
+
+/// Exit codes (DESIGN §5).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ROWS_NEED_ATTENTION: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const RESUMABLE: i32 = 3;
+    pub const LOCKED: i32 = 4;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  every row updated or unchanged
+  1  the run finished with invalid, rejected or failed rows
+  2  usage or configuration error
+  3  the run stopped early and can be resumed (Ctrl-C, a vendor stopped, credentials refused)
+  4  another run holds the state file
+
+Examples:
+  invitesync validate invites.csv --config invitesync.toml
+  invitesync run invites.csv --config invitesync.toml --dry-run
+  invitesync run invites.csv --config invitesync.toml
+  invitesync status
+  invitesync export --only failed --output fix-me.csv";
+
+/// Apply a CSV of invite changes to Mighty Networks, Securegate, MongoDB Ops
+/// Manager and Ctrl-Hub: concurrent, rate-limited, retried, checkpointed,
+/// resumable.
+#[derive(Debug, Parser)]
+#[command(name = "invitesync", version, about, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// Log format on stderr: text for people, json for log collectors
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "INVITESYNC_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the changes of an input CSV (resumes an interrupted run of the same input)
+    Run(run::RunArgs),
+    /// Check every row against the vendors' rules, offline, and report the problems
+    Validate(validate::ValidateArgs),
+    /// List the runs in the state file with their counts per vendor and outcome
+    Status(status::StatusArgs),
+    /// Write a run's results (or its failed rows, ready to fix) again from the state file
+    Export(export::ExportArgs),
+    /// Serve the four vendor APIs on 127.0.0.1 for trying invitesync out
+    Sandbox(sandbox::SandboxArgs),
+    /// Print shell completions
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
+}
+
+/// The config file option shared by the commands that read it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// The configuration file
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        default_value = "invitesync.toml",
+        env = "INVITESYNC_CONFIG"
+    )]
+    pub config: PathBuf,
+}
+
+/// Sets up logging: `RUST_LOG` decides the level (default: info for
+/// invitesync, warnings for the libraries), stderr only, and through the
+/// progress display's suspension so bars and lines never collide.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,invitesync=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(
+                std::env::var_os("NO_COLOR").is_none()
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )
+            .compact()
+            .try_init(),
+    };
+}
+
+/// Runs a parsed command line; returns the process's exit code.
+pub fn main(cli: Cli) -> i32 {
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::USAGE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(a) => run::execute(a).await,
+            Command::Validate(a) => validate::execute(a),
+            Command::Status(a) => status::execute(a),
+            Command::Export(a) => export::execute(a),
+            Command::Sandbox(a) => sandbox::execute(a).await,
+            Command::Completions(a) => completions::execute(a),
+            Command::Man => completions::man(),
+        }
+    })
+}
+
+/// Prints an error the way every command does: one or two lines, no backtrace.
+pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
+    eprintln!("error: {message}");
+    code
+}

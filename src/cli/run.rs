@@ -1,0 +1,296 @@
+//! `invitesync run`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::job::{self, RunOptions, RunReport};
+use crate::outcome::Outcome;
+use crate::progress::ProgressMode;
+use crate::shutdown::Shutdown;
+
+use super::{ConfigArg, exit, fail};
+
+const RUN_HELP: &str = "\
+Examples:
+  # Look first: validate, consult the ledger, send nothing
+  invitesync run invites.csv --config invitesync.toml --dry-run
+  # Apply; after a crash or Ctrl-C the same command resumes
+  invitesync run invites.csv --config invitesync.toml
+  # Nightly, unattended, one of 4 Kubernetes Indexed Job pods
+  invitesync run export.csv --shard auto/4 --summary-json summary.json";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = RUN_HELP)]
+pub struct RunArgs {
+    /// The input CSV (header row required)
+    #[arg(value_name = "INPUT.csv")]
+    pub input: PathBuf,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+
+    /// State file (overrides `[run] state`; default: invitesync.db beside the input)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Results file (overrides `[run] results`; default: INPUT.results.csv beside the input)
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+
+    /// Start a new run instead of resuming the interrupted run of this input
+    #[arg(long)]
+    pub new_run: bool,
+
+    /// Validate, consult the ledger and print what would be sent; send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Send rows even when the ledger says the same change was applied
+    #[arg(long)]
+    pub force: bool,
+
+    /// Send rows again when the ledger's entry is older than this (e.g. 7d, 12h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub recheck_after: Option<Duration>,
+
+    /// Take only shard K of N (0-based) by invite key; `auto/N` takes K from JOB_COMPLETION_INDEX
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
+    /// Requests in flight, all vendors together (overrides `[run] concurrency`)
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Keep every vendor at its concurrency cap instead of adapting to it
+    #[arg(long)]
+    pub fixed_concurrency: bool,
+
+    /// No progress display (the summary is still printed)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Log a progress line at this interval instead of drawing a bar (default when stderr is not a terminal: 10s)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub log_interval: Option<Duration>,
+
+    /// Write counts per vendor and outcome, durations and the exit code as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 7d, 12h, 30s"))
+}
+
+/// Reads `K/N` or `auto/N`.
+pub fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let (k, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("--shard `{text}`: write K/N, e.g. 0/4, or auto/4"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("--shard `{text}`: N must be a whole number of at least 1"))?;
+    let k: u32 = if k.trim() == "auto" {
+        let v = std::env::var("JOB_COMPLETION_INDEX")
+            .map_err(|_| format!("--shard `{text}`: JOB_COMPLETION_INDEX is not set (it is set in a Kubernetes Indexed Job)"))?;
+        v.trim()
+            .parse()
+            .map_err(|_| format!("--shard `{text}`: JOB_COMPLETION_INDEX `{v}` is not a number"))?
+    } else {
+        k.trim()
+            .parse()
+            .map_err(|_| format!("--shard `{text}`: K must be a whole number"))?
+    };
+    if k >= n {
+        return Err(format!(
+            "--shard `{text}`: K must be below N (shards are numbered 0 to {})",
+            n - 1
+        ));
+    }
+    Ok((k, n))
+}
+
+pub async fn execute(args: RunArgs) -> i32 {
+    let shard = match args.shard.as_deref().map(parse_shard).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let progress = if args.quiet {
+        ProgressMode::Quiet
+    } else if let Some(interval) = args.log_interval {
+        ProgressMode::Log { interval }
+    } else {
+        ProgressMode::Auto
+    };
+    let opts = RunOptions {
+        input: args.input,
+        config: args.config.config,
+        state: args.state,
+        results: args.results,
+        new_run: args.new_run,
+        dry_run: args.dry_run,
+        force: args.force,
+        recheck_after: args.recheck_after,
+        shard,
+        concurrency: args.concurrency,
+        fixed_concurrency: args.fixed_concurrency,
+        progress,
+        summary_json: args.summary_json.clone(),
+    };
+    let shutdown = Shutdown::new();
+    shutdown.listen_for_signals();
+    let input = opts.input.clone();
+    let config = opts.config.clone();
+    let dry_run = opts.dry_run;
+    match job::run(opts, shutdown).await {
+        Ok(report) => {
+            eprint!("{}", summary(&report, dry_run, &input, &config));
+            if let Some(path) = &args.summary_json
+                && let Err(e) = write_summary_json(path, &report)
+            {
+                eprintln!("warning: {e}");
+            }
+            report.exit_code
+        }
+        Err(e) => {
+            if let Some(path) = &args.summary_json {
+                let _ = std::fs::write(
+                    path,
+                    serde_json::json!({"exit_code": e.code, "error": e.message}).to_string(),
+                );
+            }
+            fail(e.code, e.message)
+        }
+    }
+}
+
+/// The table printed at the end of a run.
+pub fn summary(
+    r: &RunReport,
+    dry_run: bool,
+    input: &std::path::Path,
+    config: &std::path::Path,
+) -> String {
+    let mut s = String::new();
+    let name_w = r
+        .counts
+        .iter()
+        .map(|(v, _)| v.as_deref().map_or(9, str::len))
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let heads: Vec<&str> = if dry_run {
+        vec!["would send", "unchanged", "invalid"]
+    } else {
+        vec!["updated", "unchanged", "invalid", "rejected", "failed"]
+    };
+    s.push_str(&format!("\n{:<name_w$}", "vendor"));
+    for h in &heads {
+        s.push_str(&format!(" {h:>10}"));
+    }
+    s.push('\n');
+    for (vendor, c) in &r.counts {
+        s.push_str(&format!(
+            "{:<name_w$}",
+            vendor.as_deref().unwrap_or("(no vendor)")
+        ));
+        for (i, _) in heads.iter().enumerate() {
+            s.push_str(&format!(" {:>10}", c[i]));
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!("{:<name_w$}", "total"));
+    for (i, _) in heads.iter().enumerate() {
+        s.push_str(&format!(" {:>10}", r.total(Outcome::ALL[i])));
+    }
+    s.push('\n');
+    if r.pending > 0 {
+        s.push_str(&format!("pending: {} rows not finished\n", r.pending));
+    }
+    for why in &r.stopped {
+        s.push_str(&format!("stopped {why}\n"));
+    }
+    s.push_str(&format!("took {:.1}s", r.elapsed.as_secs_f64()));
+    if r.resumed {
+        s.push_str(" (resumed)");
+    }
+    s.push('\n');
+    if let Some(p) = &r.results {
+        s.push_str(&format!("results: {}\n", p.display()));
+    }
+    if let Some(p) = &r.failed_rows {
+        s.push_str(&format!(
+            "rows to fix: {} (fix them and run: invitesync run {} --config {})\n",
+            p.display(),
+            p.display(),
+            config.display()
+        ));
+    }
+    if r.exit_code == exit::RESUMABLE {
+        s.push_str(&format!(
+            "to resume: invitesync run {} --config {}\n",
+            input.display(),
+            config.display()
+        ));
+    }
+    if dry_run {
+        s.push_str("dry run: nothing was sent\n");
+    }
+    s
+}
+
+fn write_summary_json(path: &std::path::Path, r: &RunReport) -> Result<(), String> {
+    let vendors: serde_json::Map<String, serde_json::Value> = r
+        .counts
+        .iter()
+        .map(|(v, c)| {
+            let counts: serde_json::Map<String, serde_json::Value> = Outcome::ALL
+                .iter()
+                .map(|o| (o.as_str().to_string(), serde_json::json!(c[o.index()])))
+                .collect();
+            (
+                v.clone().unwrap_or_else(|| "(no vendor)".into()),
+                serde_json::Value::Object(counts),
+            )
+        })
+        .collect();
+    let totals: serde_json::Map<String, serde_json::Value> = Outcome::ALL
+        .iter()
+        .map(|o| (o.as_str().to_string(), serde_json::json!(r.total(*o))))
+        .collect();
+    let doc = serde_json::json!({
+        "run_id": r.run_id.map(|id| id.0),
+        "exit_code": r.exit_code,
+        "resumed": r.resumed,
+        "interrupted": r.interrupted,
+        "duration_seconds": r.elapsed.as_secs_f64(),
+        "pending": r.pending,
+        "stopped_vendors": r.stopped,
+        "totals": totals,
+        "vendors": vendors,
+        "results": r.results.as_ref().map(|p| p.display().to_string()),
+        "failed_rows": r.failed_rows.as_ref().map(|p| p.display().to_string()),
+        "state": r.state.display().to_string(),
+    });
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards() {
+        assert_eq!(parse_shard("0/4"), Ok((0, 4)));
+        assert_eq!(parse_shard("3/4"), Ok((3, 4)));
+        assert!(parse_shard("4/4").is_err());
+        assert!(parse_shard("1/0").is_err());
+        assert!(parse_shard("x/2").is_err());
+        assert!(parse_shard("2").is_err());
+    }
+}
