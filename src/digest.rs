@@ -82,7 +82,8 @@ impl DigestSession {
     /// (values that are not text are the caller's to skip).
     /// Of several Digest challenges the first with a SHA algorithm wins over
     /// MD5 (servers list their preference first). A new nonce starts counting
-    /// from 1 again; the same nonce keeps its count, so no count repeats.
+    /// from 1 again; the same nonce keeps its count, so no count repeats
+    /// (unless all 2^32 are spent and the server insists on that nonce).
     pub fn on_challenge<'a>(
         &self,
         www_authenticate: impl IntoIterator<Item = &'a str>,
@@ -100,6 +101,7 @@ impl DigestSession {
                 && c.opaque() == chosen.opaque()
                 && c.algorithm() == chosen.algorithm()
                 && c.session() == chosen.session()
+                && c.nonce_count() < u32::MAX
         });
         if !same {
             *current = Some(chosen);

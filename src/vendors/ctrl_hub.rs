@@ -12,8 +12,8 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Adapter, Reply, common_error_text, fallback_error, one_line, path_segment, request_with_body,
-    shown, url,
+    Adapter, Reply, common_error_text, fallback_error, id_text, one_line, path_segment,
+    request_with_body, shown, url,
 };
 use crate::change::{Change, Invalid, Planned};
 use crate::config::{ConfigError, VendorConfig, VendorSettings};
@@ -112,14 +112,6 @@ impl ErrorObject {
             (None, Some(d)) => Some(d.to_string()),
             (None, None) => self.code.clone().filter(|c| !c.is_empty()),
         }
-    }
-}
-
-fn id_text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

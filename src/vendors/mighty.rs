@@ -12,8 +12,8 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Adapter, Reply, common_error_text, fallback_error, looks_like_email, request_with_body, shown,
-    unsigned_id, url,
+    Adapter, Reply, common_error_text, fallback_error, id_text, looks_like_email,
+    request_with_body, shown, unsigned_id, url,
 };
 use crate::change::{Change, Invalid, Planned};
 use crate::config::{ConfigError, VendorConfig, VendorSettings};
@@ -90,8 +90,8 @@ fn network_id(value: &str) -> Result<String, Invalid> {
         return Ok(unsigned_id(FIELD, value)?.to_string());
     }
     let bytes = value.as_bytes();
-    let pattern = bytes[0].is_ascii_lowercase()
-        && bytes.len() >= 2
+    let pattern = bytes.len() >= 2
+        && bytes.first().is_some_and(u8::is_ascii_lowercase)
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
@@ -124,14 +124,6 @@ fn name<'a>(field: &str, value: &'a str) -> Result<Option<&'a str>, Invalid> {
         return Err(Invalid::new(field, "contains a control character"));
     }
     Ok(Some(value))
-}
-
-fn id_text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 impl Adapter for MightyNetworks {

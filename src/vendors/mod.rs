@@ -172,6 +172,15 @@ pub fn unsigned_id(field: &str, value: &str) -> Result<u64, Invalid> {
     })
 }
 
+/// An id from a vendor's answer, whether it came as a string or a number.
+pub fn id_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// The text of an error body in the shapes APIs commonly use, for vendors that
 /// do not document theirs: `error`, `message`, `errors` (a string, a list, or
 /// a Rails-style map of field to messages) and `detail`.

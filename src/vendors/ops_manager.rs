@@ -17,7 +17,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Adapter, Reply, common_error_text, fallback_error, looks_like_email, one_line,
+    Adapter, Reply, common_error_text, fallback_error, id_text, looks_like_email, one_line,
     request_with_body, shown, url,
 };
 use crate::change::{Change, Invalid, Planned};
@@ -54,7 +54,7 @@ struct Body<'a> {
 /// only), so `remote_updated_at` stays empty rather than claiming either.
 #[derive(Deserialize)]
 struct Invitation {
-    id: Option<String>,
+    id: Option<serde_json::Value>,
 }
 
 /// Ops Manager's error document.
@@ -96,6 +96,7 @@ fn is_role_name(s: &str) -> bool {
 /// removed keeping the first, in the order written.
 fn roles(value: &str) -> Result<Vec<&str>, Invalid> {
     let mut out: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for role in value.split(';').map(str::trim).filter(|r| !r.is_empty()) {
         if !is_role_name(role) {
             return Err(Invalid::new(
@@ -103,7 +104,7 @@ fn roles(value: &str) -> Result<Vec<&str>, Invalid> {
                 format!("{} is not a role name like ORG_MEMBER", shown(role)),
             ));
         }
-        if !out.contains(&role) {
+        if seen.insert(role) {
             out.push(role);
         }
     }
@@ -162,7 +163,7 @@ impl Adapter for OpsManager {
         if (200..300).contains(&status) {
             return match serde_json::from_slice::<Invitation>(body) {
                 Ok(inv) => Reply {
-                    remote_id: inv.id.filter(|s| !s.is_empty()),
+                    remote_id: inv.id.as_ref().and_then(id_text),
                     ..Reply::default()
                 },
                 Err(_) => Reply::default(),
