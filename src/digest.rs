@@ -339,6 +339,33 @@ mod tests {
         assert!(http::HeaderValue::from_str(&h).is_ok());
     }
 
+    /// What a server built on `digest_auth` computes must match what we send.
+    #[test]
+    fn a_digest_auth_server_accepts_it() {
+        for algorithm in ["MD5", "SHA-256"] {
+            let s = DigestSession::new(Secret::new("pubkey"), Secret::new("priv:ate \"key\""));
+            let www = format!(
+                r#"Digest realm="MMS Public API", domain="", nonce="n0nce+/=", algorithm={algorithm}, qop="auth", stale=false"#
+            );
+            challenge(&s, &[&www]).unwrap();
+            let uri = "/api/public/v1.0/orgs/5f1a2b3c4d5e6f7a8b9c0d1e/invites";
+            for _ in 0..2 {
+                let sent = s.authorization("PATCH", uri).unwrap();
+                let mut server = digest_auth::AuthorizationHeader::parse(&sent).unwrap();
+                let claimed = server.response.clone();
+                let context = digest_auth::AuthContext::new_with_method(
+                    "pubkey",
+                    "priv:ate \"key\"",
+                    uri,
+                    None::<&[u8]>,
+                    digest_auth::HttpMethod("PATCH".into()),
+                );
+                server.digest(&context);
+                assert_eq!(server.response, claimed, "{algorithm}: {sent}");
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_it_cannot_answer_without_leaking() {
         let s = session();
