@@ -140,6 +140,135 @@ pub fn looks_like_email(s: &str) -> bool {
         })
 }
 
+/// A value quoted in a reason for the results file: shortened, and with control
+/// characters shown escaped, so that a hostile cell cannot bloat or break the
+/// line that reports it.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 40;
+    let mut s = String::with_capacity(value.len().min(MAX) + 4);
+    s.push('`');
+    for (i, c) in value.chars().enumerate() {
+        if i == MAX {
+            s.push('…');
+            break;
+        }
+        if c.is_control() {
+            s.extend(c.escape_default());
+        } else {
+            s.push(c);
+        }
+    }
+    s.push('`');
+    s
+}
+
+/// An unsigned 64-bit id written in plain decimal digits. `u64::from_str`
+/// alone would take a leading `+`; the vendors' `uint64` does not.
+pub fn unsigned_id(field: &str, value: &str) -> Result<u64, Invalid> {
+    if value.is_empty() {
+        return Err(Invalid::new(field, "required: an unsigned integer"));
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Invalid::new(
+            field,
+            format!("{} is not an unsigned integer", shown(value)),
+        ));
+    }
+    value.parse().map_err(|_| {
+        Invalid::new(
+            field,
+            format!("{} is larger than {}", shown(value), u64::MAX),
+        )
+    })
+}
+
+/// An id from a vendor's answer, whether it came as a string or a number.
+pub fn id_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The text of an error body in the shapes APIs commonly use, for vendors that
+/// do not document theirs: `error`, `message`, `errors` (a string, a list, or
+/// a Rails-style map of field to messages) and `detail`.
+pub fn common_error_text(body: &[u8]) -> Option<String> {
+    let serde_json::Value::Object(map) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for key in ["error", "message", "errors", "detail"] {
+        if let Some(text) = map.get(key).and_then(|v| json_text(v, 0))
+            && !parts.contains(&text)
+        {
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(one_line(&parts.join(": ")))
+    }
+}
+
+/// The human text inside an error value, however it is nested.
+fn json_text(value: &serde_json::Value, depth: u8) -> Option<String> {
+    use serde_json::Value;
+    if depth > 4 {
+        return None;
+    }
+    let text = match value {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(_) | Value::Null => return None,
+        Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .filter_map(|v| json_text(v, depth + 1))
+                .collect();
+            parts.join("; ")
+        }
+        Value::Object(map) => {
+            // An error object names its text; a map of anything else is
+            // field -> messages.
+            let named = ["message", "detail", "title", "msg", "error", "description"]
+                .iter()
+                .find_map(|k| map.get(*k).and_then(|v| json_text(v, depth + 1)));
+            match named {
+                Some(t) => t,
+                None => {
+                    let parts: Vec<String> = map
+                        .iter()
+                        .filter_map(|(k, v)| json_text(v, depth + 1).map(|t| format!("{k}: {t}")))
+                        .collect();
+                    parts.join("; ")
+                }
+            }
+        }
+    };
+    if text.is_empty() { None } else { Some(text) }
+}
+
+/// A vendor account for adapter tests.
+#[cfg(test)]
+pub(crate) fn test_config(kind: &str, base: &str) -> VendorConfig {
+    VendorConfig {
+        name: "test".into(),
+        kind: kind.into(),
+        base_url: Url::parse(base).expect("test base URL"),
+        concurrency: None,
+        rate_limit: None,
+        retry: crate::config::RetryPolicy {
+            max_attempts: 1,
+            backoff_base: std::time::Duration::ZERO,
+            backoff_cap: std::time::Duration::ZERO,
+            retry_after_cap: std::time::Duration::ZERO,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +291,53 @@ mod tests {
         assert!(one_line(&"é".repeat(400)).ends_with('…'));
         assert_eq!(fallback_error(500, b""), "HTTP 500");
         assert_eq!(fallback_error(404, b"not\nfound"), "HTTP 404: not found");
+    }
+
+    #[test]
+    fn unsigned_ids_are_plain_digits() {
+        assert_eq!(unsigned_id("f", "0").unwrap(), 0);
+        assert_eq!(unsigned_id("f", "18446744073709551615").unwrap(), u64::MAX);
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            " 1",
+            "1_000",
+            "0x10",
+            "١",
+            "18446744073709551616",
+        ] {
+            assert_eq!(unsigned_id("f", bad).unwrap_err().field, "f", "{bad:?}");
+        }
+        let e = unsigned_id("f", &"9".repeat(10_000)).unwrap_err();
+        assert!(e.reason.len() < 100, "{}", e.reason);
+        assert_eq!(shown("a\nb\u{0}"), "`a\\nb\\u{0}`");
+    }
+
+    #[test]
+    fn common_error_shapes() {
+        let t = |b: &[u8]| common_error_text(b);
+        assert_eq!(
+            t(br#"{"error":{"code":7,"message":"nope"}}"#).as_deref(),
+            Some("nope")
+        );
+        assert_eq!(
+            t(br#"{"errors":{"base":["x"],"id":"y"}}"#).as_deref(),
+            Some("base: x; id: y")
+        );
+        assert_eq!(
+            t(br#"{"detail":[{"msg":"a"},{"msg":"b"}]}"#).as_deref(),
+            Some("a; b")
+        );
+        assert_eq!(
+            t(br#"{"error":"same","message":"same"}"#).as_deref(),
+            Some("same")
+        );
+        assert_eq!(t(br#"{"errors":[]}"#), None);
+        assert_eq!(t(br#"["error"]"#), None);
+        assert_eq!(t(b"plain"), None);
+        let deep = format!("{}\"x\"{}", r#"{"error":"#.repeat(100), "}".repeat(100));
+        assert_eq!(t(deep.as_bytes()), None);
     }
 }
 
