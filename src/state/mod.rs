@@ -1,1 +1,153 @@
-//! The state file: runs, finished rows and the ledger, in SQLite.
+//! The state file: runs, finished rows and the ledger, in SQLite (DESIGN §6).
+//!
+//! - [`StateFile`] opens (creating and migrating) the file; it answers the
+//!   reads of `status`, `export` and resume, and manages the `runs` table.
+//! - [`StateLock`] makes sure a single run uses a state file at a time.
+//! - [`Writer`] is the one thread that records finished rows, batching them
+//!   into transactions, and keeps the ledger in step.
+//! - [`LedgerReader`] answers "was this exact change applied already?" on its
+//!   own connection while the writer writes.
+//!
+//! Every connection runs in WAL mode with `synchronous=NORMAL`: a commit is
+//! not fsynced, so a crash (power loss, not just a killed process) may lose
+//! the last few transactions but never corrupts the file; lost rows are sent
+//! again on resume, which is safe because every update is idempotent.
+//!
+//! The file is created with mode 0600 (invite keys can hold email addresses),
+//! whatever the umask. SQLite creates `-wal` and `-shm` with the same mode as
+//! the database file, so they are private too. The mode of an existing file
+//! is left as its owner set it.
+
+mod error;
+mod ledger;
+mod lock;
+mod query;
+mod runs;
+mod schema;
+mod writer;
+
+pub mod bench;
+
+use std::fs::{OpenOptions, Permissions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use error::{Result, StateError};
+pub use ledger::{LedgerEntry, LedgerReader};
+pub use lock::{LockHolder, StateLock};
+pub use query::{DoneSet, RowRecordView, VendorCounts};
+pub use runs::{NewRun, RunId, RunInfo, RunStatus};
+pub use schema::SCHEMA_VERSION;
+pub use writer::{Writer, WriterHandle, WriterOptions, WriterStats};
+
+use crate::outcome::Outcome;
+
+/// How long a statement waits for a lock held by another connection (a
+/// checkpoint, a reader starting) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open state file: the connection for runs and for reads.
+#[derive(Debug)]
+pub struct StateFile {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl StateFile {
+    /// Opens the state file at `path`, creating it (mode 0600) if missing and
+    /// bringing its schema up to date. Fails with a message naming the file
+    /// if it is not a state file or comes from a newer release.
+    pub fn open(path: &Path) -> Result<StateFile> {
+        let mut conn = connect(path)?;
+        schema::migrate(&mut conn, path)?;
+        Ok(StateFile {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new [`LedgerReader`] on its own connection to this file.
+    pub fn ledger_reader(&self) -> Result<LedgerReader> {
+        LedgerReader::open(&self.path)
+    }
+
+    fn err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        move |e| StateError::sqlite(&self.path, action, e)
+    }
+}
+
+/// Opens a connection with the settings every connection needs, creating the
+/// file privately first. Does not migrate; see [`connect_current`].
+fn connect(path: &Path) -> Result<Connection> {
+    create_private(path)?;
+    let err = |action| move |e| StateError::sqlite(path, action, e);
+    let conn = Connection::open(path).map_err(err("open"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(err("set the busy timeout"))?;
+    // The first statement reads the header: garbage fails here as "not a
+    // database", which `StateError::sqlite` turns into NotAStateFile.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(err("switch to WAL mode"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StateError::NotAStateFile {
+            path: path.to_path_buf(),
+            detail: format!("SQLite kept journal mode {mode} instead of WAL"),
+        });
+    }
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(err("configure the connection"))?;
+    Ok(conn)
+}
+
+/// A connection for the writer and readers: the file must already be at this
+/// release's schema (they start after [`StateFile::open`]), but migrating
+/// here too costs two pragma reads and keeps them usable on their own.
+fn connect_current(path: &Path) -> Result<Connection> {
+    let mut conn = connect(path)?;
+    schema::migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Creates the file with mode 0600 before SQLite sees it, so it is never
+/// readable by others, not even for an instant. The explicit chmod undoes a
+/// umask that would remove the owner's own write bit.
+fn create_private(path: &Path) -> Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => file
+            .set_permissions(Permissions::from_mode(0o600))
+            .map_err(|e| StateError::io(path, "set the permissions of", e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StateError::io(path, "create the state file", e)),
+    }
+}
+
+/// The stored code of an outcome; fixed forever (the `outcomes` table).
+fn outcome_code(o: Outcome) -> i64 {
+    match o {
+        Outcome::Updated => 0,
+        Outcome::Unchanged => 1,
+        Outcome::Invalid => 2,
+        Outcome::Rejected => 3,
+        Outcome::Failed => 4,
+    }
+}
+
+fn outcome_from_code(code: i64) -> Option<Outcome> {
+    Outcome::ALL.into_iter().find(|o| outcome_code(*o) == code)
+}
+
+#[cfg(test)]
+mod tests;
