@@ -593,21 +593,38 @@ fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
     ours: F,
 ) -> Result<PathBuf, String> {
     let mut out = ResultsWriter::create(input, path, select, ours)?;
-    state.for_each_row(run, |r| -> Result<(), String> {
-        out.row(
-            r.index,
-            &Ending {
-                outcome: r.outcome.as_str(),
-                http_status: r.http_status,
-                attempts: r.attempts,
-                error: r.error,
-                remote_id: r.remote_id,
-                remote_updated_at: r.remote_updated_at,
-                finished_at: Some(r.finished_at),
-            },
-        )
-    })?;
+    state
+        .for_each_row(run, |r| -> Result<(), FileError> {
+            Ok(out.row(
+                r.index,
+                &Ending {
+                    outcome: r.outcome.as_str(),
+                    http_status: r.http_status,
+                    attempts: r.attempts,
+                    error: r.error,
+                    remote_id: r.remote_id,
+                    remote_updated_at: r.remote_updated_at,
+                    finished_at: Some(r.finished_at),
+                },
+            )?)
+        })
+        .map_err(|e| e.0)?;
     out.finish()
+}
+
+/// A results-file problem, from the state file or the output.
+struct FileError(String);
+
+impl From<crate::state::StateError> for FileError {
+    fn from(e: crate::state::StateError) -> Self {
+        FileError(e.to_string())
+    }
+}
+
+impl From<String> for FileError {
+    fn from(e: String) -> Self {
+        FileError(e)
+    }
 }
 
 /// The reader thread's work.

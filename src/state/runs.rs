@@ -25,6 +25,9 @@ pub enum RunStatus {
     Running,
     Finished,
     Interrupted,
+    /// Left unfinished for good: `--new-run` started another run of the same
+    /// input instead of resuming this one.
+    Abandoned,
 }
 
 impl RunStatus {
@@ -33,6 +36,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Finished => "finished",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Abandoned => "abandoned",
         }
     }
 
@@ -41,6 +45,7 @@ impl RunStatus {
             RunStatus::Running,
             RunStatus::Finished,
             RunStatus::Interrupted,
+            RunStatus::Abandoned,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

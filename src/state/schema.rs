@@ -48,7 +48,7 @@ CREATE TABLE runs (
     started_at         INTEGER NOT NULL,
     finished_at        INTEGER,
     status             TEXT    NOT NULL
-                       CHECK (status IN ('running', 'finished', 'interrupted')),
+                       CHECK (status IN ('running', 'finished', 'interrupted', 'abandoned')),
     exit_code          INTEGER,
     total_rows         INTEGER
 );
