@@ -392,9 +392,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         }
     }
     progress.finish();
-    for problem in [read_problem.err(), forward_problem.err(), writer_problem]
+    if let Some(problem) = [read_problem.err(), forward_problem.err(), writer_problem]
         .into_iter()
         .flatten()
+        .next()
     {
         return Err(JobError {
             code: EXIT_RESUMABLE,

@@ -148,7 +148,7 @@ impl AdaptiveLimit {
         }
         let window = s
             .baseline
-            .map_or(Duration::from_millis(1), |b| Duration::from_secs_f64(b))
+            .map_or(Duration::from_millis(1), Duration::from_secs_f64)
             .max(Duration::from_millis(1));
         if s.window_start.elapsed() >= window && (s.window_n > 0 || s.window_pushback) {
             self.end_window(&mut s);
