@@ -21,14 +21,20 @@ fn input() -> (String, Vec<String>) {
     for i in 0..ROWS {
         let (row, key) = match i % 10 {
             0 => (
-                format!("mighty,acme,{},user{i}@example.com,First{i},,,,,n{i}", 10_000 + i),
+                format!(
+                    "mighty,acme,{},user{i}@example.com,First{i},,,,,n{i}",
+                    10_000 + i
+                ),
                 Some(format!("mighty_networks/acme/{}", 10_000 + i)),
             ),
             1 => (
                 format!("om,{ORG},,user{i}@example.com,,,,,ORG_MEMBER,n{i}"),
                 Some(format!("ops_manager/{ORG}/user{i}@example.com")),
             ),
-            2 => (format!("hub,,uuid-{i},,,,,accepted,,n{i}"), Some(format!("ctrl_hub/uuid-{i}"))),
+            2 => (
+                format!("hub,,uuid-{i},,,,,accepted,,n{i}"),
+                Some(format!("ctrl_hub/uuid-{i}")),
+            ),
             3 if i % 100 == 3 => (format!("gate,ev1,inv{i},,,,,maybe,,n{i}"), None),
             _ => (
                 format!("gate,ev1,inv{i},,,,,{},,n{i}", statuses[i % 4]),
@@ -52,7 +58,13 @@ fn slow(world: &World) {
 }
 
 fn updates(world: &World) -> BTreeMap<String, u64> {
-    world.sandbox.stats().invites.into_iter().map(|(k, s)| (k, s.updates)).collect()
+    world
+        .sandbox
+        .stats()
+        .invites
+        .into_iter()
+        .map(|(k, s)| (k, s.updates))
+        .collect()
 }
 
 fn done_rows(world: &World) -> HashSet<u64> {
@@ -83,7 +95,13 @@ fn comparable(path: &std::path::Path) -> Vec<Vec<String>> {
         .map(|c| header.iter().position(|h| h == c).expect("column"))
         .collect();
     rows.into_iter()
-        .map(|r| r.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, c)| c).collect())
+        .map(|r| {
+            r.into_iter()
+                .enumerate()
+                .filter(|(i, _)| !drop.contains(i))
+                .map(|(_, c)| c)
+                .collect()
+        })
         .collect()
 }
 
@@ -109,7 +127,12 @@ fn sigkill_at_random_moments_then_resume_loses_nothing() {
     let input = reference.write("invites.csv", &text);
     let cfg = reference.config.to_str().unwrap().to_string();
     let out = reference.cli(&["run", "invites.csv", "--config", &cfg, "--quiet"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let expected = comparable(&input.with_file_name("invites.results.csv"));
 
     let world = rt.block_on(World::start(None, ""));
@@ -153,22 +176,39 @@ fn sigkill_at_random_moments_then_resume_loses_nothing() {
         }
     }
     assert!(kills >= 2, "the test must actually kill runs ({kills})");
-    assert!(resent_after_done.is_empty(), "finished rows sent again: {resent_after_done:?}");
+    assert!(
+        resent_after_done.is_empty(),
+        "finished rows sent again: {resent_after_done:?}"
+    );
 
     let out = world.cli(&["run", "invites.csv", "--config", &cfg, "--quiet"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let got = comparable(&world.path("invites.results.csv"));
     assert_eq!(got.len(), ROWS + 1);
-    assert_eq!(got, expected, "results equal an uninterrupted run's\n{stderr}");
+    assert_eq!(
+        got, expected,
+        "results equal an uninterrupted run's\n{stderr}"
+    );
 
     let total = updates(&world);
     for key in &keys {
-        assert!(total.get(key).copied().unwrap_or(0) >= 1, "{key} was applied");
+        assert!(
+            total.get(key).copied().unwrap_or(0) >= 1,
+            "{key} was applied"
+        );
     }
     let repeats: u64 = total.values().map(|n| n.saturating_sub(1)).sum();
     // Only rows in flight (or answered but not yet committed) at a kill are sent twice.
-    assert!(repeats <= kills * 1100, "{repeats} repeats after {kills} kills");
+    assert!(
+        repeats <= kills * 1100,
+        "{repeats} repeats after {kills} kills"
+    );
     rt.block_on(async {
         drop(world);
         drop(reference);
@@ -202,12 +242,21 @@ fn ctrl_c_stops_cleanly_and_the_same_command_resumes() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("to resume: invitesync run"), "{stderr}");
     let partial = read_csv(&world.path("invites.results.csv"));
-    assert_eq!(partial.len(), ROWS + 1, "the results list every row, pending ones too");
+    assert_eq!(
+        partial.len(),
+        ROWS + 1,
+        "the results list every row, pending ones too"
+    );
     let outcome = partial[0].iter().position(|c| c == "outcome").unwrap();
     assert!(partial[1..].iter().any(|r| r[outcome] == "pending"));
 
     let out = world.cli(&["run", "invites.csv", "--config", &cfg, "--quiet"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("(resumed)"));
     let done = read_csv(&world.path("invites.results.csv"));
     assert!(done[1..].iter().all(|r| r[outcome] != "pending"));

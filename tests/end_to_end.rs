@@ -55,18 +55,34 @@ async fn every_outcome_is_right_and_each_valid_row_lands_once() {
     assert_eq!(
         column(&results, "outcome"),
         [
-            "updated", "updated", "updated", "updated", "invalid", "rejected", "invalid", "failed", "invalid",
-            "invalid", "updated"
+            "updated", "updated", "updated", "updated", "invalid", "rejected", "invalid", "failed",
+            "invalid", "invalid", "updated"
         ]
     );
-    assert_eq!(column(&results, "note")[0], "first", "unknown columns are carried");
-    assert_eq!(column(&results, "note")[10], "'=HYPERLINK(\"http://evil\")", "formulas are neutralised");
+    assert_eq!(
+        column(&results, "note")[0],
+        "first",
+        "unknown columns are carried"
+    );
+    assert_eq!(
+        column(&results, "note")[10],
+        "'=HYPERLINK(\"http://evil\")",
+        "formulas are neutralised"
+    );
     assert_eq!(column(&results, "http_status")[5], "404");
     let errors = column(&results, "error");
     assert!(errors[4].contains("status"), "{}", errors[4]);
     assert!(errors[6].contains("status"), "{}", errors[6]);
-    assert!(errors[7].contains("gave up after 2 attempts"), "{}", errors[7]);
-    assert!(errors[8].contains("unknown vendor `nobody`"), "{}", errors[8]);
+    assert!(
+        errors[7].contains("gave up after 2 attempts"),
+        "{}",
+        errors[7]
+    );
+    assert!(
+        errors[8].contains("unknown vendor `nobody`"),
+        "{}",
+        errors[8]
+    );
     assert!(errors[9].contains("line 11"), "{}", errors[9]);
     assert_eq!(column(&results, "remote_id")[1], "inv1");
 
@@ -78,7 +94,9 @@ async fn every_outcome_is_right_and_each_valid_row_lands_once() {
         "ctrl_hub/uuid-1".to_string(),
         "securegate/ev1/inv2".to_string(),
     ] {
-        let s = stats.invite(&key).unwrap_or_else(|| panic!("{key} reached the sandbox"));
+        let s = stats
+            .invite(&key)
+            .unwrap_or_else(|| panic!("{key} reached the sandbox"));
         assert_eq!(s.updates, 1, "{key} applied exactly once");
     }
     assert_eq!(stats.vendor(Kind::Securegate).updates, 2);
@@ -137,14 +155,22 @@ async fn rows_for_one_invite_land_in_file_order() {
     let landed: Vec<String> = hot
         .applied
         .iter()
-        .map(|a| serde_json::to_value(&a.value).unwrap()["status"].as_str().unwrap().to_string())
+        .map(|a| {
+            serde_json::to_value(&a.value).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     // Consecutive equal statuses collapse into `unchanged` (the ledger), so
     // compare with the file's order with repeats removed.
     let mut dedup = expected.clone();
     dedup.dedup();
     assert_eq!(landed, dedup);
-    assert_eq!(stats.vendor(Kind::Securegate).updates as usize, dedup.len() + 400);
+    assert_eq!(
+        stats.vendor(Kind::Securegate).updates as usize,
+        dedup.len() + 400
+    );
 }
 
 #[test]
@@ -163,7 +189,10 @@ fn the_binary_runs_validates_reports_and_exports() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1), "{err}");
     assert!(err.contains("results:"), "{err}");
-    assert!(!err.contains('\u{1b}'), "no terminal codes when stderr is not a terminal: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no terminal codes when stderr is not a terminal: {err}"
+    );
     assert!(input.with_file_name("invites.results.csv").exists());
 
     let s = world.cli(&["status"]);
@@ -172,7 +201,12 @@ fn the_binary_runs_validates_reports_and_exports() {
     assert!(out.contains("finished"), "{out}");
 
     let e = world.cli(&["export", "--only", "failed", "--output", "fix.csv"]);
-    assert_eq!(e.status.code(), Some(0), "{}", String::from_utf8_lossy(&e.stderr));
+    assert_eq!(
+        e.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
     let fix = read_csv(&world.path("fix.csv"));
     assert_eq!(fix.len(), 7);
     rt.block_on(async { drop(world) });

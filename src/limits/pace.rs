@@ -2,40 +2,79 @@
 //! (governor), and a rate learned from the vendor's 429s when it has a limit
 //! nobody told us about.
 //!
-//! The learned rate behaves like TCP's congestion window, over requests per
-//! second instead of bytes: on a 429 for a request sent after the last
-//! change, halve the rate, but not below nine tenths of what the vendor
-//! accepted over the last full second; after every second without a cut,
-//! grow by two percent. Steady state sits just under the vendor's limit with
-//! a 429 every few seconds, instead of a storm of them.
+//! The learned rate changes every quarter second, and a governor limiter
+//! cannot change its quota in place: swapping limiters would let the waiters
+//! of the old one and the new one through side by side, a burst that a
+//! vendor's token bucket answers with 429s. So the learned pace is one
+//! virtual clock under a lock: each request books the next free instant and
+//! sleeps until it, and a new rate applies from the next booking on.
+//!
+//! The learned rate starts at what the vendor accepted in the last second
+//! when it first answers 429, grows by a quarter every quarter second until
+//! the next 429 (slow start), then settles: on each 429 for a request sent
+//! after the last change it drops to 95% of the rate the vendor accepted
+//! since that change (a token bucket accepts exactly its rate once drained,
+//! so that is the vendor's limit), and it grows by 2% a second while no 429
+//! comes. Steady state sits just under the limit with a 429 every few
+//! seconds, instead of a storm of them.
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::config::RateLimit;
 
-const GROWTH: f64 = 1.02;
+/// Growth per tick: quick before the first cut, slow after it.
+const SLOW_START_GROWTH: f64 = 1.25;
+const STEADY_GROWTH: f64 = 1.005;
+const TICK: Duration = Duration::from_millis(250);
 const FLOOR: f64 = 0.5;
-
-fn limiter(per_second: f64) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / per_second.max(FLOOR));
-    let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
-    Arc::new(RateLimiter::direct(quota))
-}
+/// After a change, 429s are ignored this long: the vendor's bucket is still
+/// empty from before, and the accepted rate needs time to be measured.
+const SETTLE: Duration = Duration::from_millis(300);
+/// Accepted answers are counted in ten buckets of a tenth of a second.
+const BUCKET: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 struct Learned {
     rate: Option<f64>,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// The next instant a request may leave at the learned rate.
+    next_slot: Instant,
+    slow_start: bool,
     changed_at: Instant,
-    /// Accepted answers in the current one-second window, and the last full window's count.
-    window_start: Instant,
-    window_ok: u32,
-    last_window_ok: Option<u32>,
+    grown_at: Instant,
+    /// Accepted answers since the last change of rate.
+    ok_since_change: u32,
+    /// Accepted answers per bucket over the last second, and where "now" is.
+    buckets: [u32; 10],
+    bucket_at: Instant,
+    bucket: usize,
     throttled: u64,
+}
+
+impl Learned {
+    fn roll(&mut self, now: Instant) {
+        if now.duration_since(self.bucket_at) > BUCKET * 20 {
+            self.buckets = [0; 10];
+            self.bucket_at = now;
+            return;
+        }
+        while now.duration_since(self.bucket_at) >= BUCKET {
+            self.bucket = (self.bucket + 1) % self.buckets.len();
+            self.buckets[self.bucket] = 0;
+            self.bucket_at += BUCKET;
+        }
+    }
+
+    fn set(&mut self, rate: f64, now: Instant) {
+        let rate = rate.max(FLOOR);
+        self.rate = Some(rate);
+        self.changed_at = now;
+        self.grown_at = now;
+        self.ok_since_change = 0;
+    }
 }
 
 /// One vendor's pace.
@@ -58,11 +97,14 @@ impl Pace {
             configured,
             learned: Mutex::new(Learned {
                 rate: None,
-                limiter: None,
+                next_slot: now,
+                slow_start: true,
                 changed_at: now,
-                window_start: now,
-                window_ok: 0,
-                last_window_ok: None,
+                grown_at: now,
+                ok_since_change: 0,
+                buckets: [0; 10],
+                bucket_at: now,
+                bucket: 0,
                 throttled: 0,
             }),
         }
@@ -77,9 +119,16 @@ impl Pace {
         if let Some(c) = &self.configured {
             c.until_ready().await;
         }
-        let learned = self.learned().limiter.clone();
-        if let Some(l) = learned {
-            l.until_ready().await;
+        let slot = {
+            let mut l = self.learned();
+            l.rate.map(|rate| {
+                let at = l.next_slot.max(Instant::now());
+                l.next_slot = at + Duration::from_secs_f64(1.0 / rate);
+                at
+            })
+        };
+        if let Some(at) = slot {
+            tokio::time::sleep_until(at.into()).await;
         }
     }
 
@@ -97,39 +146,52 @@ impl Pace {
     pub fn on_answer(&self, status: u16, sent: Instant) {
         let now = Instant::now();
         let mut l = self.learned();
-        if now.duration_since(l.window_start) >= Duration::from_secs(1) {
-            l.last_window_ok = Some(l.window_ok);
-            l.window_ok = 0;
-            l.window_start = now;
-            if let Some(rate) = l.rate
-                && now.duration_since(l.changed_at) >= Duration::from_secs(1)
-            {
-                let grown = rate * GROWTH + 0.5;
-                l.rate = Some(grown);
-                l.limiter = Some(limiter(grown));
-                l.changed_at = now;
-            }
+        l.roll(now);
+        if let Some(rate) = l.rate
+            && now.duration_since(l.grown_at) >= TICK
+        {
+            let factor = if l.slow_start {
+                SLOW_START_GROWTH
+            } else {
+                STEADY_GROWTH
+            };
+            let grown = rate * factor + 0.1;
+            l.rate = Some(grown);
+            l.grown_at = now;
         }
         if status != 429 {
             if (200..300).contains(&status) {
-                l.window_ok += 1;
+                let b = l.bucket;
+                l.buckets[b] += 1;
+                l.ok_since_change += 1;
             }
             return;
         }
         l.throttled += 1;
-        if sent < l.changed_at && l.rate.is_some() {
-            // Sent before the last cut: its refusal says nothing new.
-            return;
+        match l.rate {
+            None => {
+                // First push-back: start from what the vendor took in the last second.
+                let last_second: u32 = l.buckets.iter().sum();
+                l.set(f64::from(last_second), now);
+            }
+            Some(_) if sent < l.changed_at || now.duration_since(l.changed_at) < SETTLE => {
+                // Sent before the last change, or too soon after it for the
+                // vendor's bucket to have refilled: says nothing new.
+            }
+            Some(rate) => {
+                let since = now.duration_since(l.changed_at).as_secs_f64();
+                // What the vendor took lately: over the last second when the
+                // rate has held that long (a ramp would average too low).
+                let accepted = if since >= 1.0 {
+                    let window = 0.9 + now.duration_since(l.bucket_at).as_secs_f64();
+                    f64::from(l.buckets.iter().sum::<u32>()) / window
+                } else {
+                    f64::from(l.ok_since_change) / since
+                };
+                l.slow_start = false;
+                l.set((accepted * 0.95).min(rate * 0.95), now);
+            }
         }
-        let elapsed = now.duration_since(l.window_start).as_secs_f64().max(0.001);
-        let current = l
-            .rate
-            .unwrap_or_else(|| f64::from(l.window_ok.max(1)) / elapsed);
-        let floor = l.last_window_ok.map_or(FLOOR, |n| f64::from(n) * 0.9);
-        let next = (current * 0.5).max(floor).min(current).max(FLOOR);
-        l.rate = Some(next);
-        l.limiter = Some(limiter(next));
-        l.changed_at = now;
     }
 }
 
@@ -161,13 +223,20 @@ mod tests {
         }
         p.on_answer(429, Instant::now());
         let first = p.learned_rate().unwrap();
-        assert!(first > 0.0);
-        // A refusal of a request sent before that cut changes nothing.
+        assert_eq!(
+            first, 50.0,
+            "starts at what was accepted in the last second"
+        );
+        // A refusal of a request sent before that change changes nothing.
         p.on_answer(429, before);
         assert_eq!(p.learned_rate(), Some(first));
-        std::thread::sleep(Duration::from_millis(2));
+        // Nor does one that comes before the vendor could have refilled.
+        p.on_answer(429, Instant::now());
+        assert_eq!(p.learned_rate(), Some(first));
+        std::thread::sleep(SETTLE);
+        p.on_answer(200, Instant::now());
         p.on_answer(429, Instant::now());
         assert!(p.learned_rate().unwrap() < first);
-        assert_eq!(p.throttled(), 3);
+        assert_eq!(p.throttled(), 4);
     }
 }

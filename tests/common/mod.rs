@@ -13,7 +13,8 @@ use invitesync::progress::ProgressMode;
 use invitesync::sandbox::{Sandbox, SandboxOptions};
 use invitesync::shutdown::Shutdown;
 
-pub const HEADER: &str = "vendor,scope,invite_id,email,first_name,last_name,sender_id,status,roles,note";
+pub const HEADER: &str =
+    "vendor,scope,invite_id,email,first_name,last_name,sender_id,status,roles,note";
 pub const ORG: &str = "5f1a2b3c4d5e6f7a8b9c0d1e";
 
 pub struct World {
@@ -28,7 +29,9 @@ impl World {
     pub async fn start(seed: Option<&str>, extra: &str) -> World {
         let options = SandboxOptions::ephemeral();
         let sandbox = match seed {
-            Some(s) => Sandbox::start_with_seed(&options, s).await.expect("sandbox starts"),
+            Some(s) => Sandbox::start_with_seed(&options, s)
+                .await
+                .expect("sandbox starts"),
             None => Sandbox::start(&options).await.expect("sandbox starts"),
         };
         let dir = tempfile::tempdir().expect("temp dir");
@@ -118,7 +121,9 @@ session_token = {{ file = "secrets/hub" }}
     }
 
     pub async fn run(&self, input: &Path) -> RunReport {
-        self.run_with(self.options(input)).await.expect("run completes")
+        self.run_with(self.options(input))
+            .await
+            .expect("run completes")
     }
 
     /// Runs the built binary with `args` in the world's directory.
@@ -147,6 +152,12 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
 
 /// The value of `column` in each data row of a CSV read with [`read_csv`].
 pub fn column(rows: &[Vec<String>], column: &str) -> Vec<String> {
-    let i = rows[0].iter().position(|c| c == column).expect("column exists");
-    rows[1..].iter().map(|r| r.get(i).cloned().unwrap_or_default()).collect()
+    let i = rows[0]
+        .iter()
+        .position(|c| c == column)
+        .expect("column exists");
+    rows[1..]
+        .iter()
+        .map(|r| r.get(i).cloned().unwrap_or_default())
+        .collect()
 }

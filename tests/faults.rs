@@ -1,0 +1,171 @@
+//! A hostile vendor: 5xx, resets, hangs, throttling, refused credentials.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{HEADER, World, column, read_csv};
+use invitesync::sandbox::{FaultSettings, Faults, Kind};
+
+fn gate_rows(n: usize) -> String {
+    let mut text = String::from(HEADER) + "\n";
+    for i in 0..n {
+        text.push_str(&format!("gate,ev1,inv{i},,,,,accepted,,\n"));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_row_lands_through_5xx_resets_and_hangs() {
+    let world = World::start(None, "").await;
+    world.write_config("");
+    // Short timeouts so the hangs cost little; enough attempts to ride it out.
+    let cfg = std::fs::read_to_string(&world.config)
+        .unwrap()
+        .replace("max_attempts = 4", "max_attempts = 10")
+        .replace("request_timeout = \"5s\"", "request_timeout = \"500ms\"");
+    std::fs::write(&world.config, cfg).unwrap();
+    let mut f = FaultSettings::default();
+    f.global = Faults {
+        error_rate: Some(0.20),
+        reset_rate: Some(0.05),
+        hang_rate: Some(0.02),
+        ..Faults::default()
+    };
+    world.sandbox.set_faults(f).unwrap();
+    let input = world.write("in.csv", &gate_rows(1500));
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    let results = read_csv(&world.path("in.results.csv"));
+    assert!(column(&results, "outcome").iter().all(|o| o == "updated"));
+    let stats = world.sandbox.stats();
+    let gate = stats.vendor(Kind::Securegate);
+    assert!(
+        gate.resets > 0
+            && gate.status(500) + gate.status(502) + gate.status(503) + gate.status(504) > 0
+    );
+    for i in 0..1500 {
+        let s = stats
+            .invite(&format!("securegate/ev1/inv{i}"))
+            .expect("reached");
+        assert!(s.updates >= 1);
+    }
+    // Retries went to transient failures only: no 4xx was retried.
+    let retried_final = gate
+        .statuses
+        .iter()
+        .filter(|(c, _)| (400..500).contains(*c) && **c != 429)
+        .count();
+    assert_eq!(retried_final, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_rate_limit_is_learned_without_a_storm_of_429s() {
+    let world = World::start(None, "").await;
+    let mut f = FaultSettings::default();
+    f.vendors.insert(
+        Kind::Securegate,
+        Faults {
+            rate_limit: Some(100.0),
+            burst: Some(10.0),
+            ..Faults::default()
+        },
+    );
+    world.sandbox.set_faults(f).unwrap();
+    let rows = 500;
+    let input = world.write("in.csv", &gate_rows(rows));
+    let start = Instant::now();
+    let report = world.run(&input).await;
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    let gate = world.sandbox.stats().vendor(Kind::Securegate);
+    let share = gate.status(429) as f64 / gate.requests as f64;
+    let rate = rows as f64 / secs;
+    assert!(rate > 60.0, "achieved {rate:.0}/s against a limit of 100/s");
+    assert!(
+        share < 0.15,
+        "{} of {} requests were 429",
+        gate.status(429),
+        gate.requests
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_rate_limit_is_kept_by_first_sends_and_retries() {
+    let world = World::start(None, "").await;
+    let cfg = std::fs::read_to_string(&world.config).unwrap().replace(
+        "api_key = { file = \"secrets/gate\" }",
+        "api_key = { file = \"secrets/gate\" }\nrate_limit = \"50/s\"",
+    );
+    std::fs::write(&world.config, cfg).unwrap();
+    let mut f = FaultSettings::default();
+    f.global.error_rate = Some(0.3);
+    world.sandbox.set_faults(f).unwrap();
+    let input = world.write("in.csv", &gate_rows(60));
+    let start = Instant::now();
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 0);
+    let requests = world.sandbox.stats().vendor(Kind::Securegate).requests;
+    let floor = (requests as f64 - 2.0) / 50.0;
+    assert!(
+        start.elapsed().as_secs_f64() >= floor * 0.9,
+        "{requests} requests (retries included) took {:?}, faster than 50/s allows",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_stop_one_vendor_and_a_resume_finishes_it() {
+    let world = World::start(None, "").await;
+    let mut text = String::from(HEADER) + "\n";
+    for i in 0..300 {
+        text.push_str(&format!("gate,ev1,inv{i},,,,,sent,,\n"));
+        text.push_str(&format!("hub,,uuid-{i},,,,,accepted,,\n"));
+    }
+    let input = world.write("in.csv", &text);
+    let mut f = FaultSettings::default();
+    f.vendors.insert(
+        Kind::Securegate,
+        Faults {
+            reject_auth: Some(true),
+            ..Faults::default()
+        },
+    );
+    world.sandbox.set_faults(f).unwrap();
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 3, "stopped early, resumable");
+    assert_eq!(report.stopped.len(), 1, "{:?}", report.stopped);
+    assert!(
+        report.stopped[0].contains("check vendors.gate.api_key"),
+        "{:?}",
+        report.stopped
+    );
+    let results = read_csv(&world.path("in.results.csv"));
+    let outcomes = column(&results, "outcome");
+    let vendors = column(&results, "vendor");
+    for (v, o) in vendors.iter().zip(&outcomes) {
+        match v.as_str() {
+            "gate" => assert_eq!(o, "pending", "refused rows stay pending, not failed"),
+            _ => assert_eq!(o, "updated"),
+        }
+    }
+    let gate = world.sandbox.stats().vendor(Kind::Securegate);
+    assert!(
+        gate.requests < 30,
+        "the circuit stopped the traffic ({} requests)",
+        gate.requests
+    );
+
+    // The credential is fixed; the same command resumes and finishes.
+    world.sandbox.set_faults(FaultSettings::default()).unwrap();
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    assert!(report.resumed);
+    let results = read_csv(&world.path("in.results.csv"));
+    assert!(column(&results, "outcome").iter().all(|o| o == "updated"));
+    assert_eq!(
+        world.sandbox.stats().vendor(Kind::CtrlHub).updates,
+        300,
+        "nothing sent twice"
+    );
+}
