@@ -1,0 +1,446 @@
+//! Fault knobs: what a misbehaving vendor does to its clients.
+//!
+//! Every knob applies to each vendor kind separately: a global value is each
+//! vendor's default, a per-vendor value overrides it (so `rate_limit = 200`
+//! globally means 200 requests a second to *each* vendor). A request meets the
+//! knobs in this order: the rate limit (answered at once, as an edge proxy
+//! would), then latency (stretched past the capacity knee), then one draw
+//! deciding between a reset, a hang, a 5xx, or going through.
+//!
+//! Requests to a vendor with no knob set skip all of this after one atomic
+//! load. Everything sleeps at most `hang_ms` and wakes at shutdown, so tests
+//! end by themselves.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::Kind;
+use super::wire;
+
+/// The knobs of one scope (global or a vendor). `None` means "not set here":
+/// a vendor falls back to the global value, the global value to off.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added to every request, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// A uniform random extra of 0..=jitter_ms milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
+    /// Share (0..=1) of requests answered 500, 502, 503 or 504.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Share of requests whose connection is reset without an answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_rate: Option<f64>,
+    /// Share of requests that hang for `hang_ms` (then go through).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hang_rate: Option<f64>,
+    /// How long a hang lasts; default one hour (shutdown ends it sooner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hang_ms: Option<u64>,
+    /// Requests per second admitted (token bucket); past it, 429 with
+    /// `Retry-After`. 0 is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
+    /// The token bucket's size; default one second's worth of `rate_limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<f64>,
+    /// Capacity knee: past this many requests in flight to the vendor,
+    /// latency grows as `latency * in_flight / knee`. 0 is off. Needs
+    /// `latency_ms` > 0 to have an effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knee: Option<u32>,
+    /// Refuse every credential with 401 (a revoked key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_auth: Option<bool>,
+    /// The `Retry-After` seconds sent with some 503s; default 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u32>,
+}
+
+/// All knobs: `POST /_sandbox/faults` takes this and replaces the previous
+/// settings entirely, e.g. `{"global":{"latency_ms":5},"vendors":{"securegate":{"rate_limit":200}}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultSettings {
+    pub global: Faults,
+    pub vendors: BTreeMap<Kind, Faults>,
+}
+
+const DEFAULT_HANG: Duration = Duration::from_secs(3600);
+
+impl Faults {
+    /// Sets one knob from text, for `--fault KEY=VALUE`.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<Option<T>, String> {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("fault `{key}`: `{v}` is not a number"))
+        }
+        match key {
+            "latency_ms" => self.latency_ms = num(key, value)?,
+            "jitter_ms" => self.jitter_ms = num(key, value)?,
+            "error_rate" => self.error_rate = num(key, value)?,
+            "reset_rate" => self.reset_rate = num(key, value)?,
+            "hang_rate" => self.hang_rate = num(key, value)?,
+            "hang_ms" => self.hang_ms = num(key, value)?,
+            "rate_limit" => self.rate_limit = num(key, value)?,
+            "burst" => self.burst = num(key, value)?,
+            "knee" => self.knee = num(key, value)?,
+            "retry_after_s" => self.retry_after_s = num(key, value)?,
+            "reject_auth" => {
+                self.reject_auth = Some(match value.trim() {
+                    "" | "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    other => {
+                        return Err(format!(
+                            "fault `reject_auth`: `{other}` is not true or false"
+                        ));
+                    }
+                })
+            }
+            other => {
+                return Err(format!(
+                    "unknown fault `{other}`; one of latency_ms, jitter_ms, error_rate, reset_rate, hang_rate, hang_ms, rate_limit, burst, knee, reject_auth, retry_after_s"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, scope: &str) -> Result<(), String> {
+        let shares = [
+            ("error_rate", self.error_rate),
+            ("reset_rate", self.reset_rate),
+            ("hang_rate", self.hang_rate),
+        ];
+        for (name, v) in shares {
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                return Err(format!(
+                    "{scope}.{name}: {v} is not a share between 0 and 1"
+                ));
+            }
+        }
+        for (name, v) in [("rate_limit", self.rate_limit), ("burst", self.burst)] {
+            if let Some(v) = v
+                && (!v.is_finite() || v < 0.0)
+            {
+                return Err(format!("{scope}.{name}: {v} must be a finite number >= 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FaultSettings {
+    /// Applies `--fault [KIND.]KEY=VALUE`; without `KIND.` the knob is global.
+    pub fn apply(&mut self, spec: &str) -> Result<(), String> {
+        let (lhs, value) = spec.split_once('=').ok_or_else(|| {
+            format!("`{spec}`: write a fault as [KIND.]KEY=VALUE, e.g. securegate.rate_limit=200")
+        })?;
+        let lhs = lhs.trim();
+        match lhs.split_once('.') {
+            Some((kind, key)) => {
+                let kind = Kind::parse(kind).ok_or_else(|| {
+                    format!("`{spec}`: unknown vendor kind `{kind}`; one of mighty_networks, securegate, ops_manager, ctrl_hub")
+                })?;
+                self.vendors.entry(kind).or_default().set(key, value)
+            }
+            None => self.global.set(lhs, value),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.global.check("global")?;
+        for (kind, f) in &self.vendors {
+            f.check(kind.as_str())?;
+        }
+        for kind in Kind::ALL {
+            let e = self.effective(kind);
+            let sum = e.error_rate + e.reset_rate + e.hang_rate;
+            if sum > 1.0 + 1e-9 {
+                return Err(format!(
+                    "{}: error_rate + reset_rate + hang_rate is {sum}, more than 1",
+                    kind.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn effective(&self, kind: Kind) -> Effective {
+        let g = &self.global;
+        let v = self.vendors.get(&kind).cloned().unwrap_or_default();
+        let rate = v.rate_limit.or(g.rate_limit).unwrap_or(0.0);
+        let e = Effective {
+            latency_ms: v.latency_ms.or(g.latency_ms).unwrap_or(0),
+            jitter_ms: v.jitter_ms.or(g.jitter_ms).unwrap_or(0),
+            error_rate: v.error_rate.or(g.error_rate).unwrap_or(0.0),
+            reset_rate: v.reset_rate.or(g.reset_rate).unwrap_or(0.0),
+            hang_rate: v.hang_rate.or(g.hang_rate).unwrap_or(0.0),
+            hang: v
+                .hang_ms
+                .or(g.hang_ms)
+                .map_or(DEFAULT_HANG, Duration::from_millis),
+            rate,
+            burst: v.burst.or(g.burst).unwrap_or(rate).max(1.0),
+            knee: v.knee.or(g.knee).unwrap_or(0),
+            reject_auth: v.reject_auth.or(g.reject_auth).unwrap_or(false),
+            retry_after_s: v.retry_after_s.or(g.retry_after_s).unwrap_or(1),
+            active: false,
+        };
+        Effective {
+            active: e.latency_ms > 0
+                || e.jitter_ms > 0
+                || e.error_rate > 0.0
+                || e.reset_rate > 0.0
+                || e.hang_rate > 0.0
+                || e.rate > 0.0
+                || e.reject_auth,
+            ..e
+        }
+    }
+}
+
+/// One vendor's knobs, resolved.
+#[derive(Debug, Clone, Default)]
+struct Effective {
+    active: bool,
+    latency_ms: u64,
+    jitter_ms: u64,
+    error_rate: f64,
+    reset_rate: f64,
+    hang_rate: f64,
+    hang: Duration,
+    rate: f64,
+    burst: f64,
+    knee: u32,
+    reject_auth: bool,
+    retry_after_s: u32,
+}
+
+#[derive(Default)]
+struct Bucket {
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl Bucket {
+    /// Takes a token, or says how many seconds until one is there.
+    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> Result<(), f64> {
+        self.tokens = match self.last {
+            None => burst,
+            Some(last) => (self.tokens + now.duration_since(last).as_secs_f64() * rate).min(burst),
+        };
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((1.0 - self.tokens) / rate)
+        }
+    }
+}
+
+#[derive(Default)]
+struct VendorFaults {
+    active: AtomicBool,
+    current: RwLock<Arc<Effective>>,
+    bucket: Mutex<Bucket>,
+    in_flight: AtomicUsize,
+}
+
+/// The knobs in force, per vendor.
+#[derive(Default)]
+pub(crate) struct FaultBoard {
+    settings: Mutex<FaultSettings>,
+    vendors: [VendorFaults; 4],
+}
+
+/// What the fault stage decided.
+pub(crate) enum Gate {
+    /// Serve the request; `reject_auth` says whether to refuse its credentials.
+    Pass {
+        reject_auth: bool,
+    },
+    Respond(Response),
+    /// Drop the connection without an answer.
+    Reset,
+}
+
+/// Counts a request in flight to a vendor while it lives.
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn injected(status: StatusCode, retry_after: Option<u32>) -> Response {
+    let text = format!("{{\"error\":\"sandbox: injected {}\"}}", status.as_u16());
+    let mut r = wire::body(status, wire::JSON, text.into_bytes());
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+impl FaultBoard {
+    pub(crate) fn new(settings: FaultSettings) -> Result<Self, String> {
+        let board = FaultBoard::default();
+        board.set(settings)?;
+        Ok(board)
+    }
+
+    pub(crate) fn get(&self) -> FaultSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces all knobs; rate-limit buckets start full again.
+    pub(crate) fn set(&self, settings: FaultSettings) -> Result<(), String> {
+        settings.validate()?;
+        let mut current = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        for kind in Kind::ALL {
+            let e = settings.effective(kind);
+            let v = &self.vendors[kind.index()];
+            *v.bucket.lock().unwrap_or_else(|e| e.into_inner()) = Bucket::default();
+            v.active.store(e.active, Ordering::Release);
+            *v.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(e);
+        }
+        *current = settings;
+        Ok(())
+    }
+
+    pub(crate) fn enter(&self, kind: Kind) -> InFlight<'_> {
+        let n = &self.vendors[kind.index()].in_flight;
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n)
+    }
+
+    /// Runs the request through the knobs. Returns early at `shutdown`.
+    pub(crate) async fn gate(&self, kind: Kind, shutdown: &CancellationToken) -> Gate {
+        let v = &self.vendors[kind.index()];
+        if !v.active.load(Ordering::Acquire) {
+            return Gate::Pass { reject_auth: false };
+        }
+        let e = Arc::clone(&v.current.read().unwrap_or_else(|e| e.into_inner()));
+
+        if e.rate > 0.0 {
+            let taken = v.bucket.lock().unwrap_or_else(|e| e.into_inner()).take(
+                e.rate,
+                e.burst,
+                Instant::now(),
+            );
+            if let Err(wait) = taken {
+                let secs = wait.ceil().clamp(1.0, 3600.0) as u32;
+                return Gate::Respond(injected(StatusCode::TOO_MANY_REQUESTS, Some(secs)));
+            }
+        }
+
+        let mut ms = e.latency_ms as f64;
+        if e.jitter_ms > 0 {
+            ms += fastrand::u64(0..=e.jitter_ms) as f64;
+        }
+        if e.knee > 0 {
+            let in_flight = v.in_flight.load(Ordering::Relaxed) as f64;
+            let knee = f64::from(e.knee);
+            if in_flight > knee {
+                ms *= in_flight / knee;
+            }
+        }
+        if ms >= 1.0 && !pause(Duration::from_secs_f64(ms / 1000.0), shutdown).await {
+            return Gate::Respond(injected(StatusCode::SERVICE_UNAVAILABLE, None));
+        }
+
+        let draw = fastrand::f64();
+        if draw < e.reset_rate {
+            return Gate::Reset;
+        }
+        if draw < e.reset_rate + e.hang_rate {
+            if !pause(e.hang, shutdown).await {
+                return Gate::Respond(injected(StatusCode::SERVICE_UNAVAILABLE, None));
+            }
+        } else if draw < e.reset_rate + e.hang_rate + e.error_rate {
+            const CODES: [StatusCode; 4] = [
+                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::BAD_GATEWAY,
+                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::GATEWAY_TIMEOUT,
+            ];
+            let status = CODES[fastrand::usize(..CODES.len())];
+            let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE && fastrand::bool())
+                .then_some(e.retry_after_s);
+            return Gate::Respond(injected(status, retry_after));
+        }
+        Gate::Pass {
+            reject_auth: e.reject_auth,
+        }
+    }
+}
+
+/// Sleeps, unless shutdown comes first; true if the sleep ran its course.
+async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_knobs_override_global_ones() {
+        let mut s = FaultSettings::default();
+        s.apply("latency_ms=5").unwrap();
+        s.apply("securegate.latency_ms=0").unwrap();
+        s.apply("ctrl_hub.rate_limit=200").unwrap();
+        s.apply("ops_manager.reject_auth=true").unwrap();
+        assert_eq!(s.effective(Kind::MightyNetworks).latency_ms, 5);
+        assert_eq!(s.effective(Kind::Securegate).latency_ms, 0);
+        assert!(!s.effective(Kind::Securegate).active);
+        assert_eq!(s.effective(Kind::CtrlHub).burst, 200.0);
+        assert!(s.effective(Kind::OpsManager).reject_auth);
+        assert!(s.apply("nope=1").is_err());
+        assert!(s.apply("zoom.latency_ms=1").is_err());
+        assert!(s.apply("latency_ms").is_err());
+        s.apply("error_rate=0.7").unwrap();
+        s.apply("reset_rate=0.7").unwrap();
+        assert!(s.validate().is_err());
+        let json: FaultSettings = serde_json::from_str(
+            r#"{"global":{"error_rate":0.1},"vendors":{"securegate":{"knee":8}}}"#,
+        )
+        .unwrap();
+        assert_eq!(json.vendors[&Kind::Securegate].knee, Some(8));
+        assert!(serde_json::from_str::<FaultSettings>(r#"{"global":{"latncy_ms":1}}"#).is_err());
+    }
+
+    #[test]
+    fn bucket_refills_at_its_rate() {
+        let mut b = Bucket::default();
+        let t0 = Instant::now();
+        assert!(b.take(10.0, 2.0, t0).is_ok());
+        assert!(b.take(10.0, 2.0, t0).is_ok());
+        let wait = b.take(10.0, 2.0, t0).unwrap_err();
+        assert!((wait - 0.1).abs() < 1e-9, "{wait}");
+        assert!(b.take(10.0, 2.0, t0 + Duration::from_millis(100)).is_ok());
+    }
+}
