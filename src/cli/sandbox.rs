@@ -1,12 +1,24 @@
-//! `invitesync sandbox`: placeholder until the sandbox lands.
+//! `invitesync sandbox`: the four vendor APIs on 127.0.0.1, for trying
+//! invitesync out and for its tests and benchmarks.
+
+use crate::sandbox::{self, SandboxOptions};
+
+const SANDBOX_HELP: &str = "\
+Examples:
+  invitesync sandbox --seed samples/seed.csv
+  invitesync sandbox --fault latency_ms=50 --fault securegate.rate_limit=200
+Statistics: GET http://127.0.0.1:PORT/_sandbox/stats; faults: POST /_sandbox/faults";
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = SANDBOX_HELP)]
 pub struct SandboxArgs {
-    /// Port on 127.0.0.1
-    #[arg(long, default_value_t = 8787)]
-    pub port: u16,
+    #[command(flatten)]
+    pub options: SandboxOptions,
 }
 
-pub async fn execute(_args: SandboxArgs) -> i32 {
-    super::fail(super::exit::USAGE, "the sandbox is not built yet")
+pub async fn execute(args: SandboxArgs) -> i32 {
+    match sandbox::serve(args.options).await {
+        Ok(()) => super::exit::OK,
+        Err(e) => super::fail(super::exit::USAGE, e),
+    }
 }

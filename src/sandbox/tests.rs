@@ -169,7 +169,10 @@ async fn errors_resets_and_latency_are_injected() {
     // The client sees the peer go away (ECONNRESET), not an HTTP answer.
     let text = format!("{err:?}");
     assert!(err.status().is_none() && !err.is_timeout(), "{text}");
-    assert!(text.contains("ConnectionReset") || text.contains("closed"), "{text}");
+    assert!(
+        text.contains("ConnectionReset") || text.contains("closed"),
+        "{text}"
+    );
     let s = t.sandbox.stats();
     assert_eq!(s.vendor(Kind::Securegate).resets, 1);
     assert_eq!(s.vendor(Kind::Securegate).updates, 0);
