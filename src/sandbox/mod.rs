@@ -38,6 +38,8 @@ mod store;
 mod wire;
 
 #[cfg(test)]
+mod samples_test;
+#[cfg(test)]
 mod testkit;
 #[cfg(test)]
 mod tests;
