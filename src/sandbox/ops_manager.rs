@@ -411,6 +411,22 @@ mod tests {
         t.stop().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_nonce_serves_concurrent_requests_in_any_order() {
+        let t = Kit::seeded(SEED).await;
+        let mut signer = Signer::new("sandbox-om-private");
+        signer.learn(&send(&t, None, BODY).await);
+        let mut headers: Vec<String> = (0..200).map(|_| signer.sign(&path())).collect();
+        fastrand::shuffle(&mut headers);
+        let sends = headers.iter().map(|h| send(&t, Some(h), BODY));
+        for r in futures::future::join_all(sends).await {
+            assert_eq!(r.status(), 200);
+        }
+        let s = t.sandbox.stats();
+        assert_eq!(s.vendor(Kind::OpsManager).status(200), 200);
+        t.stop().await;
+    }
+
     #[tokio::test]
     async fn documented_errors() {
         let t = Kit::seeded(SEED).await;

@@ -238,6 +238,16 @@ async fn hangs_outlast_the_client_and_end_at_shutdown() {
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
+    // The client gave up and closed; the server drops the hung request.
+    let mut in_flight = 1;
+    for _ in 0..50 {
+        in_flight = t.sandbox.vendor_stats().vendor(Kind::Securegate).in_flight;
+        if in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(in_flight, 0);
     // A hung request still open at shutdown does not hold it up.
     let client = t.client.clone();
     let url = t.url("/events/ev/invites/h");
