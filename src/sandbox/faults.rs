@@ -334,6 +334,10 @@ impl FaultBoard {
         InFlight(n)
     }
 
+    pub(crate) fn in_flight(&self, kind: Kind) -> u64 {
+        self.vendors[kind.index()].in_flight.load(Ordering::Relaxed) as u64
+    }
+
     /// Runs the request through the knobs. Returns early at `shutdown`.
     pub(crate) async fn gate(&self, kind: Kind, shutdown: &CancellationToken) -> Gate {
         let v = &self.vendors[kind.index()];

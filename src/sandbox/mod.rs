@@ -38,6 +38,8 @@ mod store;
 mod wire;
 
 #[cfg(test)]
+mod samples_test;
+#[cfg(test)]
 mod testkit;
 #[cfg(test)]
 mod tests;
@@ -204,6 +206,9 @@ impl Shared {
             vendors: self.stats.vendors(),
             ..StatsSnapshot::default()
         };
+        for (kind, v) in snap.vendors.iter_mut() {
+            v.in_flight = self.faults.in_flight(*kind);
+        }
         if invites {
             self.mighty.snapshot_into(&mut snap.invites);
             self.securegate.snapshot_into(&mut snap.invites);
@@ -261,14 +266,21 @@ impl Sandbox {
     /// Starts on 127.0.0.1:`options.port`, seeded from `options.seed` if set.
     pub async fn start(options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
         let shared = Shared::new(options, options.seed.is_some())?;
-        if let Some(path) = &options.seed {
-            let shown = path.display().to_string();
-            let file = std::fs::File::open(path).map_err(|source| SandboxError::SeedFile {
-                path: shown.clone(),
-                source,
-            })?;
-            shared.seed(&shown, io::BufReader::new(file))?;
-        }
+        let shared = match options.seed.clone() {
+            None => shared,
+            // A seed of millions of rows takes a while: off the async threads.
+            Some(path) => tokio::task::spawn_blocking(move || {
+                let shown = path.display().to_string();
+                let file = std::fs::File::open(&path).map_err(|source| SandboxError::SeedFile {
+                    path: shown.clone(),
+                    source,
+                })?;
+                shared.seed(&shown, io::BufReader::new(file))?;
+                Ok(shared)
+            })
+            .await
+            .map_err(|e| SandboxError::Options(format!("loading the seed failed: {e}")))??,
+        };
         Self::listen(options.port, shared).await
     }
 

@@ -284,7 +284,6 @@ mod tests {
     use super::super::testkit::*;
     use super::*;
     use crate::sandbox::{AppliedValue, Faults, SandboxOptions};
-    use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
     use serde_json::Value;
 
     const ORG: &str = "5f1a2b3c4d5e6f7a8b9c0d1e";
@@ -293,45 +292,6 @@ mod tests {
 
     fn path() -> String {
         format!("/api/public/v1.0/orgs/{ORG}/invites?pretty=true")
-    }
-
-    /// A client that answers challenges the way curl --digest does, reusing
-    /// the nonce with a counting nc.
-    struct Signer {
-        prompt: Option<WwwAuthenticateHeader>,
-        password: &'static str,
-    }
-
-    impl Signer {
-        fn new(password: &'static str) -> Self {
-            Signer {
-                prompt: None,
-                password,
-            }
-        }
-
-        fn learn(&mut self, r: &reqwest::Response) -> WwwAuthenticateHeader {
-            let www = r.headers()["www-authenticate"].to_str().unwrap();
-            let p = digest_auth::parse(www).unwrap();
-            self.prompt = Some(p.clone());
-            p
-        }
-
-        fn sign(&mut self, uri: &str) -> String {
-            let ctx = AuthContext::new_with_method(
-                "sandbox-om-public",
-                self.password,
-                uri,
-                Option::<&[u8]>::None,
-                HttpMethod::from("PATCH"),
-            );
-            self.prompt
-                .as_mut()
-                .unwrap()
-                .respond(&ctx)
-                .unwrap()
-                .to_string()
-        }
     }
 
     async fn send(t: &Kit, auth: Option<&str>, body: &str) -> reqwest::Response {
@@ -448,6 +408,22 @@ mod tests {
             send(&t, Some(&signer.sign(&path())), BODY).await.status(),
             200
         );
+        t.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_nonce_serves_concurrent_requests_in_any_order() {
+        let t = Kit::seeded(SEED).await;
+        let mut signer = Signer::new("sandbox-om-private");
+        signer.learn(&send(&t, None, BODY).await);
+        let mut headers: Vec<String> = (0..200).map(|_| signer.sign(&path())).collect();
+        fastrand::shuffle(&mut headers);
+        let sends = headers.iter().map(|h| send(&t, Some(h), BODY));
+        for r in futures::future::join_all(sends).await {
+            assert_eq!(r.status(), 200);
+        }
+        let s = t.sandbox.stats();
+        assert_eq!(s.vendor(Kind::OpsManager).status(200), 200);
         t.stop().await;
     }
 

@@ -104,6 +104,7 @@ impl Stats {
                     requests: v.requests.load(Ordering::Relaxed),
                     updates: v.updates.load(Ordering::Relaxed),
                     resets: v.resets.load(Ordering::Relaxed),
+                    in_flight: 0,
                     statuses,
                 };
                 (kind, stats)
@@ -159,6 +160,9 @@ pub struct VendorStats {
     pub updates: u64,
     /// Connections reset instead of answered (injected faults).
     pub resets: u64,
+    /// Requests being handled at the moment of the snapshot (sleeping in
+    /// injected latency or hangs included): the concurrency a client reached.
+    pub in_flight: u64,
     /// Answers by HTTP status, e.g. `{"200": 950, "429": 12}`.
     pub statuses: BTreeMap<u16, u64>,
 }
@@ -282,6 +286,7 @@ mod tests {
                 requests: 3,
                 updates: 2,
                 resets: 0,
+                in_flight: 0,
                 statuses: [(200, 2), (404, 1)].into_iter().collect(),
             },
         );

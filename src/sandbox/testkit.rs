@@ -1,5 +1,7 @@
 //! Helpers for the sandbox's in-process tests.
 
+use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
+
 use super::{Sandbox, SandboxOptions};
 
 pub(crate) struct Kit {
@@ -57,5 +59,44 @@ impl BodyJson for reqwest::Response {
         let bytes = self.bytes().await.map_err(|e| e.to_string())?;
         serde_json::from_slice(&bytes)
             .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)))
+    }
+}
+
+/// A client that answers challenges the way curl --digest does, reusing
+/// the nonce with a counting nc.
+pub(crate) struct Signer {
+    pub(crate) prompt: Option<WwwAuthenticateHeader>,
+    password: &'static str,
+}
+
+impl Signer {
+    pub(crate) fn new(password: &'static str) -> Self {
+        Signer {
+            prompt: None,
+            password,
+        }
+    }
+
+    pub(crate) fn learn(&mut self, r: &reqwest::Response) -> WwwAuthenticateHeader {
+        let www = r.headers()["www-authenticate"].to_str().unwrap();
+        let p = digest_auth::parse(www).unwrap();
+        self.prompt = Some(p.clone());
+        p
+    }
+
+    pub(crate) fn sign(&mut self, uri: &str) -> String {
+        let ctx = AuthContext::new_with_method(
+            "sandbox-om-public",
+            self.password,
+            uri,
+            Option::<&[u8]>::None,
+            HttpMethod::from("PATCH"),
+        );
+        self.prompt
+            .as_mut()
+            .unwrap()
+            .respond(&ctx)
+            .unwrap()
+            .to_string()
     }
 }

@@ -238,6 +238,16 @@ async fn hangs_outlast_the_client_and_end_at_shutdown() {
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
+    // The client gave up and closed; the server drops the hung request.
+    let mut in_flight = 1;
+    for _ in 0..50 {
+        in_flight = t.sandbox.vendor_stats().vendor(Kind::Securegate).in_flight;
+        if in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(in_flight, 0);
     // A hung request still open at shutdown does not hold it up.
     let client = t.client.clone();
     let url = t.url("/events/ev/invites/h");
@@ -371,4 +381,59 @@ async fn bad_seeds_and_options_are_refused() {
         Sandbox::start(&empty_key).await,
         Err(SandboxError::Options(_))
     ));
+}
+
+/// A rough throughput check of the vendor path against the bare health
+/// route, same client and concurrency: `cargo test --release -- --ignored
+/// throughput --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput() {
+    let t = Kit::open().await;
+    const N: usize = 20_000;
+    const CONCURRENCY: usize = 64;
+    for round in 0..2 {
+        for vendor in [false, true] {
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..CONCURRENCY {
+                let (client, next) = (t.client.clone(), next.clone());
+                let base = t.sandbox.base_url();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= N {
+                            break;
+                        }
+                        let r = if vendor {
+                            client
+                                .put(format!("{base}/events/ev/invites/inv-{i}"))
+                                .header("x-api-key", "sandbox-securegate-key")
+                                .header("content-type", "application/json")
+                                .body(r#"{"status":"accepted"}"#)
+                                .send()
+                                .await
+                        } else {
+                            client.get(format!("{base}/_sandbox/health")).send().await
+                        };
+                        let r = r.unwrap();
+                        assert!(r.status().is_success());
+                        r.bytes().await.unwrap();
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let rate = N as f64 / start.elapsed().as_secs_f64();
+            let what = if vendor {
+                "securegate PUT"
+            } else {
+                "health GET"
+            };
+            eprintln!("round {round}: {what}: {rate:.0} requests/s");
+        }
+    }
+    t.stop().await;
 }
