@@ -31,7 +31,10 @@ async fn digest_reuses_the_nonce_and_rides_through_stale_ones() {
     let challenges = om.status(401);
     // One challenge to start, one per stale nonce (about rows / 100), plus a
     // few for requests in flight when a nonce went stale.
-    assert!(challenges >= 5, "nonces did go stale ({challenges} challenges)");
+    assert!(
+        challenges >= 5,
+        "nonces did go stale ({challenges} challenges)"
+    );
     assert!(
         challenges < rows as u64 / 5,
         "{challenges} challenges for {rows} rows: the nonce is not reused"
