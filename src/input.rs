@@ -160,7 +160,7 @@ impl<'a> Fields<'a> {
 
 /// Cuts the `\r` of a CRLF line end off a record's last field.
 fn strip_cr(record: &mut ByteRecord) {
-    let Some(last) = record.iter().last() else {
+    let Some(last) = record.iter().next_back() else {
         return;
     };
     if !last.ends_with(b"\r") {
