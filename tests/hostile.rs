@@ -41,8 +41,15 @@ async fn hostile_files_are_reported_row_by_row() {
     assert_eq!(got[2], "invalid", "a 1 MB id is refused before sending");
     assert!(errors[2].contains("line 4: invite_id"), "{}", errors[2]);
     assert_eq!(got[3], "invalid", "open quote");
-    assert!(errors[3].starts_with("line 5:"), "CRLF files keep exact line numbers: {}", errors[3]);
-    assert_eq!(got[5], "updated", "`../../admin` is sent as one escaped path segment");
+    assert!(
+        errors[3].starts_with("line 5:"),
+        "CRLF files keep exact line numbers: {}",
+        errors[3]
+    );
+    assert_eq!(
+        got[5], "updated",
+        "`../../admin` is sent as one escaped path segment"
+    );
     assert_eq!(got[4], "invalid", "not UTF-8");
     assert_eq!(got[7], "updated", "the last line has no line end");
     let stats = world.sandbox.stats();
