@@ -6,14 +6,18 @@
 //! its own connection so it never waits for the writer: in WAL mode a reader
 //! sees the last committed state while a write transaction is open.
 //!
-//! Entries the writer has not committed yet are invisible here; the pipeline
-//! covers that gap with [`super::WriterHandle::committed_ledger_seq`].
+//! A reader sees an entry as soon as the writer has committed its row (the
+//! not-yet-merged ones through the shared [`Pending`] set). Entries the
+//! writer has not committed yet are invisible; the pipeline covers that gap
+//! with [`super::WriterHandle::committed_ledger_seq`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::error::{Result, StateError};
+use super::pending::Pending;
 use crate::change::Fingerprint;
 
 /// The last change applied to one invite.
@@ -29,6 +33,7 @@ pub struct LedgerEntry {
 #[derive(Debug)]
 pub struct LedgerReader {
     conn: Connection,
+    pending: Arc<Pending>,
     path: PathBuf,
 }
 
@@ -42,17 +47,24 @@ impl LedgerReader {
         // with the writer for the lock.
         conn.execute_batch("PRAGMA query_only = ON")
             .map_err(|e| StateError::sqlite(path, "configure the ledger reader", e))?;
+        let pending = Pending::for_file(&conn, path)?;
         Ok(LedgerReader {
             conn,
+            pending,
             path: path.to_path_buf(),
         })
     }
 
     /// The entry for an invite key's hash, if a change to it was ever applied.
     ///
-    /// The statement is prepared once and cached, and the primary key is the
-    /// rowid, so this costs a B-tree probe and no allocation.
+    /// The unmerged entries are newer than the ledger's, so they are asked
+    /// first. The statement is prepared once and cached, and the primary key
+    /// is the rowid, so this costs a hash lookup, a B-tree probe and no
+    /// allocation.
     pub fn get(&self, key_hash: u64) -> Result<Option<LedgerEntry>> {
+        if let Some(entry) = self.pending.get(key_hash) {
+            return Ok(Some(entry));
+        }
         let err = |e| StateError::sqlite(&self.path, "read the ledger", e);
         let mut stmt = self.conn.prepare_cached(GET).map_err(err)?;
         let found = stmt
@@ -76,11 +88,24 @@ impl LedgerReader {
         }
     }
 
-    /// The number of ledger entries; 0 lets the pipeline skip lookups.
-    pub fn count(&self) -> Result<u64> {
+    /// Whether the ledger holds no entry at all: the pipeline can then skip
+    /// lookups (the first run of a file, `--force`).
+    pub fn is_empty(&self) -> Result<bool> {
+        if self.pending.len() > 0 {
+            return Ok(false);
+        }
         self.conn
-            .query_row("SELECT count(*) FROM ledger", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(|e| StateError::sqlite(&self.path, "count the ledger", e))
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM ledger)", [], |r| r.get(0))
+            .map_err(|e| StateError::sqlite(&self.path, "read the ledger", e))
+    }
+
+    /// The number of invites in the ledger. Reads the whole table (tens of
+    /// ms at a million entries): for `status`, not the hot path.
+    pub fn count(&self) -> Result<u64> {
+        let merged: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM ledger_named", [], |r| r.get(0))
+            .map_err(|e| StateError::sqlite(&self.path, "count the ledger", e))?;
+        Ok(merged as u64)
     }
 }

@@ -18,9 +18,11 @@
 //! the database file, so they are private too. The mode of an existing file
 //! is left as its owner set it.
 
+mod checkpoint;
 mod error;
 mod ledger;
 mod lock;
+mod pending;
 mod query;
 mod runs;
 mod schema;
