@@ -107,9 +107,13 @@ fn new_state(path: &Path) -> Result<(StateFile, RunId)> {
 }
 
 fn writer_loop(path: &Path, n: usize) -> Result<f64> {
+    writer_loop_with(path, n, WriterOptions::default())
+}
+
+fn writer_loop_with(path: &Path, n: usize, options: WriterOptions) -> Result<f64> {
     let (_state, run) = new_state(path)?;
     let rows = sample_rows(n);
-    let (handle, join) = Writer::spawn(path, run, vendor_names())?;
+    let (handle, join) = Writer::spawn_with(path, run, vendor_names(), options)?;
     let start = Instant::now();
     for (seq, row) in rows.into_iter().enumerate() {
         handle.record(row, Some(seq as u64 + 1))?;
@@ -159,17 +163,14 @@ fn bare_loop(path: &Path, n: usize) -> Result<f64> {
                     r.finished_at,
                 ])
                 .map_err(err)?;
-            if let (Outcome::Updated, Some((text, hash)), Some(fp)) =
-                (r.outcome, key, r.fingerprint)
-            {
+            if let (Outcome::Updated, Some((_, hash)), Some(fp)) = (r.outcome, key, r.fingerprint) {
                 journal
                     .execute(params![
                         *hash as i64,
-                        text,
-                        vendor,
                         &fp.0[..],
                         r.finished_at,
-                        run.0
+                        run.0,
+                        r.index as i64,
                     ])
                     .map_err(err)?;
                 journal_len += 1;
@@ -279,5 +280,52 @@ mod tests {
     fn bench_runs_on_a_few_rows() {
         let b = bench_writer(2_000, 1).unwrap();
         assert!(b.writer_rows_per_s > 0.0 && b.bare_rows_per_s > 0.0);
+    }
+}
+
+#[cfg(test)]
+mod profile {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn state_profile_writer() {
+        let dir = super::bench_dir("profile").unwrap();
+        let n = 200_000;
+        let d = WriterOptions::default();
+        let only = std::env::var("ONLY").ok();
+        for (name, o) in [
+            ("default", d),
+            (
+                "no merge",
+                WriterOptions {
+                    ledger_merge_rows: usize::MAX,
+                    ..d
+                },
+            ),
+            (
+                "no bg ckpt",
+                WriterOptions {
+                    background_checkpoint: false,
+                    ..d
+                },
+            ),
+            (
+                "no merge no bg",
+                WriterOptions {
+                    background_checkpoint: false,
+                    ledger_merge_rows: usize::MAX,
+                    ..d
+                },
+            ),
+            ("default", d),
+        ] {
+            if only.as_deref().is_some_and(|x| x != name) {
+                continue;
+            }
+            let w = writer_loop_with(&dir.join(format!("{name}.db")), n, o).unwrap();
+            println!("{name}: {w:.0}");
+            let _ = std::fs::remove_file(dir.join(format!("{name}.db")));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

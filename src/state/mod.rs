@@ -24,6 +24,7 @@ mod ledger;
 mod lock;
 mod pending;
 mod query;
+mod queue;
 mod runs;
 mod schema;
 mod writer;

@@ -108,13 +108,12 @@ fn load_journal(conn: &Connection, path: &Path) -> Result<HashMap<u64, LedgerEnt
 }
 
 const MERGE: &str = "
-INSERT INTO ledger (key_hash, invite_key, vendor, fingerprint, applied_at, run_id)
-SELECT key_hash, invite_key, vendor, fingerprint, applied_at, run_id
+INSERT INTO ledger (key_hash, fingerprint, applied_at, run_id, row_index)
+SELECT key_hash, fingerprint, applied_at, run_id, row_index
 FROM ledger_journal WHERE true ORDER BY key_hash, seq
 ON CONFLICT (key_hash) DO UPDATE SET
-    invite_key = excluded.invite_key, vendor = excluded.vendor,
     fingerprint = excluded.fingerprint, applied_at = excluded.applied_at,
-    run_id = excluded.run_id;
+    run_id = excluded.run_id, row_index = excluded.row_index;
 DELETE FROM ledger_journal;";
 
 /// Moves the whole journal into the ledger in one transaction (the later of

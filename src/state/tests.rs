@@ -433,9 +433,9 @@ fn state_ledger_journal_is_merged_and_survives_a_crash() {
     state
         .conn
         .execute(
-            "INSERT INTO ledger_journal (key_hash, invite_key, vendor, fingerprint, applied_at, run_id)
-             VALUES (?1, ?2, 'gate', ?3, 5, ?4)",
-            rusqlite::params![key.hash as i64, key.text, &[9u8; 16][..], run.0],
+            "INSERT INTO ledger_journal (key_hash, fingerprint, applied_at, run_id, row_index)
+             VALUES (?1, ?2, 5, ?3, 7)",
+            rusqlite::params![key.hash as i64, &[9u8; 16][..], run.0],
         )
         .unwrap();
     let reader = state.ledger_reader().unwrap();

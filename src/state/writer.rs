@@ -4,18 +4,18 @@
 //! write, so a single thread owns the write connection and groups rows into
 //! transactions: it commits when [`WriterOptions::batch_rows`] rows are
 //! pending or [`WriterOptions::batch_time`] has passed since the first of
-//! them, whichever comes first. A crash therefore loses at most one batch,
-//! whose rows are sent again on resume (DESIGN §6).
+//! them arrived, whichever comes first. A crash therefore loses at most one
+//! batch, whose rows are sent again on resume (DESIGN §6).
 //!
-//! Senders talk to it through a bounded channel: when the disk is slower than
-//! the network, `record` blocks, and that back-pressure reaches the
-//! dispatcher instead of memory filling up. The thread runs off the async
-//! runtime, so blocking SQLite calls never stall a tokio worker.
+//! Senders hand rows over through a bounded queue (`queue.rs`): when the disk
+//! is slower than the network, `record` blocks, and that back-pressure
+//! reaches the dispatcher instead of memory filling up. The thread runs off
+//! the async runtime, so blocking SQLite calls never stall a tokio worker.
 //!
 //! A ledger change goes to `ledger_journal` in its row's transaction and is
-//! merged into `ledger` in bulk (see `pending.rs`); WAL checkpoints run on a
-//! helper thread (see `checkpoint.rs`). Both keep the per-row cost near that
-//! of a plain insert.
+//! merged into `ledger` in bulk (`pending.rs`); WAL checkpoints run on a
+//! helper thread (`checkpoint.rs`). Both keep the cost of a row near that of
+//! a plain insert.
 //!
 //! If a write fails (disk full, I/O error) the thread rolls back, keeps the
 //! error for every sender to see, and ends; the next `record` or `flush`
@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +36,7 @@ use super::error::{Result, StateError};
 use super::ledger::LedgerEntry;
 use super::outcome_code;
 use super::pending::{Pending, merge_journal};
+use super::queue::{Queue, Taken};
 use super::runs::RunId;
 use crate::outcome::{Outcome, RowRecord};
 
@@ -46,13 +47,14 @@ pub struct WriterOptions {
     pub batch_rows: usize,
     /// Commit when the oldest pending row has waited this long.
     pub batch_time: Duration,
-    /// Rows that may wait in the channel before `record` blocks.
-    pub channel_capacity: usize,
+    /// Rows that may wait for the writer before `record` blocks. The writer
+    /// takes them all at once, so up to twice this many are in memory.
+    pub queue_capacity: usize,
     /// Merge the ledger journal into the ledger once it holds this many
-    /// entries. Bounds the memory of the unmerged set (~40 bytes an entry).
+    /// entries. Bounds the memory of the unmerged set (~70 bytes an entry).
     pub ledger_merge_rows: usize,
-    /// Run checkpoints on a helper thread (see `checkpoint.rs`); `false`
-    /// leaves them to SQLite's default, in the writer's commits.
+    /// Run checkpoints on a helper thread (`checkpoint.rs`); `false` leaves
+    /// them to SQLite's default, in the writer's commits.
     pub background_checkpoint: bool,
 }
 
@@ -61,7 +63,7 @@ impl Default for WriterOptions {
         WriterOptions {
             batch_rows: 1_000,
             batch_time: Duration::from_millis(100),
-            channel_capacity: 8_192,
+            queue_capacity: 4_096,
             ledger_merge_rows: 65_536,
             background_checkpoint: true,
         }
@@ -86,9 +88,8 @@ pub struct Writer;
 
 /// A clonable handle to send rows to the writer. The writer commits what is
 /// left and ends when the last handle is dropped.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct WriterHandle {
-    tx: SyncSender<Msg>,
     shared: Arc<Shared>,
 }
 
@@ -99,10 +100,11 @@ enum Msg {
     Flush(SyncSender<()>),
 }
 
-/// What the writer thread publishes to the handles.
+/// What the handles and the thread share.
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
+    queue: Queue<Msg>,
     rows_committed: AtomicU64,
     ledger_seq: AtomicU64,
     /// The error that stopped the writer, for every sender to report.
@@ -113,10 +115,11 @@ impl Writer {
     /// Starts the writer thread for `run_id` with the default batching.
     /// `vendor_names[id]` is the name stored for `VendorId` `id`.
     ///
-    /// The connection is opened here, so a file that cannot be written is
-    /// reported now rather than by the first `record`. Join the returned
-    /// handle after dropping every [`WriterHandle`]: it returns the writer's
-    /// final error, including one from the last commit.
+    /// The connection is opened here, so a file that cannot be written or a
+    /// run that does not exist is reported now rather than by the first
+    /// `record`. Join the returned handle after dropping every
+    /// [`WriterHandle`]: it returns the writer's final error, including one
+    /// from the last commit.
     pub fn spawn(
         path: &Path,
         run_id: RunId,
@@ -132,45 +135,17 @@ impl Writer {
         vendor_names: Vec<String>,
         options: WriterOptions,
     ) -> Result<(WriterHandle, JoinHandle<Result<WriterStats>>)> {
-        let conn = super::connect_current(path)?;
-        let setup = |e| StateError::sqlite(path, "set up the writer", e);
-        let run_exists: bool = conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
-                [run_id.0],
-                |r| r.get(0),
-            )
-            .map_err(setup)?;
-        if !run_exists {
-            return Err(StateError::NoSuchRun {
-                path: path.to_path_buf(),
-                run: run_id.0,
-            });
-        }
-        // Foreign keys cost ~15 % of an insert; the writer checked its run
-        // above and writes outcome codes from a fixed table, so it is the one
-        // connection that does without them.
-        conn.execute_batch(&format!(
-            "PRAGMA foreign_keys = OFF;
-             PRAGMA wal_autocheckpoint = {};
-             PRAGMA journal_size_limit = {};",
-            if options.background_checkpoint {
-                WRITER_AUTOCHECKPOINT_PAGES
-            } else {
-                1_000
-            },
-            2 * 4096 * u64::from(WRITER_AUTOCHECKPOINT_PAGES),
-        ))
-        .map_err(setup)?;
+        let conn = open_writer_connection(path, run_id, &options)?;
         let pending = Pending::for_file(&conn, path)?;
-        let checkpointer = if options.background_checkpoint {
-            Some(Checkpointer::spawn(path)?)
-        } else {
-            None
+        let checkpointer = match options.background_checkpoint {
+            true => Some(Checkpointer::spawn(path)?),
+            false => None,
         };
-        let (tx, rx) = mpsc::sync_channel(options.channel_capacity.max(1));
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
+            // Wake the writer for half a batch: it writes those while the
+            // next half arrives.
+            queue: Queue::new(options.queue_capacity, options.batch_rows / 2),
             rows_committed: AtomicU64::new(0),
             ledger_seq: AtomicU64::new(0),
             failure: OnceLock::new(),
@@ -187,38 +162,84 @@ impl Writer {
                     vendors: vendor_names,
                     options,
                 };
-                writer_main(conn, ctx, rx)
+                writer_main(conn, ctx)
             })
             .map_err(|e| StateError::io(path, "start the writer thread for", e))?;
-        Ok((WriterHandle { tx, shared }, join))
+        Ok((WriterHandle { shared }, join))
     }
 }
 
-/// Marks the writer as failed if its thread unwinds, so senders get a message.
-struct FailOnPanic<'a>(&'a Shared);
+fn open_writer_connection(
+    path: &Path,
+    run_id: RunId,
+    options: &WriterOptions,
+) -> Result<Connection> {
+    let conn = super::connect_current(path)?;
+    let setup = |e| StateError::sqlite(path, "set up the writer", e);
+    let run_exists: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+            [run_id.0],
+            |r| r.get(0),
+        )
+        .map_err(setup)?;
+    if !run_exists {
+        return Err(StateError::NoSuchRun {
+            path: path.to_path_buf(),
+            run: run_id.0,
+        });
+    }
+    // Foreign keys cost ~15 % of an insert; the writer checked its run above
+    // and writes outcome codes from a fixed table, so it is the one
+    // connection that does without them.
+    let autocheckpoint = match options.background_checkpoint {
+        true => WRITER_AUTOCHECKPOINT_PAGES,
+        false => 1_000,
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = OFF;
+         PRAGMA wal_autocheckpoint = {autocheckpoint};
+         PRAGMA journal_size_limit = {};",
+        2 * 4096 * u64::from(WRITER_AUTOCHECKPOINT_PAGES),
+    ))
+    .map_err(setup)?;
+    Ok(conn)
+}
 
-impl Drop for FailOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = self.0.failure.set("the writer thread panicked".into());
+impl Clone for WriterHandle {
+    fn clone(&self) -> Self {
+        self.shared.queue.add_sender();
+        WriterHandle {
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        self.shared.queue.remove_sender();
+    }
+}
+
 impl WriterHandle {
-    /// Queues a finished row. Blocks while the channel is full. `ledger_seq`,
+    /// Queues a finished row. Blocks while the queue is full. `ledger_seq`,
     /// if given, must increase in the order rows are sent; once this row is
-    /// committed, [`committed_ledger_seq`](Self::committed_ledger_seq) reaches it.
+    /// committed, [`committed_ledger_seq`](Self::committed_ledger_seq) reaches
+    /// it and its ledger change is visible to every [`super::LedgerReader`].
     pub fn record(&self, rec: RowRecord, ledger_seq: Option<u64>) -> Result<()> {
-        self.tx
-            .send(Msg::Row(rec, ledger_seq))
+        self.shared
+            .queue
+            .send(Msg::Row(rec, ledger_seq), false)
             .map_err(|_| self.stopped())
     }
 
     /// Waits until every row sent so far (by any handle) is committed.
     pub fn flush(&self) -> Result<()> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.tx.send(Msg::Flush(tx)).map_err(|_| self.stopped())?;
+        self.shared
+            .queue
+            .send(Msg::Flush(tx), true)
+            .map_err(|_| self.stopped())?;
         rx.recv().map_err(|_| self.stopped())
     }
 
@@ -265,8 +286,7 @@ pub(crate) const INSERT_ROW: &str = "INSERT OR REPLACE INTO run_rows
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 pub(crate) const INSERT_JOURNAL: &str = "INSERT INTO ledger_journal
-    (key_hash, invite_key, vendor, fingerprint, applied_at, run_id)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    (key_hash, fingerprint, applied_at, run_id, row_index) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 /// What the writer thread works with besides its connection.
 struct Context<'a> {
@@ -278,13 +298,25 @@ struct Context<'a> {
     options: WriterOptions,
 }
 
+/// Ends the thread's side of the queue however the thread ends (an error,
+/// a panic), so that blocked senders wake up and fail instead of hanging.
+struct CloseOnDrop<'a>(&'a Shared);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.failure.set("the writer thread panicked".into());
+        }
+        self.0.queue.close_receiver();
+    }
+}
+
 /// The thread's body.
-fn writer_main(conn: Connection, ctx: Context<'_>, rx: Receiver<Msg>) -> Result<WriterStats> {
-    // Locals drop before parameters: the failure is published before `rx`
-    // goes and wakes the senders, so they always find the reason.
-    let _guard = FailOnPanic(ctx.shared);
+fn writer_main(conn: Connection, ctx: Context<'_>) -> Result<WriterStats> {
     let shared = ctx.shared;
-    let result = WriterLoop::run(&conn, ctx, &rx);
+    let _close = CloseOnDrop(shared);
+    let result = WriterLoop::run(&conn, ctx);
+    // Published before `_close` wakes the senders, so they find the reason.
     if let Err(e) = &result {
         let _ = shared.failure.set(e.to_string());
     }
@@ -309,9 +341,13 @@ struct WriterLoop<'c> {
 }
 
 impl<'c> WriterLoop<'c> {
-    fn run(conn: &'c Connection, ctx: Context<'c>, rx: &Receiver<Msg>) -> Result<WriterStats> {
+    fn run(conn: &'c Connection, ctx: Context<'c>) -> Result<WriterStats> {
         let path = &ctx.shared.path;
         let err = |e| StateError::sqlite(path, "prepare the writer's statements", e);
+        // Entries a crashed writer left in the journal are merged first.
+        let leftover: i64 = conn
+            .query_row("SELECT count(*) FROM ledger_journal", [], |r| r.get(0))
+            .map_err(err)?;
         let mut w = WriterLoop {
             conn,
             insert_row: conn.prepare(INSERT_ROW).map_err(err)?,
@@ -320,17 +356,12 @@ impl<'c> WriterLoop<'c> {
             first_pending_at: Instant::now(),
             pending_seq: 0,
             staged: Vec::new(),
-            journal_len: 0,
+            journal_len: leftover.max(0) as usize,
             stats: WriterStats::default(),
             ctx,
         };
-        // Entries a crashed writer left in the journal: merge them first.
-        let leftover: i64 = conn
-            .query_row("SELECT count(*) FROM ledger_journal", [], |r| r.get(0))
-            .map_err(|e| StateError::sqlite(&w.ctx.shared.path, "read the ledger journal", e))?;
-        w.journal_len = leftover as usize;
         w.merge()?;
-        let result = w.serve(rx).and_then(|()| w.merge());
+        let result = w.serve().and_then(|()| w.merge());
         if result.is_err() && w.pending > 0 {
             // Leave the file as of the last commit; those rows will be resent.
             let _ = conn.execute_batch("ROLLBACK");
@@ -338,49 +369,51 @@ impl<'c> WriterLoop<'c> {
         result.map(|()| w.stats)
     }
 
-    fn serve(&mut self, rx: &Receiver<Msg>) -> Result<()> {
+    fn serve(&mut self) -> Result<()> {
+        let batch_time = self.ctx.options.batch_time;
+        let mut inbox = Vec::new();
         loop {
-            let msg = if self.pending == 0 {
-                match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => return Ok(()),
-                }
-            } else {
-                let deadline = self.first_pending_at + self.ctx.options.batch_time;
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.commit()?;
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return self.commit(),
-                }
-            };
-            match msg {
-                Msg::Row(rec, seq) => {
-                    self.write(&rec, seq)?;
-                    if self.pending >= self.ctx.options.batch_rows
-                        || self.first_pending_at.elapsed() >= self.ctx.options.batch_time
-                    {
-                        self.commit()?;
-                    }
-                }
-                Msg::Flush(reply) => {
+            let deadline = (self.pending > 0).then(|| self.first_pending_at + batch_time);
+            let oldest = match self.ctx.shared.queue.take(&mut inbox, deadline, batch_time) {
+                Taken::Items(oldest) => oldest,
+                Taken::Timeout => {
                     self.commit()?;
-                    let _ = reply.send(());
+                    continue;
                 }
+                Taken::Closed => return self.commit(),
+            };
+            for (i, msg) in inbox.drain(..).enumerate() {
+                match msg {
+                    Msg::Row(rec, seq) => {
+                        // The batch clock starts when its first row was
+                        // queued (or earlier: a commit never comes late).
+                        self.write(&rec, seq, oldest)?;
+                        if self.pending >= self.ctx.options.batch_rows
+                            || (i % 256 == 255 && self.first_pending_at.elapsed() >= batch_time)
+                        {
+                            self.commit()?;
+                        }
+                    }
+                    Msg::Flush(reply) => {
+                        self.commit()?;
+                        let _ = reply.send(());
+                    }
+                }
+            }
+            if self.pending > 0 && self.first_pending_at.elapsed() >= batch_time {
+                self.commit()?;
             }
         }
     }
 
-    fn write(&mut self, rec: &RowRecord, seq: Option<u64>) -> Result<()> {
+    fn write(&mut self, rec: &RowRecord, seq: Option<u64>, queued_at: Instant) -> Result<()> {
         let path = &self.ctx.shared.path;
         if self.pending == 0 {
             self.conn
                 .prepare_cached(BEGIN)
                 .and_then(|mut s| s.execute([]))
                 .map_err(|e| StateError::sqlite(path, "start a transaction", e))?;
-            self.first_pending_at = Instant::now();
+            self.first_pending_at = queued_at;
         }
         self.pending += 1;
         if let Some(seq) = seq {
@@ -407,17 +440,14 @@ impl<'c> WriterLoop<'c> {
                 rec.finished_at,
             ])
             .map_err(|e| StateError::sqlite(path, "record a row", e))?;
-        if let (Outcome::Updated, Some((text, hash)), Some(fp)) =
-            (rec.outcome, key, rec.fingerprint)
-        {
+        if let (Outcome::Updated, Some((_, hash)), Some(fp)) = (rec.outcome, key, rec.fingerprint) {
             self.insert_journal
                 .execute(params![
                     *hash as i64,
-                    text,
-                    vendor,
                     &fp.0[..],
                     rec.finished_at,
-                    self.ctx.run_id
+                    self.ctx.run_id,
+                    rec.index as i64,
                 ])
                 .map_err(|e| StateError::sqlite(path, "update the ledger", e))?;
             self.staged.push((
