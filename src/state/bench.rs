@@ -288,44 +288,22 @@ mod profile {
     use super::*;
     #[test]
     #[ignore]
-    fn state_profile_writer() {
-        let dir = super::bench_dir("profile").unwrap();
-        let n = 200_000;
-        let d = WriterOptions::default();
-        let only = std::env::var("ONLY").ok();
-        for (name, o) in [
-            ("default", d),
-            (
-                "no merge",
-                WriterOptions {
-                    ledger_merge_rows: usize::MAX,
-                    ..d
-                },
-            ),
-            (
-                "no bg ckpt",
-                WriterOptions {
-                    background_checkpoint: false,
-                    ..d
-                },
-            ),
-            (
-                "no merge no bg",
-                WriterOptions {
-                    background_checkpoint: false,
-                    ledger_merge_rows: usize::MAX,
-                    ..d
-                },
-            ),
-            ("default", d),
-        ] {
-            if only.as_deref().is_some_and(|x| x != name) {
-                continue;
-            }
-            let w = writer_loop_with(&dir.join(format!("{name}.db")), n, o).unwrap();
-            println!("{name}: {w:.0}");
-            let _ = std::fs::remove_file(dir.join(format!("{name}.db")));
+    fn state_profile_reads() {
+        let dir = bench_dir("gets").unwrap();
+        let path = dir.join("g.db");
+        writer_loop(&path, 100_000).unwrap();
+        let state = StateFile::open(&path).unwrap();
+        let reader = state.ledger_reader().unwrap();
+        let keys: Vec<u64> = sample_rows(1000)
+            .into_iter()
+            .filter_map(|r| r.key.map(|(_, h)| h))
+            .collect();
+        reader.get(keys[0]).unwrap();
+        eprintln!("=====START");
+        for k in &keys[..10] {
+            reader.get(*k).unwrap();
         }
+        eprintln!("=====END");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

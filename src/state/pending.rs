@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use rusqlite::Connection;
@@ -29,6 +30,9 @@ use crate::change::Fingerprint;
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     map: RwLock<HashMap<u64, LedgerEntry>>,
+    /// Bumped by every merge, before the map is cleared: a reader whose
+    /// snapshot predates a merge notices and takes a new one.
+    generation: AtomicU64,
 }
 
 /// Live [`Pending`] sets by (device, inode) of their state file.
@@ -51,6 +55,7 @@ impl Pending {
         }
         let p = Arc::new(Pending {
             map: RwLock::new(load_journal(conn, path)?),
+            generation: AtomicU64::new(0),
         });
         registry.push((id, Arc::downgrade(&p)));
         Ok(p)
@@ -72,8 +77,13 @@ impl Pending {
         }
     }
 
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Forgets everything, once the journal has been merged into the ledger.
     pub(crate) fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         // Give the memory back: a merge happens at most every few seconds.
         *map = HashMap::new();

@@ -91,6 +91,14 @@ impl<T> Queue<T> {
         self.senders.notify_all();
     }
 
+    /// Waits until the receiver is gone (it publishes why before that).
+    pub(crate) fn wait_closed(&self) {
+        let mut s = self.lock();
+        while s.receiver_alive {
+            s = self.senders.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
     /// Queues an item, blocking while the queue is full. Gives the item back
     /// if the receiver is gone.
     pub(crate) fn send(&self, item: T, urgent: bool) -> Result<(), T> {

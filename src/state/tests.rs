@@ -508,3 +508,32 @@ fn state_holds_nothing_but_what_it_was_given() {
         }
     }
 }
+
+#[test]
+fn state_reader_snapshots_never_miss_a_merge() {
+    let (_dir, path, state, run) = setup();
+    let options = WriterOptions {
+        ledger_merge_rows: 10,
+        ..WriterOptions::default()
+    };
+    let (w, join) = Writer::spawn_with(&path, run, vendors(), options).unwrap();
+    let reader = state.ledger_reader().unwrap();
+    let hash = |i: u64| row(i, Outcome::Updated).key.unwrap().1;
+    for i in 0..60 {
+        w.record(row(i, Outcome::Updated), Some(i + 1)).unwrap();
+        w.flush().unwrap();
+        // Each entry, whether still in the journal or merged since the
+        // reader's snapshot began, is visible at once.
+        for j in 0..=i {
+            let entry = reader.get(hash(j)).unwrap();
+            assert_eq!(
+                entry.map(|e| e.applied_at),
+                Some(1_000 + j as i64),
+                "{i} {j}"
+            );
+        }
+    }
+    reader.release();
+    drop(w);
+    assert!(join.join().unwrap().unwrap().ledger_merges >= 5);
+}

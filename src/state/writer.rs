@@ -240,7 +240,12 @@ impl WriterHandle {
             .queue
             .send(Msg::Flush(tx), true)
             .map_err(|_| self.stopped())?;
-        rx.recv().map_err(|_| self.stopped())
+        rx.recv().map_err(|_| {
+            // The writer dropped the reply on its way out: wait until it has
+            // published why.
+            self.shared.queue.wait_closed();
+            self.stopped()
+        })
     }
 
     /// Flushes and drops this handle. The thread ends once every clone is gone.
