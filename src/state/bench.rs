@@ -107,13 +107,9 @@ fn new_state(path: &Path) -> Result<(StateFile, RunId)> {
 }
 
 fn writer_loop(path: &Path, n: usize) -> Result<f64> {
-    writer_loop_with(path, n, WriterOptions::default())
-}
-
-fn writer_loop_with(path: &Path, n: usize, options: WriterOptions) -> Result<f64> {
     let (_state, run) = new_state(path)?;
     let rows = sample_rows(n);
-    let (handle, join) = Writer::spawn_with(path, run, vendor_names(), options)?;
+    let (handle, join) = Writer::spawn(path, run, vendor_names())?;
     let start = Instant::now();
     for (seq, row) in rows.into_iter().enumerate() {
         handle.record(row, Some(seq as u64 + 1))?;
@@ -280,30 +276,5 @@ mod tests {
     fn bench_runs_on_a_few_rows() {
         let b = bench_writer(2_000, 1).unwrap();
         assert!(b.writer_rows_per_s > 0.0 && b.bare_rows_per_s > 0.0);
-    }
-}
-
-#[cfg(test)]
-mod profile {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn state_profile_reads() {
-        let dir = bench_dir("gets").unwrap();
-        let path = dir.join("g.db");
-        writer_loop(&path, 100_000).unwrap();
-        let state = StateFile::open(&path).unwrap();
-        let reader = state.ledger_reader().unwrap();
-        let keys: Vec<u64> = sample_rows(1000)
-            .into_iter()
-            .filter_map(|r| r.key.map(|(_, h)| h))
-            .collect();
-        reader.get(keys[0]).unwrap();
-        eprintln!("=====START");
-        for k in &keys[..10] {
-            reader.get(*k).unwrap();
-        }
-        eprintln!("=====END");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

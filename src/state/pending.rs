@@ -35,8 +35,11 @@ pub(crate) struct Pending {
     generation: AtomicU64,
 }
 
-/// Live [`Pending`] sets by (device, inode) of their state file.
-static REGISTRY: Mutex<Vec<((u64, u64), Weak<Pending>)>> = Mutex::new(Vec::new());
+/// A state file's identity: its device and inode, whatever path names it.
+type FileId = (u64, u64);
+
+/// Live [`Pending`] sets by state file.
+static REGISTRY: Mutex<Vec<(FileId, Weak<Pending>)>> = Mutex::new(Vec::new());
 
 impl Pending {
     /// The set of the file at `path`, shared within this process; loaded from
