@@ -9,6 +9,12 @@
 //! plain connection with SQLite's default checkpointing (the writer's helper
 //! thread is part of what is measured). Run it with
 //! `cargo test --release --lib state::bench -- --ignored --nocapture`.
+//!
+//! Seen on a shared 2-core machine under load from other builds, 200 k rows
+//! (98 % `updated`, so each one also writes the ledger): writer 211 k rows/s,
+//! bare loop 157 k rows/s (ratio 1.34; 208 k vs 201 k on a quieter run).
+//! At 1 M rows: `done_rows` 0.13 to 0.27 s, `for_each_row` 0.6 to 0.8 s,
+//! `LedgerReader::get` 3.8 µs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
