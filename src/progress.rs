@@ -84,6 +84,27 @@ impl Progress {
                     }
                     let done = tally.finished();
                     let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
+                    if crate::logs::json() {
+                        // Fields, not a sentence, for log pipelines to chart.
+                        tracing::info!(
+                            rows_done = done,
+                            rows_total = total,
+                            rows_per_second = rate.round(),
+                            updated = tally.total(Outcome::Updated),
+                            unchanged = tally.total(Outcome::Unchanged),
+                            invalid = tally.total(Outcome::Invalid),
+                            rejected = tally.total(Outcome::Rejected),
+                            failed = tally.total(Outcome::Failed),
+                            retrying = tally
+                                .vendors()
+                                .iter()
+                                .map(|v| v.retrying.load(Ordering::Relaxed))
+                                .sum::<u64>(),
+                            dry_run,
+                            "progress"
+                        );
+                        continue;
+                    }
                     let by: Vec<String> = Outcome::ALL
                         .iter()
                         .map(|o| format!("{}={}", o.as_str(), tally.total(*o)))

@@ -313,6 +313,7 @@ fn shards_cover_the_file_exactly_once() {
     let children: Vec<_> = (0..3)
         .map(|k| {
             let state = format!("shard-{k}.db");
+            let summary = format!("summary-{k}.json");
             let index = k.to_string();
             unattended(
                 &world,
@@ -325,6 +326,8 @@ fn shards_cover_the_file_exactly_once() {
                     "auto/3",
                     "--state",
                     &state,
+                    "--summary-json",
+                    &summary,
                 ],
                 &[("JOB_COMPLETION_INDEX", index.as_str())],
             )
@@ -373,6 +376,15 @@ fn shards_cover_the_file_exactly_once() {
                 );
             }
         }
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(world.path(&format!("summary-{k}.json"))).expect("summary"),
+        )
+        .expect("summary is JSON");
+        assert_eq!(summary["shard"], format!("{k}/3"));
+        assert_eq!(
+            summary["totals"]["updated"].as_u64(),
+            Some(count(&outs, "updated") as u64)
+        );
         // Each shard has its own state file and run.
         let state = StateFile::open(&world.path(&format!("shard-{k}.db"))).expect("state");
         assert_eq!(state.list_runs().expect("runs").len(), 1);
@@ -407,6 +419,32 @@ fn shards_cover_the_file_exactly_once() {
     let twice: BTreeMap<String, u64> = expected.into_iter().filter(|(_, n)| *n == 2).collect();
     assert_eq!(twice.len(), 30);
     assert_eq!(updates(&world), twice);
+
+    // Without --state, each shard gets a state file of its own: two shards
+    // started side by side on one disk do not lock each other out.
+    let children: Vec<_> = (0..2)
+        .map(|k| {
+            let shard = format!("{k}/2");
+            unattended(
+                &world,
+                &["run", "export.csv", "--config", &cfg, "--shard", &shard],
+                &[],
+            )
+            .spawn()
+            .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("shard ends");
+        assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
+    }
+    for k in 0..2 {
+        assert!(
+            world
+                .path(&format!("invitesync.shard-{k}-of-2.db"))
+                .exists()
+        );
+    }
 
     // `auto` needs the index; without it the command is refused as usage.
     let out = cli_env(
@@ -658,7 +696,7 @@ fn json_logs_are_json_on_every_line() {
     assert!(
         lines
             .iter()
-            .any(|l| l["message"] == "vendor" && l["vendor"] == "gate"),
+            .any(|l| l["message"] == "vendor summary" && l["vendor"] == "gate"),
         "a line per vendor"
     );
 
