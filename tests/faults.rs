@@ -25,12 +25,14 @@ async fn every_row_lands_through_5xx_resets_and_hangs() {
         .replace("max_attempts = 4", "max_attempts = 10")
         .replace("request_timeout = \"5s\"", "request_timeout = \"500ms\"");
     std::fs::write(&world.config, cfg).unwrap();
-    let mut f = FaultSettings::default();
-    f.global = Faults {
-        error_rate: Some(0.20),
-        reset_rate: Some(0.05),
-        hang_rate: Some(0.02),
-        ..Faults::default()
+    let f = FaultSettings {
+        global: Faults {
+            error_rate: Some(0.20),
+            reset_rate: Some(0.05),
+            hang_rate: Some(0.02),
+            ..Faults::default()
+        },
+        ..FaultSettings::default()
     };
     world.sandbox.set_faults(f).unwrap();
     let input = world.write("in.csv", &gate_rows(1500));
