@@ -748,6 +748,10 @@ fn nightly_args(cfg: &str) -> Vec<String> {
         "export.csv",
         "--config",
         cfg,
+        "--state",
+        "invitesync.db",
+        "--results",
+        "invites.results.csv",
         "--new-run",
         "--log-format",
         "json",
@@ -800,6 +804,8 @@ fn a_simulated_week_sends_exactly_the_changes() {
             (ROWS - changed.len()) as u64
         );
         assert_eq!(summary["exit_code"], 0);
+        let out = outcomes(&world.path("invites.results.csv"));
+        assert_eq!(count(&out, "updated"), changed.len(), "night {night}");
     }
     let state = StateFile::open(&world.path("invitesync.db")).expect("state");
     assert_eq!(state.list_runs().expect("runs").len(), 7, "a run per night");
