@@ -75,6 +75,9 @@ impl Progress {
             Some(ProgressMode::Quiet) => None,
             Some(ProgressMode::Log { interval }) => Some(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(interval);
+                // A steady cadence: after a stall (a busy runtime, a
+                // suspended VM), no burst of lines to catch up.
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 tick.tick().await;
                 let start = std::time::Instant::now();
                 loop {

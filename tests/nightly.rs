@@ -655,6 +655,95 @@ fn the_summary_json_matches_the_results_file() {
 }
 
 #[test]
+fn without_a_terminal_progress_is_a_line_at_a_steady_interval() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let world = rt.block_on(World::start(None, ""));
+    set_faults(&world, latency(2), &[]);
+    let cfg = world.config.to_str().expect("utf-8").to_string();
+    world.write("nightly.csv", &file(&[0; ROWS]));
+    let out = cli_env(
+        &world,
+        &[
+            "run",
+            "nightly.csv",
+            "--config",
+            &cfg,
+            "--log-format",
+            "json",
+            "--log-interval",
+            "50ms",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let err = lossy(&out.stderr);
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "no bar: {err}"
+    );
+    let times: Vec<std::time::SystemTime> = json_lines(&err)
+        .iter()
+        .filter(|l| l["message"] == "progress")
+        .map(|l| {
+            humantime::parse_rfc3339_weak(l["timestamp"].as_str().expect("timestamp"))
+                .expect("a time")
+        })
+        .collect();
+    assert!(times.len() >= 2, "{err}");
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]).expect("in order");
+        assert!(
+            gap >= Duration::from_millis(25),
+            "lines {gap:?} apart: {err}"
+        );
+    }
+
+    // Text logs: the same line as a sentence, still no bar.
+    world.sandbox.reset_stats();
+    let out = cli_env(
+        &world,
+        &[
+            "run",
+            "nightly.csv",
+            "--config",
+            &cfg,
+            "--force",
+            "--log-interval",
+            "50ms",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    let err = lossy(&out.stderr);
+    assert!(err.contains("progress: "), "{err}");
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "no bar: {err}"
+    );
+    rt.block_on(async { drop(world) });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_is_shared_by_every_input_of_a_state_file() {
+    let world = World::start(None, "").await;
+    let rows = |range: std::ops::Range<usize>| {
+        let mut text = String::from(HEADER) + "\n";
+        for i in range {
+            text.push_str(&row(i, 0).0);
+            text.push('\n');
+        }
+        text
+    };
+    let monday = world.write("monday.csv", &rows(0..400));
+    assert_eq!(world.run(&monday).await.exit_code, 0);
+    world.sandbox.reset_stats();
+    let tuesday = world.write("tuesday.csv", &rows(200..600));
+    let report = world.run(&tuesday).await;
+    assert_eq!(report.total(Outcome::Unchanged), 200);
+    assert_eq!(updates(&world), once_each(400..600));
+}
+
+#[test]
 fn json_logs_are_json_on_every_line() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let world = rt.block_on(World::start(None, ""));
