@@ -1061,3 +1061,38 @@ async fn a_queued_row_sees_what_its_invite_received_before_it() {
         "the vendor ends with the file's last value"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_keeps_its_share_of_a_rate_limit() {
+    let world = World::start(None, "").await;
+    let cfg = std::fs::read_to_string(&world.config)
+        .expect("config")
+        .replace(
+            "api_key = { file = \"secrets/gate\" }",
+            "api_key = { file = \"secrets/gate\" }\nrate_limit = \"80/s\"",
+        );
+    std::fs::write(&world.config, cfg).expect("config");
+    let mut text = String::from(HEADER) + "\n";
+    for i in 0..120 {
+        text.push_str(&format!("gate,ev1,rl{i},,,,,sent,,\n"));
+    }
+    let input = world.write("rl.csv", &text);
+    let mut opts = world.options(&input);
+    opts.shard = Some((0, 2));
+    let start = std::time::Instant::now();
+    let report = world.run_with(opts).await.expect("run");
+    let took = start.elapsed().as_secs_f64();
+    assert_eq!(report.exit_code, 0);
+    let sent = world
+        .sandbox
+        .vendor_stats()
+        .vendor(Kind::Securegate)
+        .requests;
+    assert!(sent > 30 && sent < 90, "about half the rows: {sent}");
+    // Two shards share 80/s: this one keeps to 40/s (a burst of a couple aside).
+    let floor = (sent as f64 - 2.0) / 40.0;
+    assert!(
+        took >= floor * 0.9,
+        "{sent} requests took {took:.2}s, faster than 40/s allows"
+    );
+}

@@ -169,11 +169,8 @@ pub async fn execute(args: RunArgs) -> i32 {
                     "started_at": rfc3339(started_at),
                     "finished_at": rfc3339(std::time::SystemTime::now()),
                 });
-                if let Err(w) = std::fs::write(path, doc.to_string() + "\n") {
-                    crate::logs::notice(
-                        crate::logs::Level::Warn,
-                        &format!("warning: cannot write {}: {w}", path.display()),
-                    );
+                if let Err(w) = write_atomically(path, &(doc.to_string() + "\n")) {
+                    crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
                 }
             }
             fail(e.code, e.message)
@@ -369,7 +366,22 @@ fn write_summary_json(
         "state": r.state.display().to_string(),
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_atomically(path, &(text + "\n"))
+}
+
+/// Writes beside `path` and renames into place, so that a monitoring agent
+/// polling the summary never reads half of one, and a failed write leaves
+/// the previous night's intact.
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })
 }
 
 #[cfg(test)]
