@@ -95,10 +95,15 @@ async fn an_unknown_rate_limit_is_learned_without_a_storm_of_429s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_rate_limit_is_kept_by_first_sends_and_retries() {
     let world = World::start(None, "").await;
-    let cfg = std::fs::read_to_string(&world.config).unwrap().replace(
-        "api_key = { file = \"secrets/gate\" }",
-        "api_key = { file = \"secrets/gate\" }\nrate_limit = \"50/s\"",
-    );
+    // Enough attempts that no row runs out: with 4, a 30% error rate fails
+    // one of 60 rows about two runs in five (0.3^4 per row).
+    let cfg = std::fs::read_to_string(&world.config)
+        .unwrap()
+        .replace(
+            "api_key = { file = \"secrets/gate\" }",
+            "api_key = { file = \"secrets/gate\" }\nrate_limit = \"50/s\"",
+        )
+        .replace("max_attempts = 4", "max_attempts = 12");
     std::fs::write(&world.config, cfg).unwrap();
     let mut f = FaultSettings::default();
     f.global.error_rate = Some(0.3);
