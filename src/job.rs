@@ -23,9 +23,10 @@ use crate::client::Client;
 use crate::config::Config;
 use crate::dispatch::{Applied, DispatchReport, Dispatcher, LedgerPolicy, Ready, Record};
 use crate::input::Reader;
+use crate::latency::Latency;
 use crate::outcome::{Outcome, RowRecord, now_millis};
 use crate::plan::Router;
-use crate::progress::{Progress, ProgressMode};
+use crate::progress::{Expected, Progress, ProgressMode};
 use crate::results::{Ending, ResultsWriter, Select};
 use crate::send::Target;
 use crate::shutdown::{EXIT_RESUMABLE, Shutdown};
@@ -86,6 +87,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     pub resumed: bool,
     pub state: PathBuf,
+    /// Round-trip percentiles of this attempt, per vendor name, in config order.
+    pub latency: Vec<(String, Latency)>,
 }
 
 impl RunReport {
@@ -302,11 +305,16 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     } else {
         None
     };
+    let expected = Expected {
+        total: total_rows,
+        done_before: done.len(),
+        shards,
+    };
     let progress = Progress::start(
         opts.progress,
         tally.clone(),
         targets.clone(),
-        total_rows.saturating_sub(done.len()),
+        expected,
         opts.dry_run,
     );
 
@@ -391,7 +399,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             Err(_) => writer_problem = Some("the state writer stopped unexpectedly".into()),
         }
     }
-    progress.finish();
+    progress.finish().await;
     if let Some(problem) = [read_problem.err(), forward_problem.err(), writer_problem]
         .into_iter()
         .flatten()
@@ -410,6 +418,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         .filter_map(|t| t.circuit.reason().map(|r| format!("{}: {r}", t.name)))
         .collect();
     let interrupted = shutdown.is_requested() || cut_short;
+    let latency: Vec<(String, Latency)> = targets
+        .iter()
+        .map(|t| (t.name.clone(), t.latency.snapshot()))
+        .collect();
     let pending_live: u64 = targets
         .iter()
         .map(|t| tally.vendor(Some(t.id)).pending.load(Ordering::Relaxed))
@@ -432,6 +444,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             elapsed: started.elapsed(),
             resumed,
             state: state_path,
+            latency,
         });
     };
     let run_id = run_id.ok_or_else(|| usage("no run was recorded"))?;
@@ -518,6 +531,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         elapsed: started.elapsed(),
         resumed,
         state: state_path,
+        latency,
     })
 }
 
@@ -650,7 +664,7 @@ fn read_rows(
         }
         tally.read.fetch_add(1, Ordering::Relaxed);
         if done.contains(row.index) {
-            tally.skipped.fetch_add(1, Ordering::Relaxed);
+            tally.already_done.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         match router.plan(&header, &row) {
@@ -658,7 +672,7 @@ fn read_rows(
                 if let Some((k, n)) = shard
                     && !change.key.in_shard(k, n)
                 {
-                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    tally.elsewhere.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let watermark = writer.as_ref().map_or(0, |w| w.committed_ledger_seq());
@@ -688,7 +702,7 @@ fn read_rows(
                 if let Some((k, n)) = shard
                     && row.index % u64::from(n) != u64::from(k)
                 {
-                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    tally.elsewhere.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 tally.add(problem.vendor, Outcome::Invalid);

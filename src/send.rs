@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::change::{Change, VendorId};
 use crate::client::{Client, DigestAuth};
 use crate::config::{RetryPolicy, VendorConfig};
+use crate::latency::Histogram;
 use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
 use crate::outcome::Outcome;
 use crate::retry::{Backoff, Class, classify, is_backpressure};
@@ -33,6 +35,8 @@ pub struct Target {
     pub pace: Pace,
     pub circuit: Circuit,
     pub digest: Option<DigestAuth>,
+    /// Round trips that got an answer, for the summary's percentiles.
+    pub latency: Histogram,
 }
 
 impl Target {
@@ -64,6 +68,7 @@ impl Target {
             circuit: Circuit::default(),
             digest,
             adapter,
+            latency: Histogram::default(),
         }
     }
 
@@ -124,12 +129,14 @@ pub async fn send(
         attempts += 1;
         vt.attempts.fetch_add(1, Ordering::Relaxed);
         let sent_at = slot.started;
+        let on_wire = Instant::now();
         let result = client
             .send(target.adapter.request(change), target.digest.as_ref())
             .await;
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {
+                target.latency.record(on_wire.elapsed());
                 let status = answer.status;
                 target.limit.release(
                     slot,
