@@ -7,10 +7,14 @@
 
 /// `No such file or directory (os error 2)` → `no such file or directory`.
 pub fn reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
+    plain(&e.to_string())
+}
+
+/// [`reason`] for any error text that may end in an OS error (csv's, say).
+pub fn plain(text: &str) -> String {
     let text = match text.rfind(" (os error ") {
         Some(i) if text.ends_with(')') => &text[..i],
-        _ => text.as_str(),
+        _ => text,
     };
     let mut chars = text.chars();
     match chars.next() {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::change::{Change, VendorId};
 use crate::client::{Client, DigestAuth};
-use crate::config::{RetryPolicy, VendorConfig};
+use crate::config::{RetryPolicy, VendorConfig, VendorSettings};
 use crate::latency::Histogram;
 use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
 use crate::outcome::Outcome;
@@ -37,6 +37,10 @@ pub struct Target {
     pub digest: Option<DigestAuth>,
     /// Round trips that got an answer, for the summary's percentiles.
     pub latency: Histogram,
+    /// What to check when the vendor refuses our credentials:
+    /// `vendors.gate.api_key`, and where it comes from once
+    /// [`Target::with_credential_sources`] has been told.
+    pub credentials: String,
 }
 
 impl Target {
@@ -67,9 +71,19 @@ impl Target {
             pace: Pace::new(config.rate_limit.map(|r| r.divided(shards))),
             circuit: Circuit::default(),
             digest,
-            adapter,
             latency: Histogram::default(),
+            credentials: credential_text(&config.name, adapter.credential_keys(), |_| None),
+            adapter,
         }
+    }
+
+    /// Names where each credential comes from (an environment variable, a
+    /// file), so that a refusal says exactly what to fix.
+    pub fn with_credential_sources(mut self, settings: &VendorSettings) -> Self {
+        self.credentials = credential_text(&self.name, self.adapter.credential_keys(), |k| {
+            settings.secret_source(k)
+        });
+        self
     }
 
     /// Stops this vendor: no new attempts; waiting rows come back pending.
@@ -79,6 +93,18 @@ impl Target {
         }
         self.limit.close();
     }
+}
+
+/// `vendors.NAME.KEY (source)` for each of an adapter's credential keys
+/// (`public_key/private_key` names two).
+fn credential_text(name: &str, keys: &str, source: impl Fn(&str) -> Option<String>) -> String {
+    keys.split('/')
+        .map(|k| match source(k) {
+            Some(from) => format!("vendors.{name}.{k} ({from})"),
+            None => format!("vendors.{name}.{k}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// How a row that reached an end ended.
@@ -155,10 +181,9 @@ pub async fn send(
                 };
                 if target.circuit.record(trip) {
                     target.stop(format!(
-                        "the vendor refused our credentials (HTTP {status}) {} times in a row; check vendors.{}.{}",
+                        "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}",
                         crate::limits::circuit::CREDENTIAL_TRIPS,
-                        target.name,
-                        target.adapter.credential_keys()
+                        target.credentials
                     ));
                 }
                 let reply = target.adapter.read(status, &answer.body);
@@ -189,9 +214,8 @@ pub async fn send(
                             .take()
                             .unwrap_or_else(|| format!("HTTP {status}"));
                         reply.error = Some(format!(
-                            "credentials refused: {said}; check vendors.{}.{}",
-                            target.name,
-                            target.adapter.credential_keys()
+                            "credentials refused: {said}; check {}",
+                            target.credentials
                         ));
                         (None, (Some(status), reply))
                     }
