@@ -33,12 +33,18 @@ Exit codes:
   3  the run stopped early and can be resumed (Ctrl-C, a vendor stopped, credentials refused)
   4  another run holds the state file
 
+Environment:
+  RUST_LOG=debug        more detail in the logs (any tracing filter, e.g. invitesync=trace)
+  NO_COLOR=1            no colours
+  INVITESYNC_CONFIG     the config file, instead of --config
+
 Examples:
   invitesync validate invites.csv --config invitesync.toml
   invitesync run invites.csv --config invitesync.toml --dry-run
   invitesync run invites.csv --config invitesync.toml
   invitesync status
-  invitesync export --only failed --output fix-me.csv";
+  invitesync export --only failed --output fix-me.csv
+  invitesync run fix-me.csv --config invitesync.toml";
 
 /// Apply a CSV of invite changes to Mighty Networks, Securegate, MongoDB Ops
 /// Manager and Ctrl-Hub: concurrent, rate-limited, retried, checkpointed,

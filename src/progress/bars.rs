@@ -47,8 +47,11 @@ pub(super) fn spawn(
         .max()
         .unwrap_or(0)
         .max(UNROUTED.len());
-    let line_style = ProgressStyle::with_template("  {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let line_style =
+        ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let header = multi.add(ProgressBar::new_spinner());
+    header.set_style(line_style.clone());
+    header.set_message(header_line(width, dry_run));
     let lines: Vec<ProgressBar> = targets
         .iter()
         .map(|_| {
@@ -89,6 +92,7 @@ pub(super) fn spawn(
             }
             if stopping {
                 bar.finish_and_clear();
+                header.finish_and_clear();
                 lines.iter().for_each(ProgressBar::finish_and_clear);
                 unrouted.finish_and_clear();
                 let _ = multi.clear();
@@ -99,8 +103,44 @@ pub(super) fn spawn(
     })
 }
 
-/// The name shown for rows that name no configured vendor.
+/// The name shown for rows that name no configured vendor (as in the summary).
 const UNROUTED: &str = "(no vendor)";
+
+/// A column of the vendor table after the vendor's name.
+#[derive(Clone, Copy)]
+enum Col {
+    Outcome(Outcome),
+    Retrying,
+    Concurrency,
+}
+
+/// The table's columns: a dry run sends nothing, so it has no retries,
+/// refusals or concurrency to show.
+fn columns(dry_run: bool) -> &'static [(&'static str, Col)] {
+    if dry_run {
+        &[
+            ("would send", Col::Outcome(Outcome::Updated)),
+            ("unchanged", Col::Outcome(Outcome::Unchanged)),
+            ("invalid", Col::Outcome(Outcome::Invalid)),
+        ]
+    } else {
+        &[
+            ("updated", Col::Outcome(Outcome::Updated)),
+            ("unchanged", Col::Outcome(Outcome::Unchanged)),
+            ("invalid", Col::Outcome(Outcome::Invalid)),
+            ("rejected", Col::Outcome(Outcome::Rejected)),
+            ("failed", Col::Outcome(Outcome::Failed)),
+            ("retrying", Col::Retrying),
+            ("concurrency", Col::Concurrency),
+        ]
+    }
+}
+
+/// Room for the label, and for counts up to 9,999,999 under short labels:
+/// the table stays within about 80 columns.
+fn cell_width(label: &str) -> usize {
+    label.len().max(7)
+}
 
 /// How a count is coloured when it is not zero (and colours are on: a
 /// terminal, no `NO_COLOR`).
@@ -132,19 +172,17 @@ fn tone(o: Outcome) -> Tone {
     }
 }
 
-/// `  label 1,204`, the number right-aligned so vendors' lines line up.
-fn count(s: &mut String, label: &str, n: u64, tone: Tone) {
-    let number = format!("{:>7}", HumanCount(n).to_string());
-    let number = if n > 0 { paint(number, tone) } else { number };
-    s.push_str("  ");
-    s.push_str(label);
-    s.push(' ');
-    s.push_str(&number);
+/// The table's header: `vendor  updated  unchanged ... concurrency`.
+pub fn header_line(width: usize, dry_run: bool) -> String {
+    let mut s = format!("{:<width$}", "vendor");
+    for (label, _) in columns(dry_run) {
+        s.push_str(&format!("  {label:>w$}", w = cell_width(label)));
+    }
+    s
 }
 
-/// One vendor's line: `gate  updated 1,204  unchanged 3 ... concurrency 16`.
-/// `target` is `None` for the rows that named no known vendor (they are all
-/// invalid, and nothing is sent for them).
+/// One vendor's row of the table. `target` is `None` for the rows that
+/// named no known vendor: they are all invalid, and nothing is sent for them.
 pub fn vendor_line(
     counts: &VendorTally,
     target: Option<&Target>,
@@ -153,27 +191,29 @@ pub fn vendor_line(
 ) -> String {
     let name = target.map_or(UNROUTED, |t| t.name.as_str());
     let mut s = format!("{name:<width$}");
-    let outcomes: &[Outcome] = if target.is_none() {
-        &[Outcome::Invalid]
-    } else if dry_run {
-        &[Outcome::Updated, Outcome::Unchanged, Outcome::Invalid]
-    } else {
-        &Outcome::ALL
-    };
-    for o in outcomes {
-        let label = match o {
-            Outcome::Updated if dry_run => "would send",
-            o => o.as_str(),
+    for (label, col) in columns(dry_run) {
+        let w = cell_width(label);
+        let (n, tone) = match (col, target) {
+            (Col::Outcome(o), Some(_)) | (Col::Outcome(o @ Outcome::Invalid), None) => {
+                (counts.count(*o), tone(*o))
+            }
+            (Col::Retrying, Some(_)) => (counts.retrying.load(Ordering::Relaxed), Tone::Warn),
+            (Col::Concurrency, Some(t)) => (t.limit.limit() as u64, Tone::Plain),
+            _ => {
+                s.push_str(&format!("  {:w$}", ""));
+                continue;
+            }
         };
-        count(&mut s, label, counts.count(*o), tone(*o));
+        let cell = format!("{:>w$}", HumanCount(n).to_string());
+        s.push_str("  ");
+        s.push_str(&if n > 0 { paint(cell, tone) } else { cell });
     }
-    let Some(target) = target else { return s };
+    let Some(target) = target else {
+        return s.trim_end().to_string();
+    };
     if dry_run {
         return s;
     }
-    let retrying = counts.retrying.load(Ordering::Relaxed);
-    count(&mut s, "retrying", retrying, Tone::Warn);
-    s.push_str(&format!("  concurrency {:>3}", target.limit.limit()));
     if let Some(r) = target.pace.learned_rate() {
         s.push_str(&format!("  pace {r:.0}/s"));
     }
