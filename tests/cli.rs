@@ -569,6 +569,31 @@ fn no_progress_codes_when_stderr_is_not_a_terminal() {
     );
 }
 
+#[test]
+fn a_dry_run_shows_the_plan_and_sends_nothing() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    w.write("in.csv", &mixed_rows());
+    let o = cli(
+        w,
+        &["run", "in.csv", "-c", "invitesync.toml", "--dry-run"],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "invalid rows: {err}");
+    let table = summary_table(&err.replace("would send", "would_send"));
+    assert_eq!(table["total"]["would_send"], 2, "{err}");
+    assert_eq!(table["total"]["invalid"], 6, "{err}");
+    assert!(
+        err.contains(
+            "dry run: nothing was sent; to send: invitesync run in.csv --config invitesync.toml\n"
+        ),
+        "{err}"
+    );
+    assert_eq!(w.sandbox.stats().vendor(Kind::Securegate).requests, 0);
+    assert!(!w.path("in.results.csv").exists() && !w.path("invitesync.db").exists());
+}
+
 fn seed() -> String {
     format!(
         "kind,scope,invite_id,email,first_name,last_name,status,roles\n\
