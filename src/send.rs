@@ -162,8 +162,17 @@ pub async fn send(
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {
-                target.latency.record(on_wire.elapsed());
+                let took = on_wire.elapsed();
+                target.latency.record(took);
                 let status = answer.status;
+                tracing::trace!(
+                    vendor = %target.name,
+                    key = %change.key.text,
+                    status,
+                    attempt = attempts,
+                    "answered in {}",
+                    crate::latency::human(took)
+                );
                 target.limit.release(
                     slot,
                     if is_backpressure(status) {
@@ -257,6 +266,18 @@ pub async fn send(
             });
         }
         let delay = backoff.next_delay(retry_after);
+        tracing::debug!(
+            vendor = %target.name,
+            key = %change.key.text,
+            attempt = attempts,
+            "retrying in {} after {}",
+            crate::latency::human(delay),
+            match (&last.0, &last.1.error) {
+                (_, Some(e)) => e.clone(),
+                (Some(status), None) => format!("HTTP {status}"),
+                (None, None) => "no answer".to_string(),
+            }
+        );
         vt.retrying.fetch_add(1, Ordering::Relaxed);
         let slept = tokio::select! {
             _ = tokio::time::sleep(delay) => true,
