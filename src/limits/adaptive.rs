@@ -236,6 +236,11 @@ mod tests {
         assert_eq!(l.limit(), 4);
     }
 
+    /// Round trips of 20 ms: scheduling delays on a loaded machine (a few
+    /// ms) stay under the congestion threshold (1.5 × baseline and 5 ms over
+    /// it), which 2 ms round trips did not; the test failed now and then.
+    const QUIET_RTT: Duration = Duration::from_millis(20);
+
     #[tokio::test]
     async fn grows_while_quiet_and_halves_on_pushback() {
         let l = AdaptiveLimit::new(64, true);
@@ -246,7 +251,7 @@ mod tests {
             for _ in 0..n {
                 ps.push(l.acquire().await.unwrap());
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(QUIET_RTT).await;
             for p in ps {
                 l.release(p, Signal::Ok);
             }
@@ -257,7 +262,9 @@ mod tests {
         for _ in 0..n {
             ps.push(l.acquire().await.unwrap());
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // Long enough that the first release surely ends a window (a window
+        // lasts one baseline round trip, which a slow first round can stretch).
+        tokio::time::sleep(QUIET_RTT * 5).await;
         for p in ps {
             l.release(p, Signal::Backpressure);
         }
