@@ -114,7 +114,7 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder
             .with_ansi(
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                std::env::var_os("NO_COLOR").is_none()
                     && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             )
             .compact()

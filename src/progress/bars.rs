@@ -6,7 +6,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use console::style;
-use indicatif::{HumanCount, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    HumanCount, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState,
+    ProgressStyle,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::outcome::Outcome;
@@ -20,6 +23,16 @@ const HZ: u8 = 5;
 
 const TEMPLATE: &str = "{spinner:.green} {elapsed_precise} [{wide_bar:.cyan/blue}] \
 {human_pos}/{human_len} rows  {per_sec:0}  ETA {eta}{msg}";
+
+/// The ETA, or `?` until the first row is done: indicatif's own says `0s`
+/// then, which reads as "almost finished" at the very start.
+fn eta(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = if state.pos() == 0 {
+        w.write_str("?")
+    } else {
+        write!(w, "{:#}", HumanDuration(state.eta()))
+    };
+}
 
 /// Draws the bars until `stop`, then clears them (the summary follows).
 pub(super) fn spawn(
@@ -36,7 +49,8 @@ pub(super) fn spawn(
     bar.set_style(
         ProgressStyle::with_template(TEMPLATE)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            .progress_chars("=> ")
+            .with_key("eta", eta),
     );
     if dry_run {
         bar.set_message("  (dry run: nothing is sent)");
