@@ -211,27 +211,52 @@ impl VendorSettings {
         if !self.resolve_secrets {
             return Ok(Secret::new(""));
         }
-        let value = if let Some(var) = env {
+        let (value, from) = if let Some(var) = env {
             match std::env::var(var) {
-                Ok(v) => v,
-                Err(_) => {
+                Ok(v) => (v, format!("environment variable {var}")),
+                Err(std::env::VarError::NotPresent) => {
                     return err(format!(
                         "{where_}: environment variable {var} is not set; export it (or point `{key}` at a file with `{{ file = \"PATH\" }}`)"
+                    ));
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return err(format!(
+                        "{where_}: environment variable {var} is not valid UTF-8; set it to the credential as text"
                     ));
                 }
             }
         } else {
             let path = self.base_dir.join(file.unwrap_or_default());
             match std::fs::read_to_string(&path) {
-                Ok(v) => v,
-                Err(e) => return err(format!("{where_}: cannot read {}: {e}", path.display())),
+                Ok(v) => (v, format!("file {}", path.display())),
+                Err(e) => {
+                    return err(format!(
+                        "{where_}: cannot read {}: {}; check the path (relative paths start at the config file) and that this user may read it",
+                        path.display(),
+                        crate::fs_error::reason(&e)
+                    ));
+                }
             }
         };
         let value = value.trim().to_string();
         if value.is_empty() {
-            return err(format!("{where_}: the secret is empty"));
+            return err(format!(
+                "{where_}: {from} is empty; put the credential in it"
+            ));
         }
         Ok(Secret::new(value))
+    }
+
+    /// Where a secret comes from, for messages that ask the user to check it:
+    /// `environment variable MIGHTY_TOKEN` or `file /etc/invitesync/om.key`.
+    /// Never the value.
+    pub fn secret_source(&self, key: &str) -> Option<String> {
+        let source = self.rest.get(key)?.as_table()?;
+        if let Some(var) = source.get("env").and_then(|v| v.as_str()) {
+            return Some(format!("environment variable {var}"));
+        }
+        let file = source.get("file").and_then(|v| v.as_str())?;
+        Some(format!("file {}", self.base_dir.join(file).display()))
     }
 
     /// An optional string setting.
@@ -263,6 +288,32 @@ fn duration(where_: &str, text: Option<&str>, default: Duration) -> Result<Durat
                 "{where_}: `{t}` is not a duration ({e}); write e.g. \"30s\", \"250ms\", \"2m\""
             ))
         }),
+    }
+}
+
+/// Prefixes a message with the config file's name, unless it has it already,
+/// so that an error says which file to open.
+fn in_file(path: &Path, e: ConfigError) -> ConfigError {
+    let name = path.display().to_string();
+    if e.0.starts_with(&name) {
+        e
+    } else {
+        ConfigError(format!("{name}: {}", e.0))
+    }
+}
+
+/// A TOML error on one line, `FILE:LINE:COLUMN: message`, instead of the
+/// parser's multi-line snippet.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            ConfigError(format!("{}:{line}:{column}: {message}", path.display()))
+        }
+        None => ConfigError(format!("{}: {message}", path.display())),
     }
 }
 
@@ -313,15 +364,34 @@ impl Config {
     /// Reads and checks the file. `resolve_secrets` is false for commands that
     /// send nothing, so that `validate` works without credentials.
     pub fn load(path: &Path, resolve_secrets: bool) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-        Self::parse(&text, path, resolve_secrets)
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                "; pass --config FILE (or set INVITESYNC_CONFIG)"
+            } else {
+                ""
+            };
+            ConfigError(format!(
+                "cannot read the config file {}: {}{hint}",
+                path.display(),
+                crate::fs_error::reason(&e)
+            ))
+        })?;
+        Self::parse(&text, path, resolve_secrets).map_err(|e| in_file(path, e))
+    }
+
+    /// The vendor adapters, in config order: this is where each kind takes
+    /// its own keys and where secrets are read, so mistakes surface here.
+    pub fn adapters(&self) -> Result<Vec<Box<dyn crate::vendors::Adapter>>, ConfigError> {
+        self.vendors
+            .iter()
+            .map(|(vc, settings)| {
+                crate::vendors::build(vc, settings.clone()).map_err(|e| in_file(&self.path, e))
+            })
+            .collect()
     }
 
     pub fn parse(text: &str, path: &Path, resolve_secrets: bool) -> Result<Config, ConfigError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end()))
-        })?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         let r = raw.run;
         let retry = RetryPolicy {
             max_attempts: r.max_attempts.unwrap_or(6),

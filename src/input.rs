@@ -98,6 +98,23 @@ impl Header {
     }
 }
 
+impl Header {
+    /// A warning per [`Header::suspicious_columns`], for `run` and `validate`
+    /// alike: a misspelt column is read as missing, so every row would come
+    /// out invalid (or, for an optional column, silently without it).
+    pub fn column_warnings(&self) -> Vec<String> {
+        self.suspicious_columns()
+            .into_iter()
+            .map(|(found, meant)| {
+                format!(
+                    "the input has a column `{found}` but no `{meant}`: did you mean `{meant}`? \
+                     (`{found}` is not read, only copied to the results)"
+                )
+            })
+            .collect()
+    }
+}
+
 /// At most one edit apart, ignoring case: `emial` for `email`, `statu` for `status`.
 fn close(a: &str, b: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
@@ -211,8 +228,13 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader, InputError> {
-        let file = File::open(path)
-            .map_err(|e| InputError(format!("cannot open {}: {e}", path.display())))?;
+        let file = File::open(path).map_err(|e| {
+            InputError(format!(
+                "cannot open the input {}: {}",
+                path.display(),
+                crate::fs_error::reason(&e)
+            ))
+        })?;
         // Records end at `\n` only, so that positions and line numbers are
         // exact for CRLF files too; the `\r` a CRLF leaves is cut below.
         let mut csv = csv::ReaderBuilder::new()

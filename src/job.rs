@@ -23,9 +23,10 @@ use crate::client::Client;
 use crate::config::Config;
 use crate::dispatch::{Applied, DispatchReport, Dispatcher, LedgerPolicy, Ready, Record};
 use crate::input::Reader;
+use crate::latency::Latency;
 use crate::outcome::{Outcome, RowRecord, now_millis};
 use crate::plan::Router;
-use crate::progress::{Progress, ProgressMode};
+use crate::progress::{Expected, Progress, ProgressMode};
 use crate::results::{Ending, ResultsWriter, Select};
 use crate::send::Target;
 use crate::shutdown::{EXIT_RESUMABLE, Shutdown};
@@ -86,6 +87,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     pub resumed: bool,
     pub state: PathBuf,
+    /// Round-trip percentiles of this attempt, per vendor name, in config order.
+    pub latency: Vec<(String, Latency)>,
 }
 
 impl RunReport {
@@ -96,16 +99,20 @@ impl RunReport {
 
 /// The input's fingerprint (BLAKE3 of its bytes) and line count, in one pass.
 pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?;
+    let unreadable = |e: std::io::Error| {
+        usage(format!(
+            "cannot read the input {}: {}",
+            path.display(),
+            crate::fs_error::reason(&e)
+        ))
+    };
+    let mut f = std::fs::File::open(path).map_err(unreadable)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut lines = 0u64;
     let mut last = b'\n';
     loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        let n = f.read(&mut buf).map_err(unreadable)?;
         if n == 0 {
             break;
         }
@@ -117,6 +124,32 @@ pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
         lines += 1;
     }
     Ok((hasher.finalize().to_hex().to_string(), lines))
+}
+
+/// `run` reads its input several times (to fingerprint and count it, to send
+/// its rows, to write the results), so it must be a file, not a pipe.
+pub fn check_input(path: &Path) -> Result<(), JobError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        usage(format!(
+            "cannot read the input {}: {}",
+            path.display(),
+            crate::fs_error::reason(&e)
+        ))
+    })?;
+    if meta.is_dir() {
+        return Err(usage(format!(
+            "the input {} is a directory; give the CSV file",
+            path.display()
+        )));
+    }
+    if !meta.is_file() {
+        return Err(usage(format!(
+            "the input {} is not a regular file (a pipe?); `run` reads its input more than once \
+             (to resume and to write the results), so save it to a file first",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// What of the config decides what is sent. Secrets, concurrency and rates may
@@ -170,22 +203,18 @@ struct Loaded {
 
 fn load(opts: &RunOptions) -> Result<Loaded, JobError> {
     let config = Config::load(&opts.config, !opts.dry_run).map_err(|e| usage(e.0))?;
-    let mut adapters = Vec::with_capacity(config.vendors.len());
-    for (vc, settings) in &config.vendors {
-        adapters.push(crate::vendors::build(vc, settings.clone()).map_err(|e| usage(e.0))?);
-    }
+    let adapters = config.adapters().map_err(|e| usage(e.0))?;
     Ok(Loaded { config, adapters })
 }
 
 /// Runs the job; the caller maps [`RunReport::exit_code`] to the process's.
 pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobError> {
     let started = Instant::now();
+    check_input(&opts.input)?;
     let Loaded { config, adapters } = load(&opts)?;
     let header_check = Reader::open(&opts.input).map_err(|e| usage(e.0))?;
-    for (found, meant) in header_check.header().suspicious_columns() {
-        tracing::warn!(
-            "the input has a column `{found}` but no `{meant}`: did you mean `{meant}`? (`{found}` is carried along, not read)"
-        );
+    for warning in header_check.header().column_warnings() {
+        tracing::warn!("{warning}");
     }
     drop(header_check);
     let (input_fp, lines) = scan_input(&opts.input)?;
@@ -241,8 +270,12 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
                     }
                     if prev.options != options {
                         return Err(usage(format!(
-                            "run {} was started with other options ({}); resume it with the same ones, or use --new-run.",
-                            prev.id.0, prev.options
+                            "run {} of {} was started with {}, and this command has {}; \
+                             resume it with the same options, or pass --new-run to start afresh",
+                            prev.id.0,
+                            opts.input.display(),
+                            describe_options(&prev.options),
+                            describe_options(&options)
                         )));
                     }
                     let done = state.done_rows(prev.id).map_err(|e| usage(e.to_string()))?;
@@ -289,7 +322,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             .iter()
             .zip(adapters)
             .enumerate()
-            .map(|(i, ((vc, _), a))| {
+            .map(|(i, ((vc, settings), a))| {
                 Target::new(
                     i as VendorId,
                     vc,
@@ -298,6 +331,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
                     !opts.fixed_concurrency,
                     shards,
                 )
+                .with_credential_sources(settings)
             })
             .collect(),
     );
@@ -315,13 +349,16 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     } else {
         None
     };
-    // A shard's share is only known once read; 1/N of the file is the estimate.
-    let share = total_rows.saturating_sub(done.len()) / u64::from(shards);
+    let expected = Expected {
+        total: total_rows,
+        done_before: done.len(),
+        shards,
+    };
     let progress = Progress::start(
         opts.progress,
         tally.clone(),
         targets.clone(),
-        share,
+        expected,
         opts.dry_run,
     );
 
@@ -406,7 +443,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             Err(_) => writer_problem = Some("the state writer stopped unexpectedly".into()),
         }
     }
-    progress.finish();
+    progress.finish().await;
     if let Some(problem) = [read_problem.err(), forward_problem.err(), writer_problem]
         .into_iter()
         .flatten()
@@ -425,6 +462,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         .filter_map(|t| t.circuit.reason().map(|r| format!("{}: {r}", t.name)))
         .collect();
     let interrupted = shutdown.is_requested() || cut_short;
+    let latency: Vec<(String, Latency)> = targets
+        .iter()
+        .map(|t| (t.name.clone(), t.latency.snapshot()))
+        .collect();
     let pending_live: u64 = targets
         .iter()
         .map(|t| tally.vendor(Some(t.id)).pending.load(Ordering::Relaxed))
@@ -447,6 +488,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             elapsed: started.elapsed(),
             resumed,
             state: state_path,
+            latency,
         });
     };
     let run_id = run_id.ok_or_else(|| usage("no run was recorded"))?;
@@ -487,10 +529,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         opts.shard,
         &targets,
     )
-    .map_err(|e| JobError {
-        code: 2,
-        message: e,
-    })?;
+    .map_err(|e| unwritten(e, run_id, &state_path))?;
     let failed_rows = if any_bad {
         let path = failed_path(&results_path);
         Some(
@@ -503,10 +542,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
                 opts.shard,
                 &targets,
             )
-            .map_err(|e| JobError {
-                code: 2,
-                message: e,
-            })?,
+            .map_err(|e| unwritten(e, run_id, &state_path))?,
         )
     } else {
         None
@@ -533,7 +569,40 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         elapsed: started.elapsed(),
         resumed,
         state: state_path,
+        latency,
     })
+}
+
+/// A results file that could not be written, after every row was recorded:
+/// nothing needs sending again, only the file needs writing.
+fn unwritten(problem: String, run: RunId, state: &Path) -> JobError {
+    usage(format!(
+        "{problem}; every row is recorded in {}: fix that and run the same command again \
+         (nothing is sent twice), or write the file with `invitesync export {} --state {}`",
+        state.display(),
+        run.0,
+        state.display()
+    ))
+}
+
+/// The options a resume must repeat, as the flags that set them:
+/// `--shard 0/4 --force`, or `no --shard, --force or --recheck-after`.
+fn describe_options(options: &serde_json::Value) -> String {
+    let mut flags = Vec::new();
+    if let Some(shard) = options.get("shard").and_then(|v| v.as_str()) {
+        flags.push(format!("--shard {shard}"));
+    }
+    if options.get("force").and_then(|v| v.as_bool()) == Some(true) {
+        flags.push("--force".to_string());
+    }
+    if let Some(age) = options.get("recheck_after").and_then(|v| v.as_str()) {
+        flags.push(format!("--recheck-after {age}"));
+    }
+    if flags.is_empty() {
+        "no --shard, --force or --recheck-after".to_string()
+    } else {
+        format!("`{}`", flags.join(" "))
+    }
 }
 
 /// `results.csv` → `results.failed.csv`, beside it.
@@ -665,7 +734,7 @@ fn read_rows(
         }
         tally.read.fetch_add(1, Ordering::Relaxed);
         if done.contains(row.index) {
-            tally.skipped.fetch_add(1, Ordering::Relaxed);
+            tally.already_done.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         match router.plan(&header, &row) {
@@ -673,7 +742,7 @@ fn read_rows(
                 if let Some((k, n)) = shard
                     && !change.key.in_shard(k, n)
                 {
-                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    tally.elsewhere.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let watermark = writer.as_ref().map_or(0, |w| w.committed_ledger_seq());
@@ -703,7 +772,7 @@ fn read_rows(
                 if let Some((k, n)) = shard
                     && row.index % u64::from(n) != u64::from(k)
                 {
-                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    tally.elsewhere.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 tally.add(problem.vendor, Outcome::Invalid);

@@ -41,7 +41,7 @@ pub fn notice(level: Level, text: &str) {
             Level::Error => tracing::error!("{text}"),
         }
     } else {
-        eprintln!("{text}");
+        crate::progress::through::eprintln(text);
     }
 }
 

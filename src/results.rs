@@ -91,8 +91,13 @@ pub struct ResultsWriter<F: FnMut(&InputRow) -> bool> {
     pub pending: u64,
 }
 
+/// Named after the file the user asked for, not the temporary one beside it.
 fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
-    format!("cannot write {}: {e}", path.display())
+    format!(
+        "cannot write {}: {}",
+        path.display(),
+        crate::fs_error::plain(&e.to_string())
+    )
 }
 
 impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
@@ -103,7 +108,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
         let mut out = csv::WriterBuilder::new()
             .flexible(true)
             .from_writer(BufWriter::with_capacity(256 * 1024, file));
@@ -128,7 +133,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             }
         }
         out.write_byte_record(&header)
-            .map_err(|e| io_err(&tmp, e))?;
+            .map_err(|e| io_err(path, e))?;
         Ok(ResultsWriter {
             input,
             out: Some(out),
@@ -204,7 +209,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         match self.out.as_mut() {
             Some(out) => out
                 .write_byte_record(&self.cells)
-                .map_err(|e| io_err(&self.tmp, e)),
+                .map_err(|e| io_err(&self.path, e)),
             None => Ok(()),
         }
     }
@@ -221,10 +226,10 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         };
         let file = out
             .into_inner()
-            .map_err(|e| io_err(&self.tmp, e.error()))?
+            .map_err(|e| io_err(&self.path, e.error()))?
             .into_inner()
-            .map_err(|e| io_err(&self.tmp, e.error()))?;
-        file.sync_all().map_err(|e| io_err(&self.tmp, e))?;
+            .map_err(|e| io_err(&self.path, e.error()))?;
+        file.sync_all().map_err(|e| io_err(&self.path, e))?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
         Ok(self.path.clone())

@@ -10,13 +10,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::change::{Change, VendorId};
 use crate::client::{Client, DigestAuth};
-use crate::config::{RetryPolicy, VendorConfig};
+use crate::config::{RetryPolicy, VendorConfig, VendorSettings};
+use crate::latency::Histogram;
 use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
 use crate::outcome::Outcome;
 use crate::retry::{Backoff, Class, classify, is_backpressure};
@@ -33,6 +35,12 @@ pub struct Target {
     pub pace: Pace,
     pub circuit: Circuit,
     pub digest: Option<DigestAuth>,
+    /// Round trips that got an answer, for the summary's percentiles.
+    pub latency: Histogram,
+    /// What to check when the vendor refuses our credentials:
+    /// `vendors.gate.api_key`, and where it comes from once
+    /// [`Target::with_credential_sources`] has been told.
+    pub credentials: String,
 }
 
 impl Target {
@@ -63,8 +71,19 @@ impl Target {
             pace: Pace::new(config.rate_limit.map(|r| r.divided(shards))),
             circuit: Circuit::default(),
             digest,
+            latency: Histogram::default(),
+            credentials: credential_text(&config.name, adapter.credential_keys(), |_| None),
             adapter,
         }
+    }
+
+    /// Names where each credential comes from (an environment variable, a
+    /// file), so that a refusal says exactly what to fix.
+    pub fn with_credential_sources(mut self, settings: &VendorSettings) -> Self {
+        self.credentials = credential_text(&self.name, self.adapter.credential_keys(), |k| {
+            settings.secret_source(k)
+        });
+        self
     }
 
     /// Stops this vendor: no new attempts; waiting rows come back pending.
@@ -74,6 +93,18 @@ impl Target {
         }
         self.limit.close();
     }
+}
+
+/// `vendors.NAME.KEY (source)` for each of an adapter's credential keys
+/// (`public_key/private_key` names two).
+fn credential_text(name: &str, keys: &str, source: impl Fn(&str) -> Option<String>) -> String {
+    keys.split('/')
+        .map(|k| match source(k) {
+            Some(from) => format!("vendors.{name}.{k} ({from})"),
+            None => format!("vendors.{name}.{k}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// How a row that reached an end ended.
@@ -124,13 +155,24 @@ pub async fn send(
         attempts += 1;
         vt.attempts.fetch_add(1, Ordering::Relaxed);
         let sent_at = slot.started;
+        let on_wire = Instant::now();
         let result = client
             .send(target.adapter.request(change), target.digest.as_ref())
             .await;
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {
+                let took = on_wire.elapsed();
+                target.latency.record(took);
                 let status = answer.status;
+                tracing::trace!(
+                    vendor = %target.name,
+                    key = %change.key.text,
+                    status,
+                    attempt = attempts,
+                    "answered in {}",
+                    crate::latency::human(took)
+                );
                 target.limit.release(
                     slot,
                     if is_backpressure(status) {
@@ -148,10 +190,9 @@ pub async fn send(
                 };
                 if target.circuit.record(trip) {
                     target.stop(format!(
-                        "the vendor refused our credentials (HTTP {status}) {} times in a row; check vendors.{}.{}",
+                        "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}",
                         crate::limits::circuit::CREDENTIAL_TRIPS,
-                        target.name,
-                        target.adapter.credential_keys()
+                        target.credentials
                     ));
                 }
                 let reply = target.adapter.read(status, &answer.body);
@@ -182,9 +223,8 @@ pub async fn send(
                             .take()
                             .unwrap_or_else(|| format!("HTTP {status}"));
                         reply.error = Some(format!(
-                            "credentials refused: {said}; check vendors.{}.{}",
-                            target.name,
-                            target.adapter.credential_keys()
+                            "credentials refused: {said}; check {}",
+                            target.credentials
                         ));
                         (None, (Some(status), reply))
                     }
@@ -226,6 +266,18 @@ pub async fn send(
             });
         }
         let delay = backoff.next_delay(retry_after);
+        tracing::debug!(
+            vendor = %target.name,
+            key = %change.key.text,
+            attempt = attempts,
+            "retrying in {} after {}",
+            crate::latency::human(delay),
+            match (&last.0, &last.1.error) {
+                (_, Some(e)) => e.clone(),
+                (Some(status), None) => format!("HTTP {status}"),
+                (None, None) => "no answer".to_string(),
+            }
+        );
         vt.retrying.fetch_add(1, Ordering::Relaxed);
         let slept = tokio::select! {
             _ = tokio::time::sleep(delay) => true,

@@ -37,8 +37,10 @@ pub struct Tally {
     unrouted: VendorTally,
     /// Rows read from the input so far (including skipped ones).
     pub read: AtomicU64,
-    /// Rows skipped: finished by an earlier attempt of this run, or another shard's.
-    pub skipped: AtomicU64,
+    /// Rows skipped because an earlier attempt of this run finished them.
+    pub already_done: AtomicU64,
+    /// Rows skipped because they belong to another shard.
+    pub elsewhere: AtomicU64,
 }
 
 impl Tally {
@@ -47,7 +49,8 @@ impl Tally {
             vendors: (0..vendors).map(|_| VendorTally::default()).collect(),
             unrouted: VendorTally::default(),
             read: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
+            already_done: AtomicU64::new(0),
+            elsewhere: AtomicU64::new(0),
         }
     }
 

@@ -47,7 +47,10 @@ pub fn execute(args: ExportArgs) -> i32 {
     if !args.state.exists() {
         return fail(
             exit::USAGE,
-            format!("{} does not exist; pass --state FILE", args.state.display()),
+            format!(
+                "{} does not exist; pass --state FILE (the file `run` used)",
+                args.state.display()
+            ),
         );
     }
     let state = match StateFile::open(&args.state) {

@@ -6,11 +6,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::progress::through::StderrThroughBars;
+
 pub mod completions;
 pub mod export;
 pub mod run;
 pub mod sandbox;
 pub mod status;
+pub mod summary;
 pub mod validate;
 
 /// Exit codes (DESIGN §5).
@@ -30,12 +33,18 @@ Exit codes:
   3  the run stopped early and can be resumed (Ctrl-C, a vendor stopped, credentials refused)
   4  another run holds the state file
 
+Environment:
+  RUST_LOG=debug        more detail in the logs (any tracing filter, e.g. invitesync=trace)
+  NO_COLOR=1            no colours
+  INVITESYNC_CONFIG     the config file, instead of --config
+
 Examples:
   invitesync validate invites.csv --config invitesync.toml
   invitesync run invites.csv --config invitesync.toml --dry-run
   invitesync run invites.csv --config invitesync.toml
   invitesync status
-  invitesync export --only failed --output fix-me.csv";
+  invitesync export --only failed --output fix-me.csv
+  invitesync run fix-me.csv --config invitesync.toml";
 
 /// Apply a CSV of invite changes to Mighty Networks, Securegate, MongoDB Ops
 /// Manager and Ctrl-Hub: concurrent, rate-limited, retried, checkpointed,
@@ -69,10 +78,10 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Serve the four vendor APIs on 127.0.0.1 for trying invitesync out
     Sandbox(sandbox::SandboxArgs),
-    /// Print shell completions
+    /// Print shell completions for bash, zsh, fish, elvish or PowerShell
     Completions(completions::CompletionsArgs),
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page (roff), of invitesync or of one command
+    Man(completions::ManArgs),
 }
 
 /// The config file option shared by the commands that read it.
@@ -91,7 +100,8 @@ pub struct ConfigArg {
 
 /// Sets up logging: `RUST_LOG` decides the level (default: info for
 /// invitesync, warnings for the libraries), stderr only, and through the
-/// progress display's suspension so bars and lines never collide.
+/// progress display's suspension so bars and lines never collide. Colours
+/// only on a terminal, and never with `NO_COLOR`.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     crate::logs::set_json(format == LogFormat::Json);
@@ -99,7 +109,7 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("warn,invitesync=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(StderrThroughBars)
         .with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -113,8 +123,35 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// A bug must still end in a message a person can act on, not a backtrace:
+/// one line saying it is a bug, where, and that resuming is safe (the state
+/// file is only ever written in transactions). `RUST_BACKTRACE` still gets
+/// the full report for whoever debugs it.
+pub fn install_panic_hook() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        crate::progress::through::eprintln(format_args!(
+            "error: invitesync hit a bug ({what}{at}); please report it. \
+             What the state file recorded is safe to resume from."
+        ));
+    }));
+}
+
 /// Runs a parsed command line; returns the process's exit code.
 pub fn main(cli: Cli) -> i32 {
+    install_panic_hook();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -134,7 +171,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Export(a) => export::execute(a),
             Command::Sandbox(a) => sandbox::execute(a).await,
             Command::Completions(a) => completions::execute(a),
-            Command::Man => completions::man(),
+            Command::Man(a) => completions::man(a),
         }
     })
 }
@@ -145,7 +182,7 @@ pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
     if crate::logs::json() {
         tracing::error!(exit_code = code, "{message}");
     } else {
-        eprintln!("error: {message}");
+        crate::progress::through::eprintln(format_args!("error: {message}"));
     }
     code
 }

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::job::{self, RunOptions, RunReport};
+use crate::job::RunReport;
+use crate::job::{self, RunOptions};
 use crate::outcome::Outcome;
 use crate::progress::ProgressMode;
 use crate::shutdown::Shutdown;
 
+use super::summary::{self, Invocation};
 use super::{ConfigArg, exit, fail};
 
 const RUN_HELP: &str = "\
@@ -126,6 +128,8 @@ pub async fn execute(args: RunArgs) -> i32 {
     } else {
         ProgressMode::Auto
     };
+    let how = invocation(&args);
+    let summary_json = args.summary_json.clone();
     let opts = RunOptions {
         input: args.input,
         config: args.config.config,
@@ -139,37 +143,50 @@ pub async fn execute(args: RunArgs) -> i32 {
         concurrency: args.concurrency,
         fixed_concurrency: args.fixed_concurrency,
         progress,
-        summary_json: args.summary_json.clone(),
+        summary_json: args.summary_json,
     };
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
-    let input = opts.input.clone();
-    let config = opts.config.clone();
     let dry_run = opts.dry_run;
     let started_at = std::time::SystemTime::now();
+    let (input, config) = (opts.input.clone(), opts.config.clone());
     match job::run(opts, shutdown).await {
         Ok(report) => {
             if crate::logs::json() {
                 log_summary(&report, dry_run, &input, &config);
             } else {
-                eprint!("{}", summary(&report, dry_run, &input, &config));
+                eprint!("{}", summary::text(&report, dry_run, &how));
             }
-            if let Some(path) = &args.summary_json
-                && let Err(e) = write_summary_json(path, &report, dry_run, shard, started_at)
-            {
-                crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {e}"));
+            if let Some(path) = &summary_json {
+                let mut doc = summary::json(&report);
+                if let Some(map) = doc.as_object_mut() {
+                    map.insert("dry_run".into(), dry_run.into());
+                    map.insert(
+                        "shard".into(),
+                        shard.map(|(k, n)| format!("{k}/{n}")).into(),
+                    );
+                    map.insert("would_send".into(), report.dry_run.would_send.into());
+                    map.insert("started_at".into(), rfc3339(started_at).into());
+                    map.insert(
+                        "finished_at".into(),
+                        rfc3339(std::time::SystemTime::now()).into(),
+                    );
+                }
+                if let Err(e) = write_json(path, &doc) {
+                    crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {e}"));
+                }
             }
             report.exit_code
         }
         Err(e) => {
-            if let Some(path) = &args.summary_json {
+            if let Some(path) = &summary_json {
                 let doc = serde_json::json!({
                     "exit_code": e.code,
                     "error": e.message,
                     "started_at": rfc3339(started_at),
                     "finished_at": rfc3339(std::time::SystemTime::now()),
                 });
-                if let Err(w) = write_atomically(path, &(doc.to_string() + "\n")) {
+                if let Err(w) = write_json(path, &doc) {
                     crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
                 }
             }
@@ -243,129 +260,42 @@ fn log_summary(r: &RunReport, dry_run: bool, input: &std::path::Path, config: &s
     }
 }
 
-/// The table printed at the end of a run.
-pub fn summary(
-    r: &RunReport,
-    dry_run: bool,
-    input: &std::path::Path,
-    config: &std::path::Path,
-) -> String {
-    let mut s = String::new();
-    let name_w = r
-        .counts
-        .iter()
-        .map(|(v, _)| v.as_deref().map_or(9, str::len))
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let heads: Vec<&str> = if dry_run {
-        vec!["would send", "unchanged", "invalid"]
-    } else {
-        vec!["updated", "unchanged", "invalid", "rejected", "failed"]
-    };
-    s.push_str(&format!("\n{:<name_w$}", "vendor"));
-    for h in &heads {
-        s.push_str(&format!(" {h:>10}"));
-    }
-    s.push('\n');
-    for (vendor, c) in &r.counts {
-        s.push_str(&format!(
-            "{:<name_w$}",
-            vendor.as_deref().unwrap_or("(no vendor)")
-        ));
-        for (i, _) in heads.iter().enumerate() {
-            s.push_str(&format!(" {:>10}", c[i]));
+/// The parts of this command line that the summary's next commands repeat.
+fn invocation(args: &RunArgs) -> Invocation {
+    let mut options = Vec::new();
+    let mut push = |flag: &str, value: Option<String>| {
+        if let Some(v) = value {
+            options.push(flag.to_string());
+            options.push(v);
         }
-        s.push('\n');
+    };
+    push(
+        "--state",
+        args.state.as_ref().map(|p| p.display().to_string()),
+    );
+    push(
+        "--results",
+        args.results.as_ref().map(|p| p.display().to_string()),
+    );
+    push("--shard", args.shard.clone());
+    push(
+        "--recheck-after",
+        args.recheck_after
+            .map(|d| humantime::format_duration(d).to_string()),
+    );
+    if args.force {
+        options.push("--force".into());
     }
-    s.push_str(&format!("{:<name_w$}", "total"));
-    for (i, _) in heads.iter().enumerate() {
-        s.push_str(&format!(" {:>10}", r.total(Outcome::ALL[i])));
+    Invocation {
+        input: args.input.display().to_string(),
+        config: args.config.config.display().to_string(),
+        options,
     }
-    s.push('\n');
-    if r.pending > 0 {
-        s.push_str(&format!("pending: {} rows not finished\n", r.pending));
-    }
-    for why in &r.stopped {
-        s.push_str(&format!("stopped {why}\n"));
-    }
-    s.push_str(&format!("took {:.1}s", r.elapsed.as_secs_f64()));
-    if r.resumed {
-        s.push_str(" (resumed)");
-    }
-    s.push('\n');
-    if let Some(p) = &r.results {
-        s.push_str(&format!("results: {}\n", p.display()));
-    }
-    if let Some(p) = &r.failed_rows {
-        s.push_str(&format!(
-            "rows to fix: {} (fix them and run: invitesync run {} --config {})\n",
-            p.display(),
-            p.display(),
-            config.display()
-        ));
-    }
-    if r.exit_code == exit::RESUMABLE {
-        s.push_str(&format!(
-            "to resume: invitesync run {} --config {}\n",
-            input.display(),
-            config.display()
-        ));
-    }
-    if dry_run {
-        s.push_str("dry run: nothing was sent\n");
-    }
-    s
 }
 
-/// `--summary-json`: what a scheduler's wrapper or a dashboard needs without
-/// reading the results file. Counts are of the whole run (all its resumes),
-/// like the results file; `duration_seconds` is this process's.
-fn write_summary_json(
-    path: &std::path::Path,
-    r: &RunReport,
-    dry_run: bool,
-    shard: Option<(u32, u32)>,
-    started_at: std::time::SystemTime,
-) -> Result<(), String> {
-    let vendors: serde_json::Map<String, serde_json::Value> = r
-        .counts
-        .iter()
-        .map(|(v, c)| {
-            let counts: serde_json::Map<String, serde_json::Value> = Outcome::ALL
-                .iter()
-                .map(|o| (o.as_str().to_string(), serde_json::json!(c[o.index()])))
-                .collect();
-            (
-                v.clone().unwrap_or_else(|| "(no vendor)".into()),
-                serde_json::Value::Object(counts),
-            )
-        })
-        .collect();
-    let totals: serde_json::Map<String, serde_json::Value> = Outcome::ALL
-        .iter()
-        .map(|o| (o.as_str().to_string(), serde_json::json!(r.total(*o))))
-        .collect();
-    let doc = serde_json::json!({
-        "run_id": r.run_id.map(|id| id.0),
-        "exit_code": r.exit_code,
-        "resumed": r.resumed,
-        "interrupted": r.interrupted,
-        "dry_run": dry_run,
-        "shard": shard.map(|(k, n)| format!("{k}/{n}")),
-        "would_send": r.dry_run.would_send,
-        "started_at": rfc3339(started_at),
-        "finished_at": rfc3339(std::time::SystemTime::now()),
-        "duration_seconds": r.elapsed.as_secs_f64(),
-        "pending": r.pending,
-        "stopped_vendors": r.stopped,
-        "totals": totals,
-        "vendors": vendors,
-        "results": r.results.as_ref().map(|p| p.display().to_string()),
-        "failed_rows": r.failed_rows.as_ref().map(|p| p.display().to_string()),
-        "state": r.state.display().to_string(),
-    });
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+/// `--summary-json`, written beside `path` and renamed into place.
+fn write_json(path: &std::path::Path, doc: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string());
     write_atomically(path, &(text + "\n"))
 }
 

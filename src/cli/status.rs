@@ -7,8 +7,13 @@ use crate::state::StateFile;
 
 use super::{exit, fail};
 
+const STATUS_HELP: &str = "\
+Examples:
+  invitesync status                       # invitesync.db in this directory
+  invitesync status --state /var/lib/invitesync/nightly.db --last 3";
+
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  invitesync status --state /var/lib/invitesync/nightly.db")]
+#[command(after_help = STATUS_HELP)]
 pub struct StatusArgs {
     /// State file (default: invitesync.db in the current directory)
     #[arg(long, value_name = "FILE", default_value = "invitesync.db")]

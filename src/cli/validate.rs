@@ -1,8 +1,16 @@
 //! `invitesync validate`: every row checked against the vendors' rules,
 //! offline, without credentials.
+//!
+//! Problems go to stdout (they are the command's output, to be piped or
+//! saved), one per line as `FILE:LINE: [VENDOR] COLUMN: REASON`, the form
+//! editors and `grep` understand; then a table of them grouped by vendor and
+//! column with counts and the first lines of each, then the totals.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
+
+use indicatif::HumanCount;
 
 use crate::config::Config;
 use crate::input::Reader;
@@ -11,10 +19,15 @@ use crate::plan::Router;
 use super::{ConfigArg, exit, fail};
 
 const VALIDATE_HELP: &str = "\
-Example:
-  invitesync validate invites.csv --config invitesync.toml
+Each problem is printed as FILE:LINE: [VENDOR] COLUMN: REASON (LINE counts the header as
+line 1, as a spreadsheet numbers its rows), then the problems grouped by vendor and column.
 
-Exit code 0 when every row is valid, 1 when some are not, 2 when the file or config cannot be read.";
+Examples:
+  invitesync validate invites.csv --config invitesync.toml
+  invitesync validate invites.csv --max-lines 0      # only the groups and totals
+
+Exit code 0 when every row is valid, 1 when some are not, 2 when the file or config cannot be read.
+No credentials are needed and nothing is sent.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = VALIDATE_HELP)]
@@ -31,18 +44,25 @@ pub struct ValidateArgs {
     pub max_lines: usize,
 }
 
+/// How many example line numbers a group lists.
+const EXAMPLES: usize = 5;
+
+/// Problems of one vendor and column: how many, and the first lines.
+#[derive(Default)]
+struct Group {
+    rows: u64,
+    lines: Vec<u64>,
+}
+
 pub fn execute(args: ValidateArgs) -> i32 {
     let config = match Config::load(&args.config.config, false) {
         Ok(c) => c,
         Err(e) => return fail(exit::USAGE, e),
     };
-    let mut adapters = Vec::new();
-    for (vc, settings) in &config.vendors {
-        match crate::vendors::build(vc, settings.clone()) {
-            Ok(a) => adapters.push(a),
-            Err(e) => return fail(exit::USAGE, e),
-        }
-    }
+    let adapters = match config.adapters() {
+        Ok(a) => a,
+        Err(e) => return fail(exit::USAGE, e),
+    };
     let router = Router::new(
         config
             .vendors
@@ -54,65 +74,133 @@ pub fn execute(args: ValidateArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(exit::USAGE, e),
     };
-    for (found, meant) in reader.header().suspicious_columns() {
-        crate::logs::notice(
-            crate::logs::Level::Warn,
-            &format!("warning: column `{found}` is not read; did you mean `{meant}`?"),
-        );
+    for warning in reader.header().column_warnings() {
+        crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {warning}"));
     }
     let header = reader.header().clone();
-    let mut rows = 0u64;
-    let mut printed = 0usize;
-    let mut bad = 0u64;
-    // (vendor, field, reason) → count and first lines
-    let mut groups: BTreeMap<(String, String), (u64, Vec<u64>)> = BTreeMap::new();
     let path = args.input.display().to_string();
+    let (mut rows, mut bad, mut printed) = (0u64, 0u64, 0usize);
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     for row in reader {
         rows += 1;
-        if let Err(p) = router.plan(&header, &row) {
-            bad += 1;
-            let vendor = p
-                .vendor
-                .map(|v| router.name(v).to_string())
-                .unwrap_or_else(|| "-".into());
-            if printed < args.max_lines {
-                println!(
-                    "{path}:{}: row {}: [{vendor}] {}",
-                    row.line,
-                    row.index + 1,
-                    p.invalid
-                );
-                printed += 1;
-            }
-            let g = groups.entry((vendor, p.invalid.field.clone())).or_default();
-            g.0 += 1;
-            if g.1.len() < 5 {
-                g.1.push(row.line);
-            }
+        let Err(p) = router.plan(&header, &row) else {
+            continue;
+        };
+        bad += 1;
+        let vendor = p.vendor.map(|v| router.name(v).to_string());
+        if printed < args.max_lines {
+            let tag = vendor
+                .as_ref()
+                .map(|v| format!("[{v}] "))
+                .unwrap_or_default();
+            println!("{path}:{}: {tag}{}", row.line, p.invalid);
+            printed += 1;
+        }
+        let g = groups
+            .entry((vendor.unwrap_or_default(), p.invalid.field.clone()))
+            .or_default();
+        g.rows += 1;
+        if g.lines.len() < EXAMPLES {
+            g.lines.push(row.line);
         }
     }
     if bad as usize > printed {
-        println!("... and {} more", bad as usize - printed);
+        println!(
+            "... and {} more (--max-lines N prints more)",
+            HumanCount(bad - printed as u64)
+        );
     }
-    if !groups.is_empty() {
-        println!("\nproblems by vendor and column:");
-        for ((vendor, field), (n, lines)) in &groups {
-            let lines: Vec<String> = lines.iter().map(u64::to_string).collect();
-            let more = if *n as usize > lines.len() {
-                ", ..."
-            } else {
-                ""
-            };
-            println!(
-                "  {vendor:<12} {field:<12} {n:>8}  (lines {}{more})",
-                lines.join(", ")
-            );
-        }
-    }
-    println!("\n{rows} rows, {} valid, {bad} invalid", rows - bad);
+    print!("{}", grouped(&groups));
+    println!(
+        "\n{} rows, {} valid, {} invalid",
+        HumanCount(rows),
+        HumanCount(rows - bad),
+        HumanCount(bad)
+    );
     if bad > 0 {
+        println!(
+            "fix them and validate again; or run anyway: invalid rows are not sent, \
+             and they are listed in the results and the rows-to-fix file"
+        );
         exit::ROWS_NEED_ATTENTION
     } else {
         exit::OK
+    }
+}
+
+/// The table of problems by vendor and column.
+fn grouped(groups: &BTreeMap<(String, String), Group>) -> String {
+    if groups.is_empty() {
+        return String::new();
+    }
+    let vendor = |v: &str| if v.is_empty() { "-" } else { v }.to_string();
+    // Broken lines are reported under the pseudo-column `csv`.
+    let column = |c: &str| if c == "csv" { "(the line)" } else { c }.to_string();
+    let vw = groups
+        .keys()
+        .map(|(v, _)| vendor(v).len())
+        .chain([6])
+        .max()
+        .unwrap_or(6);
+    let cw = groups
+        .keys()
+        .map(|(_, c)| column(c).len())
+        .chain([6])
+        .max()
+        .unwrap_or(6);
+    let mut s = String::from("\nproblems by vendor and column:\n");
+    let _ = writeln!(
+        s,
+        "  {:<vw$}  {:<cw$}  {:>8}  lines",
+        "vendor", "column", "rows"
+    );
+    for ((v, c), g) in groups {
+        let lines: Vec<String> = g.lines.iter().map(u64::to_string).collect();
+        let more = if g.rows as usize > g.lines.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  {:<vw$}  {:<cw$}  {:>8}  {}{more}",
+            vendor(v),
+            column(c),
+            HumanCount(g.rows).to_string(),
+            lines.join(", ")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_line_up_and_name_broken_lines() {
+        let mut groups = BTreeMap::new();
+        groups.insert(
+            (String::new(), "csv".to_string()),
+            Group {
+                rows: 1,
+                lines: vec![5],
+            },
+        );
+        groups.insert(
+            ("gate".to_string(), "status".to_string()),
+            Group {
+                rows: 1200,
+                lines: vec![2, 3, 4, 6, 7],
+            },
+        );
+        let t = grouped(&groups);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[2], "  vendor  column          rows  lines");
+        assert_eq!(lines[3], "  -       (the line)         1  5");
+        assert_eq!(
+            lines[4],
+            "  gate    status         1,200  2, 3, 4, 6, 7, ..."
+        );
     }
 }

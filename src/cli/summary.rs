@@ -1,0 +1,332 @@
+//! What `run` prints when it ends: a table per vendor and outcome, the
+//! slowest vendor's round trips, where the files are, and the command to
+//! type next (resume, feed the fixed rows back, or apply a dry run). The
+//! same facts go to `--summary-json` for machines.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use indicatif::HumanCount;
+
+use crate::job::RunReport;
+use crate::latency::{Latency, human};
+use crate::outcome::Outcome;
+
+use super::exit;
+
+/// The command line as the summary should repeat it: the options that must
+/// be the same for a resume to be accepted, and those that say where the
+/// files are.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub input: String,
+    pub config: String,
+    /// `--state`, `--results`, `--shard`, `--force`, `--recheck-after`, as given.
+    pub options: Vec<String>,
+}
+
+impl Invocation {
+    /// `invitesync run INPUT --config CONFIG [options]`, quoted for a shell.
+    pub fn command(&self) -> String {
+        let mut words = vec!["invitesync", "run", &self.input, "--config", &self.config];
+        words.extend(self.options.iter().map(String::as_str));
+        words
+            .into_iter()
+            .map(shell_quote)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Quotes a word for a POSIX shell only when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// The table printed at the end of a run, then the lines that say what next.
+pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {
+    let mut s = String::from("\n");
+    table(&mut s, r, dry_run);
+    if r.pending > 0 {
+        let _ = writeln!(
+            s,
+            "pending: {} rows not finished{}",
+            HumanCount(r.pending),
+            if r.interrupted {
+                " (the run was interrupted)"
+            } else {
+                ""
+            }
+        );
+    }
+    for why in &r.stopped {
+        let _ = writeln!(s, "stopped {why}");
+    }
+    let _ = write!(s, "took {}", human(r.elapsed));
+    if r.resumed {
+        s.push_str(" (resumed)");
+    }
+    s.push('\n');
+    if let Some((name, l)) = slowest(&r.latency) {
+        let _ = writeln!(
+            s,
+            "round trips to {name} (the slowest vendor): p50 {}, p90 {}, p99 {} over {} answers",
+            human(l.p50),
+            human(l.p90),
+            human(l.p99),
+            HumanCount(l.count)
+        );
+    }
+    if let Some(p) = &r.results {
+        let _ = writeln!(s, "results: {}", p.display());
+    }
+    if let Some(p) = &r.failed_rows {
+        let _ = writeln!(s, "rows to fix: {}", p.display());
+        let _ = writeln!(s, "  fix them, then: {}", fix_command(p, r, how));
+    }
+    if r.exit_code == exit::RESUMABLE {
+        let _ = writeln!(s, "to resume: {}", how.command());
+    }
+    if dry_run {
+        let _ = writeln!(s, "dry run: nothing was sent; to send: {}", how.command());
+    }
+    s
+}
+
+/// The per-vendor table: one column per outcome, a total line.
+fn table(s: &mut String, r: &RunReport, dry_run: bool) {
+    let heads: &[(&str, Outcome)] = if dry_run {
+        &[
+            ("would send", Outcome::Updated),
+            ("unchanged", Outcome::Unchanged),
+            ("invalid", Outcome::Invalid),
+        ]
+    } else {
+        &[
+            ("updated", Outcome::Updated),
+            ("unchanged", Outcome::Unchanged),
+            ("invalid", Outcome::Invalid),
+            ("rejected", Outcome::Rejected),
+            ("failed", Outcome::Failed),
+        ]
+    };
+    let name = |v: &Option<String>| v.clone().unwrap_or_else(|| "(no vendor)".into());
+    let name_w = r
+        .counts
+        .iter()
+        .map(|(v, _)| name(v).len())
+        .chain(["vendor".len(), "total".len()])
+        .max()
+        .unwrap_or(6);
+    let cell_w = r
+        .counts
+        .iter()
+        .flat_map(|(_, c)| c.iter())
+        .map(|n| HumanCount(*n).to_string().len())
+        .chain(heads.iter().map(|(h, _)| h.len()))
+        .max()
+        .unwrap_or(9);
+    let _ = write!(s, "{:<name_w$}", "vendor");
+    for (h, _) in heads {
+        let _ = write!(s, "  {h:>cell_w$}");
+    }
+    s.push('\n');
+    let mut row = |label: String, count: &dyn Fn(Outcome) -> u64| {
+        let _ = write!(s, "{label:<name_w$}");
+        for (_, o) in heads {
+            let _ = write!(s, "  {:>cell_w$}", HumanCount(count(*o)).to_string());
+        }
+        s.push('\n');
+    };
+    for (vendor, c) in &r.counts {
+        row(name(vendor), &|o: Outcome| c[o.index()]);
+    }
+    row("total".into(), &|o: Outcome| r.total(o));
+}
+
+/// The vendor whose round trips were slowest (by p90), if any were made.
+pub fn slowest(latency: &[(String, Latency)]) -> Option<(&str, Latency)> {
+    latency
+        .iter()
+        .filter(|(_, l)| l.count > 0)
+        .max_by_key(|(_, l)| l.p90)
+        .map(|(n, l)| (n.as_str(), *l))
+}
+
+/// The command that feeds the rows to fix back, against the same state file
+/// (and so the same ledger) as this run.
+fn fix_command(failed: &Path, r: &RunReport, how: &Invocation) -> String {
+    let mut words = vec![
+        "invitesync".to_string(),
+        "run".into(),
+        failed.display().to_string(),
+        "--config".into(),
+        how.config.clone(),
+    ];
+    if r.state != failed.with_file_name("invitesync.db") {
+        words.push("--state".into());
+        words.push(r.state.display().to_string());
+    }
+    words
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `--summary-json`: counts per vendor and outcome, round trips, files, exit code.
+pub fn json(r: &RunReport) -> serde_json::Value {
+    let by_outcome = |count: &dyn Fn(Outcome) -> u64| -> serde_json::Value {
+        Outcome::ALL
+            .iter()
+            .map(|o| (o.as_str().to_string(), serde_json::json!(count(*o))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let vendors: serde_json::Map<String, serde_json::Value> = r
+        .counts
+        .iter()
+        .map(|(v, c)| {
+            (
+                v.clone().unwrap_or_else(|| "(no vendor)".into()),
+                by_outcome(&|o: Outcome| c[o.index()]),
+            )
+        })
+        .collect();
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let latency: serde_json::Map<String, serde_json::Value> = r
+        .latency
+        .iter()
+        .filter(|(_, l)| l.count > 0)
+        .map(|(v, l)| {
+            (
+                v.clone(),
+                serde_json::json!({
+                    "round_trips": l.count,
+                    "p50_ms": ms(l.p50),
+                    "p90_ms": ms(l.p90),
+                    "p99_ms": ms(l.p99),
+                }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "run_id": r.run_id.map(|id| id.0),
+        "exit_code": r.exit_code,
+        "resumed": r.resumed,
+        "interrupted": r.interrupted,
+        "duration_seconds": r.elapsed.as_secs_f64(),
+        "pending": r.pending,
+        "stopped_vendors": r.stopped,
+        "totals": by_outcome(&|o| r.total(o)),
+        "vendors": vendors,
+        "latency": latency,
+        "results": r.results.as_ref().map(|p| p.display().to_string()),
+        "failed_rows": r.failed_rows.as_ref().map(|p| p.display().to_string()),
+        "state": r.state.display().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn report() -> RunReport {
+        RunReport {
+            run_id: None,
+            exit_code: 3,
+            counts: vec![
+                (Some("gate".into()), [1200, 3, 1, 0, 0]),
+                (None, [0, 0, 2, 0, 0]),
+            ],
+            pending: 7,
+            dry_run: Default::default(),
+            stopped: vec!["gate: credentials refused; check vendors.gate.api_key".into()],
+            interrupted: false,
+            results: Some(PathBuf::from("in.results.csv")),
+            failed_rows: Some(PathBuf::from("in.failed.csv")),
+            elapsed: Duration::from_millis(1500),
+            resumed: false,
+            state: PathBuf::from("invitesync.db"),
+            latency: vec![
+                (
+                    "gate".into(),
+                    Latency {
+                        count: 1200,
+                        p50: Duration::from_millis(12),
+                        p90: Duration::from_millis(30),
+                        p99: Duration::from_millis(80),
+                    },
+                ),
+                ("hub".into(), Latency::default()),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_summary_says_what_happened_and_what_next() {
+        let how = Invocation {
+            input: "my invites.csv".into(),
+            config: "c.toml".into(),
+            options: vec!["--shard".into(), "auto/4".into()],
+        };
+        let t = text(&report(), false, &how);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[1],
+            "vendor         updated  unchanged    invalid   rejected     failed"
+        );
+        assert_eq!(
+            lines[2],
+            "gate             1,200          3          1          0          0"
+        );
+        assert!(lines[3].starts_with("(no vendor)"), "{t}");
+        assert!(lines[4].starts_with("total            1,200"), "{t}");
+        assert!(t.contains("pending: 7 rows not finished\n"), "{t}");
+        assert!(t.contains("check vendors.gate.api_key"), "{t}");
+        assert!(
+            t.contains("round trips to gate (the slowest vendor): p50 12ms, p90 30ms, p99 80ms over 1,200 answers"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "to resume: invitesync run 'my invites.csv' --config c.toml --shard auto/4\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("fix them, then: invitesync run in.failed.csv --config c.toml\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("a/b-c_d.csv"), "a/b-c_d.csv");
+        assert_eq!(shell_quote("it's here"), r"'it'\''s here'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
+
+    #[test]
+    fn json_has_counts_and_round_trips() {
+        let j = json(&report());
+        assert_eq!(j["vendors"]["gate"]["updated"], 1200);
+        assert_eq!(j["totals"]["invalid"], 3);
+        assert_eq!(j["latency"]["gate"]["p90_ms"], 30.0);
+        assert!(
+            j["latency"].get("hub").is_none(),
+            "no round trips, no entry"
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Errors as the user reads them: what was wrong, where, and what to do,
+//! in one or two lines.
+
+use crate::common::{HEADER, column, read_csv};
+use crate::{Setup, cli, error_message, stderr, stdout};
+
+#[test]
+fn a_missing_env_var_names_the_variable_and_the_vendor_table() {
+    let s = Setup::new(
+        None,
+        "[vendors.extra]\nkind = \"securegate\"\nbase_url = \"https://gate.example\"\napi_key = { env = \"INVITESYNC_TEST_SURELY_UNSET\" }\n",
+    );
+    let w = s.world();
+    w.write(
+        "in.csv",
+        &format!("{HEADER}\ngate,ev1,inv1,,,,,accepted,,\n"),
+    );
+    let o = cli(w, &["run", "in.csv", "-c", "invitesync.toml"], &[]);
+    let err = error_message(&o, 2);
+    assert!(
+        err.contains(
+            "invitesync.toml: vendors.extra.api_key: environment variable \
+             INVITESYNC_TEST_SURELY_UNSET is not set; export it"
+        ),
+        "{err}"
+    );
+    // An empty variable is not a credential either.
+    let o = cli(
+        w,
+        &["run", "in.csv", "-c", "invitesync.toml"],
+        &[("INVITESYNC_TEST_SURELY_UNSET", " ")],
+    );
+    let err = error_message(&o, 2);
+    assert!(
+        err.contains("environment variable INVITESYNC_TEST_SURELY_UNSET is empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_vendor_lists_the_configured_ones() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    w.write("in.csv", &format!("{HEADER}\nnobody,ev1,inv1,,,,,sent,,\n"));
+    let o = cli(w, &["run", "in.csv", "-c", "invitesync.toml"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let results = read_csv(&w.path("in.results.csv"));
+    assert_eq!(
+        column(&results, "error"),
+        ["line 2: vendor: unknown vendor `nobody`; the config has: gate, hub, mighty, om"]
+    );
+}
+
+#[test]
+fn refused_credentials_stop_the_vendor_and_say_which_key_to_check() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    std::fs::write(w.path("secrets/gate"), "not-the-key\n").expect("secret");
+    let mut text = String::from(HEADER) + "\n";
+    for i in 0..40 {
+        text.push_str(&format!("gate,ev1,inv{i},,,,,sent,,\n"));
+        text.push_str(&format!("hub,,uuid-{i},,,,,accepted,,\n"));
+    }
+    w.write("in.csv", &text);
+    let o = cli(w, &["run", "in.csv", "-c", "invitesync.toml"], &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let secret_file = w.path("secrets/gate");
+    assert!(
+        err.contains(&format!(
+            "stopped gate: the vendor refused our credentials (HTTP 401) 3 times in a row; \
+             check vendors.gate.api_key (file {})",
+            std::path::Path::new("secrets").join("gate").display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("pending: 40 rows not finished"), "{err}");
+    assert!(
+        err.contains("to resume: invitesync run in.csv --config invitesync.toml\n"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-the-key"),
+        "the wrong key is not shown either"
+    );
+    let results = read_csv(&w.path("in.results.csv"));
+    for (v, o) in column(&results, "vendor")
+        .iter()
+        .zip(column(&results, "outcome"))
+    {
+        assert_eq!(o, if v == "gate" { "pending" } else { "updated" });
+    }
+
+    // The key is fixed; the command the summary gave finishes the run.
+    let key = w.sandbox.credentials().securegate_api_key.clone();
+    std::fs::write(&secret_file, key).expect("secret");
+    let o = cli(w, &["run", "in.csv", "--config", "invitesync.toml"], &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("(resumed)"), "{err}");
+}
+
+#[test]
+fn a_broken_line_is_one_invalid_row_with_its_line_number() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    w.write(
+        "in.csv",
+        &format!("{HEADER}\ngate,ev1,inv1,,,,,sent,,\ngate,\"ev1,inv2\ngate,ev1,inv3,,,,,sent,,\n"),
+    );
+    let o = cli(w, &["validate", "in.csv", "-c", "invitesync.toml"], &[]);
+    assert!(
+        stdout(&o).contains("in.csv:3: csv: a quoted field is not closed on this line"),
+        "{}",
+        stdout(&o)
+    );
+    let o = cli(w, &["run", "in.csv", "-c", "invitesync.toml"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let results = read_csv(&w.path("in.results.csv"));
+    assert_eq!(
+        column(&results, "outcome"),
+        ["updated", "invalid", "updated"]
+    );
+    assert!(column(&results, "error")[1].starts_with("line 3: csv: a quoted field"));
+}
+
+#[test]
+fn a_missing_config_file_says_how_to_name_one() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    w.write("in.csv", &format!("{HEADER}\ngate,ev1,inv1,,,,,sent,,\n"));
+    for cmd in ["run", "validate"] {
+        let o = cli(w, &[cmd, "in.csv", "--config", "nope.toml"], &[]);
+        let err = error_message(&o, 2);
+        assert_eq!(
+            err,
+            "error: cannot read the config file nope.toml: no such file or directory; \
+             pass --config FILE (or set INVITESYNC_CONFIG)\n"
+        );
+    }
+    std::fs::write(w.path("typo.toml"), "[run]\nconcurency = 3\n").expect("config");
+    let o = cli(w, &["validate", "in.csv", "--config", "typo.toml"], &[]);
+    let err = error_message(&o, 2);
+    assert!(
+        err.starts_with("error: typo.toml:2:1: unknown field `concurency`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreadable_input_is_named() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    for cmd in ["run", "validate"] {
+        let o = cli(w, &[cmd, "missing.csv", "-c", "invitesync.toml"], &[]);
+        let err = error_message(&o, 2);
+        assert!(
+            err.contains("the input missing.csv: no such file or directory"),
+            "{err}"
+        );
+    }
+    std::fs::create_dir(w.path("adir")).expect("dir");
+    let o = cli(w, &["run", "adir", "-c", "invitesync.toml"], &[]);
+    let err = error_message(&o, 2);
+    assert!(err.contains("the input adir is a directory"), "{err}");
+    w.write("empty.csv", "");
+    let o = cli(w, &["run", "empty.csv", "-c", "invitesync.toml"], &[]);
+    let err = error_message(&o, 2);
+    assert!(
+        err.contains("empty.csv: the file is empty; it needs a header line"),
+        "{err}"
+    );
+    w.write("nohead.csv", "gate,ev1,inv1\n");
+    let o = cli(w, &["validate", "nohead.csv", "-c", "invitesync.toml"], &[]);
+    let err = error_message(&o, 2);
+    assert!(
+        err.contains("nohead.csv:1: no `vendor` column in the header"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused() {
+    let s = Setup::new(
+        None,
+        "[vendors.remote]\nkind = \"securegate\"\nbase_url = \"http://api.securegate.example\"\napi_key = { file = \"secrets/gate\" }\n",
+    );
+    let w = s.world();
+    w.write("in.csv", &format!("{HEADER}\ngate,ev1,inv1,,,,,sent,,\n"));
+    for cmd in ["run", "validate"] {
+        let o = cli(w, &[cmd, "in.csv", "-c", "invitesync.toml"], &[]);
+        let err = error_message(&o, 2);
+        assert!(
+            err.contains(
+                "invitesync.toml: vendors.remote.base_url: plain http:// is refused for \
+                 `http://api.securegate.example`"
+            ) && err.contains("use https://"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_resume_with_other_options_names_them() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    std::fs::write(w.path("secrets/gate"), "not-the-key\n").expect("secret");
+    let mut text = String::from(HEADER) + "\n";
+    for i in 0..10 {
+        text.push_str(&format!("gate,ev1,inv{i},,,,,sent,,\n"));
+    }
+    w.write("in.csv", &text);
+    let o = cli(w, &["run", "in.csv", "-c", "invitesync.toml"], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = cli(
+        w,
+        &["run", "in.csv", "-c", "invitesync.toml", "--force"],
+        &[],
+    );
+    let err = error_message(&o, 2);
+    assert!(
+        err.contains(
+            "was started with no --shard, --force or --recheck-after, and this command has \
+             `--force`; resume it with the same options, or pass --new-run"
+        ),
+        "{err}"
+    );
+}
