@@ -7,7 +7,7 @@ use clap::ValueEnum;
 
 use crate::job;
 use crate::results::Select;
-use crate::state::{RunId, StateFile};
+use crate::state::RunId;
 
 use super::{exit, fail};
 
@@ -44,18 +44,9 @@ pub struct ExportArgs {
 }
 
 pub fn execute(args: ExportArgs) -> i32 {
-    if !args.state.exists() {
-        return fail(
-            exit::USAGE,
-            format!(
-                "{} does not exist; pass --state FILE (the file `run` used)",
-                args.state.display()
-            ),
-        );
-    }
-    let state = match StateFile::open(&args.state) {
+    let state = match super::open_state(&args.state) {
         Ok(s) => s,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(code) => return code,
     };
     let run = match args.run {
         Some(id) => state.run(RunId(id)).map(Some),

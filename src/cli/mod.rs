@@ -176,6 +176,21 @@ pub fn main(cli: Cli) -> i32 {
     })
 }
 
+/// Opens the state file a reading command (`status`, `export`) was pointed
+/// at; one that does not exist is a usage error, never created empty.
+pub fn open_state(path: &std::path::Path) -> Result<crate::state::StateFile, i32> {
+    if !path.exists() {
+        return Err(fail(
+            exit::USAGE,
+            format!(
+                "{} does not exist; pass --state FILE (the file `run` used)",
+                path.display()
+            ),
+        ));
+    }
+    crate::state::StateFile::open(path).map_err(|e| fail(exit::USAGE, e))
+}
+
 /// Prints an error the way every command does: one or two lines, no
 /// backtrace; under `--log-format json`, one JSON line with the exit code.
 pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {

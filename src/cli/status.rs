@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use crate::outcome::{Outcome, format_millis};
-use crate::state::StateFile;
 
 use super::{exit, fail};
 
@@ -25,18 +24,9 @@ pub struct StatusArgs {
 }
 
 pub fn execute(args: StatusArgs) -> i32 {
-    if !args.state.exists() {
-        return fail(
-            exit::USAGE,
-            format!(
-                "{} does not exist; pass --state FILE (the file `run` used)",
-                args.state.display()
-            ),
-        );
-    }
-    let state = match StateFile::open(&args.state) {
+    let state = match super::open_state(&args.state) {
         Ok(s) => s,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(code) => return code,
     };
     let runs = match state.list_runs() {
         Ok(r) => r,
