@@ -43,6 +43,11 @@ fn main() {
     if args.get(1).map(String::as_str) == Some(PEAK_RSS_FLAG) {
         std::process::exit(peak_rss_wrapper(&args[2..]));
     }
+    // `--bare-client CONFIG INPUT CONCURRENCY`: only the bare client, once,
+    // for profiling it on its own (e.g. under valgrind --tool=callgrind).
+    if args.get(1).map(String::as_str) == Some("--bare-client") {
+        std::process::exit(bare_client_once(&args[2..]));
+    }
     let settings = match Settings::from_args(&args[1..]) {
         Ok(s) => s,
         Err(e) => {
@@ -725,6 +730,38 @@ fn bare_client(rt: &Runtime, planned: &Arc<Planned>, concurrency: usize) -> Res<
     })
 }
 
+fn bare_client_once(args: &[String]) -> i32 {
+    let [config, input, concurrency] = args else {
+        eprintln!("usage: --bare-client CONFIG INPUT CONCURRENCY");
+        return 2;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = (|| {
+        let concurrency: usize = concurrency.parse().map_err(|_| "concurrency: a number")?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let planned = Arc::new(plan(Path::new(config), Path::new(input))?);
+        bare_client(&rt, &planned, concurrency)
+    })();
+    match result {
+        Ok(b) => {
+            println!(
+                "{} accepted, {} otherwise, {:.0} req/s",
+                b.ok,
+                b.other,
+                b.rate()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            1
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The pipeline: `invitesync run`, wrapped to learn its peak RSS
 
@@ -860,7 +897,7 @@ fn overhead_and_curl(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()>
     let n = s.sizes.overhead_rows;
     let concurrency = 64;
     println!("\n== overhead: {n} Securegate rows, concurrency {concurrency}, zero latency");
-    let sandbox = SandboxProc::start(s, "overhead", &[])?;
+    let sandbox = Arc::new(SandboxProc::start(s, "overhead", &[])?);
     let dir = s.work.join("overhead");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let config = write_config(&dir, "config", &sandbox.base, concurrency)?;
@@ -1000,7 +1037,7 @@ fn overhead_and_curl(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()>
 fn side_by_side(
     s: &Settings,
     rt: &Runtime,
-    sandbox: &SandboxProc,
+    sandbox: &Arc<SandboxProc>,
     planned: &Arc<Planned>,
     job: &Job<'_>,
     concurrency: usize,
@@ -1018,14 +1055,26 @@ fn side_by_side(
             ));
         }
         rt.block_on(sandbox.reset())?;
-        let p = run_pipeline(s, job)?;
+        let origin = Instant::now();
+        let (stop, task) = sandbox.poll(rt, origin, Duration::from_millis(20));
+        let p = run_pipeline(s, job);
+        stop.cancel();
+        let samples = rt.block_on(task).map_err(|e| e.to_string())?;
+        let p = p?;
         check_all_ok(rt, sandbox, n)?;
         let p_rate = n as f64 / p.elapsed.as_secs_f64();
+        let first = first_request(&samples).unwrap_or_default();
+        let last = samples
+            .iter()
+            .find(|x| x.ok >= n as u64)
+            .map_or(p.elapsed, |x| x.at);
         println!(
-            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s, peak RSS {} MiB)",
+            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s: first request at {:.2} s, last answer by {:.2} s; peak RSS {} MiB)",
             b.rate(),
             b.elapsed.as_secs_f64(),
             p.elapsed.as_secs_f64(),
+            first.as_secs_f64(),
+            last.as_secs_f64(),
             p.peak_rss_kib / 1024
         );
         bare_best = bare_best.max(b.rate());
@@ -1116,7 +1165,7 @@ fn latency_bound(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
     let concurrency = 64;
     let latency = Duration::from_millis(50);
     println!("\n== latency-bound: {n} rows, sandbox latency 50 ms, concurrency {concurrency}");
-    let sandbox = SandboxProc::start(s, "latency", &["--latency-ms", "50"])?;
+    let sandbox = Arc::new(SandboxProc::start(s, "latency", &["--latency-ms", "50"])?);
     let dir = s.work.join("latency");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let config = write_config(&dir, "config", &sandbox.base, concurrency)?;
