@@ -34,7 +34,8 @@ echo "== rows to fix: $WORK/invites.failed.csv"
 head -n 20 "$WORK/invites.failed.csv" 2>/dev/null || true
 
 echo
-echo "== the same command again: the ledger knows every change, nothing is sent"
+echo "== the same command again: the ledger knows every applied change, so only the invites"
+echo "   the file changes twice are sent again (their two changes, in file order)"
 set +e
 "$BIN" run "$WORK/invites.csv" --config samples/sandbox.toml --state "$WORK/invitesync.db" --quiet
 set -e

@@ -34,6 +34,8 @@ pub enum SendError {
     Timeout,
     Connect(String),
     Broken(String),
+    /// The request could not be built: retrying cannot help.
+    Unsendable(String),
 }
 
 impl SendError {
@@ -48,6 +50,7 @@ impl std::fmt::Display for SendError {
             SendError::Timeout => f.write_str("timed out"),
             SendError::Connect(e) => write!(f, "cannot connect: {e}"),
             SendError::Broken(e) => write!(f, "connection failed: {e}"),
+            SendError::Unsendable(e) => write!(f, "cannot send this request: {e}"),
         }
     }
 }
@@ -151,7 +154,7 @@ impl Client {
         &self,
         req: http::Request<Bytes>,
     ) -> Result<(Answer, Vec<String>), SendError> {
-        let req = reqwest::Request::try_from(req).map_err(|e| SendError::Broken(cause(&e)))?;
+        let req = reqwest::Request::try_from(req).map_err(|e| SendError::Unsendable(cause(&e)))?;
         let mut resp = self.http.execute(req).await.map_err(map_err)?;
         let status = resp.status().as_u16();
         let retry_after = resp

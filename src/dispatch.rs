@@ -12,7 +12,15 @@
 //! because an earlier row for the same invite may have been applied in
 //! between. Rows applied during this run are remembered here until the state
 //! writer has committed them and the reader's lookups can see them (the
-//! reader tags each row with the commit watermark its lookup saw).
+//! reader tags each row with the commit watermark its lookup saw). An entry
+//! outlives that point while its invite is busy: the rows queued behind it
+//! were looked up before it was committed, so for them it is the only news.
+//!
+//! A dry run applies nothing and commits nothing, yet it should count a row
+//! that repeats the change of the row before it as `unchanged`, as a real run
+//! would. It remembers the changes it would have sent for as long as a real
+//! run keeps rows admitted (the window), which covers a file's repeats
+//! unless they lie further apart than that, and keeps memory flat.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -102,22 +110,48 @@ pub struct DispatchReport {
     pub would_send: u64,
 }
 
+/// Invites with a row in flight, each with the rows queued behind it.
+type Queues = HashMap<u64, VecDeque<Ready>>;
+
+/// Changes applied (or, in a dry run, that would be) during this run, per
+/// invite key, with their ledger sequence numbers.
+#[derive(Default)]
 struct Recent {
     map: HashMap<u64, (Applied, u64)>,
     order: VecDeque<(u64, u64)>,
+    /// The highest watermark of a row admitted so far: rows admitted from
+    /// now on looked the ledger up after every sequence up to it was committed.
+    seen: u64,
 }
 
 impl Recent {
-    /// Forgets rows whose commit every later lookup will see.
-    fn prune(&mut self, watermark: u64) {
+    fn remember(&mut self, key: u64, applied: Applied, seq: u64) {
+        self.map.insert(key, (applied, seq));
+        self.order.push_back((seq, key));
+    }
+
+    /// Forgets rows whose commit every later lookup will see, except those
+    /// of busy invites: a row queued behind one may have been looked up
+    /// before the commit. [`Recent::idle`] forgets those later.
+    fn prune(&mut self, watermark: u64, busy: &Queues) {
+        self.seen = self.seen.max(watermark);
         while let Some(&(seq, key)) = self.order.front() {
-            if seq > watermark {
+            if seq > self.seen {
                 break;
             }
             self.order.pop_front();
-            if self.map.get(&key).is_some_and(|(_, s)| *s == seq) {
+            if !busy.contains_key(&key) && self.map.get(&key).is_some_and(|(_, s)| *s == seq) {
                 self.map.remove(&key);
             }
+        }
+    }
+
+    /// The invite `key` has nothing in flight or queued any more. Its entry
+    /// goes if every later lookup sees it; otherwise it is still in `order`
+    /// and a later [`Recent::prune`] takes it.
+    fn idle(&mut self, key: u64) {
+        if self.map.get(&key).is_some_and(|(_, s)| *s <= self.seen) {
+            self.map.remove(&key);
         }
     }
 }
@@ -131,11 +165,8 @@ impl Dispatcher {
         records: mpsc::Sender<Record>,
     ) -> DispatchReport {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        let mut queues: HashMap<u64, VecDeque<Ready>> = HashMap::new();
-        let mut recent = Recent {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-        };
+        let mut queues = Queues::new();
+        let mut recent = Recent::default();
         let mut seq = 0u64;
         let mut admitted = 0usize;
         let mut reading = true;
@@ -155,7 +186,7 @@ impl Dispatcher {
                     None
                 }
                 Ok(Some(row)) => {
-                    recent.prune(row.watermark);
+                    recent.prune(row.watermark, &queues);
                     admitted += 1;
                     match queues.get_mut(&row.change.key.hash) {
                         Some(q) => {
@@ -182,8 +213,7 @@ impl Dispatcher {
                                 fingerprint: done.fingerprint,
                                 applied_at: rec.finished_at,
                             };
-                            recent.map.insert(done.key, (a, seq));
-                            recent.order.push_back((seq, done.key));
+                            recent.remember(done.key, a, seq);
                             Some(seq)
                         } else {
                             None
@@ -195,7 +225,14 @@ impl Dispatcher {
                     } else {
                         report.pending += 1;
                     }
-                    self.next_for(&mut queues, done.key, pending, &mut admitted, &mut report)
+                    self.next_for(
+                        &mut queues,
+                        &mut recent,
+                        done.key,
+                        pending,
+                        &mut admitted,
+                        &mut report,
+                    )
                 }
             };
             // Start the row, and while rows end at once (unchanged, dry run)
@@ -204,11 +241,20 @@ impl Dispatcher {
                 let key = row.change.key.hash;
                 let known = recent.map.get(&key).map(|(a, _)| *a).or(row.ledger);
                 let now = now_millis();
-                if self.policy.already_applied(&row.change, known, now) || self.policy.dry_run {
-                    let outcome = if self.policy.already_applied(&row.change, known, now) {
+                let unchanged = self.policy.already_applied(&row.change, known, now);
+                if unchanged || self.policy.dry_run {
+                    let outcome = if unchanged {
                         Outcome::Unchanged
                     } else {
                         report.would_send += 1;
+                        // What a real run would now hold for the invite.
+                        seq += 1;
+                        let a = Applied {
+                            fingerprint: row.change.fingerprint,
+                            applied_at: now,
+                        };
+                        recent.remember(key, a, seq);
+                        recent.prune(seq.saturating_sub(self.window as u64), &queues);
                         Outcome::Updated
                     };
                     admitted -= 1;
@@ -217,7 +263,14 @@ impl Dispatcher {
                     if !self.policy.dry_run && records.send((rec, None)).await.is_err() {
                         self.stop.cancel();
                     }
-                    start = self.next_for(&mut queues, key, false, &mut admitted, &mut report);
+                    start = self.next_for(
+                        &mut queues,
+                        &mut recent,
+                        key,
+                        false,
+                        &mut admitted,
+                        &mut report,
+                    );
                     continue;
                 }
                 self.spawn(row, done_tx.clone());
@@ -231,7 +284,8 @@ impl Dispatcher {
     /// first would reorder the invite's changes.
     fn next_for(
         &self,
-        queues: &mut HashMap<u64, VecDeque<Ready>>,
+        queues: &mut Queues,
+        recent: &mut Recent,
         key: u64,
         pending: bool,
         admitted: &mut usize,
@@ -248,12 +302,14 @@ impl Dispatcher {
             *admitted -= q.len();
             report.pending += q.len() as u64;
             queues.remove(&key);
+            recent.idle(key);
             return None;
         }
         match q.pop_front() {
             Some(next) => Some(next),
             None => {
                 queues.remove(&key);
+                recent.idle(key);
                 None
             }
         }
@@ -310,5 +366,60 @@ fn record(row: &Ready, outcome: Outcome, http_status: Option<u16>, now: i64) -> 
         remote_id: None,
         remote_updated_at: None,
         finished_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::Fingerprint;
+
+    fn applied(n: u8) -> Applied {
+        Applied {
+            fingerprint: Fingerprint([n; 16]),
+            applied_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_busy_invite_keeps_its_entry_until_it_is_idle() {
+        let mut recent = Recent::default();
+        let mut busy = Queues::new();
+        busy.insert(7, VecDeque::new());
+        recent.remember(7, applied(1), 1);
+        recent.remember(8, applied(2), 2);
+        // Committed and seen by every later lookup, but 7 has rows queued
+        // that were looked up before: only 8 may go.
+        recent.prune(2, &busy);
+        assert!(recent.map.contains_key(&7));
+        assert!(!recent.map.contains_key(&8));
+        busy.remove(&7);
+        recent.idle(7);
+        assert!(recent.map.is_empty());
+    }
+
+    #[test]
+    fn an_idle_invite_keeps_an_entry_no_lookup_has_seen() {
+        let mut recent = Recent::default();
+        let busy = Queues::new();
+        recent.prune(1, &busy);
+        recent.remember(7, applied(1), 2);
+        recent.idle(7);
+        assert!(recent.map.contains_key(&7), "sequence 2 is not committed");
+        recent.prune(1, &busy);
+        assert!(recent.map.contains_key(&7));
+        recent.prune(2, &busy);
+        assert!(recent.map.is_empty());
+        assert!(recent.order.is_empty());
+    }
+
+    #[test]
+    fn a_newer_entry_outlives_the_older_one_of_its_invite() {
+        let mut recent = Recent::default();
+        let busy = Queues::new();
+        recent.remember(7, applied(1), 1);
+        recent.remember(7, applied(2), 2);
+        recent.prune(1, &busy);
+        assert_eq!(recent.map.get(&7).map(|(a, _)| *a), Some(applied(2)));
     }
 }

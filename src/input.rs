@@ -158,6 +158,23 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Cuts the `\r` of a CRLF line end off a record's last field.
+fn strip_cr(record: &mut ByteRecord) {
+    let Some(last) = record.iter().next_back() else {
+        return;
+    };
+    if !last.ends_with(b"\r") {
+        return;
+    }
+    let n = record.len();
+    let mut fixed = ByteRecord::with_capacity(record.as_slice().len(), n);
+    for (i, f) in record.iter().enumerate() {
+        fixed.push_field(if i + 1 == n { &f[..f.len() - 1] } else { f });
+    }
+    fixed.set_position(record.position().cloned());
+    *record = fixed;
+}
+
 /// A problem with the file as a whole (unreadable, no header).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -196,9 +213,12 @@ impl Reader {
     pub fn open(path: &Path) -> Result<Reader, InputError> {
         let file = File::open(path)
             .map_err(|e| InputError(format!("cannot open {}: {e}", path.display())))?;
+        // Records end at `\n` only, so that positions and line numbers are
+        // exact for CRLF files too; the `\r` a CRLF leaves is cut below.
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(BufReader::with_capacity(256 * 1024, file));
         let mut first = ByteRecord::new();
         let got = csv
@@ -210,6 +230,7 @@ impl Reader {
                 path.display()
             )));
         }
+        strip_cr(&mut first);
         let header = Header::parse(path, first)?;
         Ok(Reader {
             path: path.to_path_buf(),
@@ -275,6 +296,7 @@ impl Iterator for Reader {
         let start = self.csv.position().clone();
         let index = self.next_index;
         let read = self.csv.read_byte_record(&mut self.record);
+        strip_cr(&mut self.record);
         let problem = match read {
             Ok(false) => return None,
             Ok(true) if self.runaway(&self.record, start.line()) => {
@@ -397,5 +419,23 @@ mod tests {
             r.header().suspicious_columns(),
             vec![("emial".to_string(), "email")]
         );
+    }
+}
+
+#[cfg(test)]
+mod crlf_tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn crlf_files_number_lines_like_lf_files() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"vendor,status\r\ngate,a\r\ngate,\"b\r\ngate,c\r\ngate,d")
+            .unwrap();
+        let rows: Vec<InputRow> = Reader::open(f.path()).unwrap().collect();
+        let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5]);
+        assert!(rows[1].problem.is_some());
+        assert!(rows[2].problem.is_none() && rows[3].problem.is_none());
     }
 }

@@ -142,12 +142,25 @@ pub fn config_fingerprint(
     h.finalize().to_hex().to_string()
 }
 
-/// Where the state file lives: `--state`, `[run] state`, or `invitesync.db` beside the input.
-pub fn state_path(opts_state: Option<&Path>, config: &Config, input: &Path) -> PathBuf {
+/// Where the state file lives: `--state`, `[run] state`, or `invitesync.db`
+/// beside the input. A shard's default is `invitesync.shard-K-of-N.db`: each
+/// shard needs a state file of its own (one file is one run at a time), and
+/// shards started side by side on one disk must not lock each other out.
+pub fn state_path(
+    opts_state: Option<&Path>,
+    config: &Config,
+    input: &Path,
+    shard: Option<(u32, u32)>,
+) -> PathBuf {
     opts_state
         .map(Path::to_path_buf)
         .or_else(|| config.run.state.clone())
-        .unwrap_or_else(|| input.with_file_name("invitesync.db"))
+        .unwrap_or_else(|| {
+            input.with_file_name(match shard {
+                Some((k, n)) => format!("invitesync.shard-{k}-of-{n}.db"),
+                None => "invitesync.db".to_string(),
+            })
+        })
 }
 
 struct Loaded {
@@ -178,7 +191,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     let (input_fp, lines) = scan_input(&opts.input)?;
     let total_rows = lines.saturating_sub(1);
     let config_fp = config_fingerprint(&config, &adapters);
-    let state_path = state_path(opts.state.as_deref(), &config, &opts.input);
+    let state_path = state_path(opts.state.as_deref(), &config, &opts.input, opts.shard);
     let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
     let concurrency = opts.concurrency.unwrap_or(config.run.concurrency).max(1);
 
@@ -302,11 +315,13 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     } else {
         None
     };
+    // A shard's share is only known once read; 1/N of the file is the estimate.
+    let share = total_rows.saturating_sub(done.len()) / u64::from(shards);
     let progress = Progress::start(
         opts.progress,
         tally.clone(),
         targets.clone(),
-        total_rows.saturating_sub(done.len()),
+        share,
         opts.dry_run,
     );
 

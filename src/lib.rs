@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod input;
 pub mod job;
 pub mod limits;
+pub mod logs;
 pub mod outcome;
 pub mod plan;
 pub mod progress;

@@ -1,6 +1,4 @@
-use clap::Parser;
-
 fn main() {
-    let cli = invitesync::cli::Cli::parse();
+    let cli = invitesync::cli::parse();
     std::process::exit(invitesync::cli::main(cli));
 }

@@ -75,6 +75,9 @@ impl Progress {
             Some(ProgressMode::Quiet) => None,
             Some(ProgressMode::Log { interval }) => Some(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(interval);
+                // A steady cadence: after a stall (a busy runtime, a
+                // suspended VM), no burst of lines to catch up.
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 tick.tick().await;
                 let start = std::time::Instant::now();
                 loop {
@@ -84,6 +87,27 @@ impl Progress {
                     }
                     let done = tally.finished();
                     let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
+                    if crate::logs::json() {
+                        // Fields, not a sentence, for log pipelines to chart.
+                        tracing::info!(
+                            rows_done = done,
+                            rows_total = total,
+                            rows_per_second = rate.round(),
+                            updated = tally.total(Outcome::Updated),
+                            unchanged = tally.total(Outcome::Unchanged),
+                            invalid = tally.total(Outcome::Invalid),
+                            rejected = tally.total(Outcome::Rejected),
+                            failed = tally.total(Outcome::Failed),
+                            retrying = tally
+                                .vendors()
+                                .iter()
+                                .map(|v| v.retrying.load(Ordering::Relaxed))
+                                .sum::<u64>(),
+                            dry_run,
+                            "progress"
+                        );
+                        continue;
+                    }
                     let by: Vec<String> = Outcome::ALL
                         .iter()
                         .map(|o| format!("{}={}", o.as_str(), tally.total(*o)))

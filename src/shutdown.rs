@@ -41,12 +41,16 @@ impl Shutdown {
                 }
                 count += 1;
                 if count == 1 {
-                    eprintln!(
-                        "\nStopping: no new requests; waiting for those in flight. Press Ctrl-C again to stop at once."
+                    crate::logs::notice(
+                        crate::logs::Level::Warn,
+                        "\nStopping: no new requests; waiting for those in flight. Press Ctrl-C again to stop at once.",
                     );
                     token.cancel();
                 } else {
-                    eprintln!("\nStopped at once. Run the same command again to resume.");
+                    crate::logs::notice(
+                        crate::logs::Level::Warn,
+                        "\nStopped at once. Run the same command again to resume.",
+                    );
                     std::process::exit(EXIT_RESUMABLE);
                 }
             }

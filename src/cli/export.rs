@@ -102,7 +102,10 @@ pub fn execute(args: ExportArgs) -> i32 {
     });
     match job::export_file(&state, run.id, &run.input_path, &output, select, shard) {
         Ok(path) => {
-            eprintln!("wrote {}", path.display());
+            crate::logs::notice(
+                crate::logs::Level::Info,
+                &format!("wrote {}", path.display()),
+            );
             exit::OK
         }
         Err(e) => fail(exit::USAGE, e),

@@ -94,6 +94,7 @@ pub struct ConfigArg {
 /// progress display's suspension so bars and lines never collide.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
+    crate::logs::set_json(format == LogFormat::Json);
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,invitesync=info"));
     let builder = tracing_subscriber::fmt()
@@ -138,8 +139,39 @@ pub fn main(cli: Cli) -> i32 {
     })
 }
 
-/// Prints an error the way every command does: one or two lines, no backtrace.
+/// Prints an error the way every command does: one or two lines, no
+/// backtrace; under `--log-format json`, one JSON line with the exit code.
 pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
-    eprintln!("error: {message}");
+    if crate::logs::json() {
+        tracing::error!(exit_code = code, "{message}");
+    } else {
+        eprintln!("error: {message}");
+    }
     code
+}
+
+/// Parses the process's command line. A usage error exits 2 as clap would,
+/// but as a JSON line when JSON logs were asked for, so that a scheduler's
+/// log pipeline can read even a typo in a unit file.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let json = e.use_stderr()
+                && crate::logs::json_requested(
+                    std::env::args_os(),
+                    std::env::var("INVITESYNC_LOG_FORMAT").ok().as_deref(),
+                );
+            if !json {
+                e.exit();
+            }
+            init_logging(LogFormat::Json);
+            let text = e.render().to_string();
+            let text = text.trim();
+            std::process::exit(fail(
+                exit::USAGE,
+                text.strip_prefix("error: ").unwrap_or(text),
+            ));
+        }
+    }
 }

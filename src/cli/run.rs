@@ -146,25 +146,100 @@ pub async fn execute(args: RunArgs) -> i32 {
     let input = opts.input.clone();
     let config = opts.config.clone();
     let dry_run = opts.dry_run;
+    let started_at = std::time::SystemTime::now();
     match job::run(opts, shutdown).await {
         Ok(report) => {
-            eprint!("{}", summary(&report, dry_run, &input, &config));
+            if crate::logs::json() {
+                log_summary(&report, dry_run, &input, &config);
+            } else {
+                eprint!("{}", summary(&report, dry_run, &input, &config));
+            }
             if let Some(path) = &args.summary_json
-                && let Err(e) = write_summary_json(path, &report)
+                && let Err(e) = write_summary_json(path, &report, dry_run, shard, started_at)
             {
-                eprintln!("warning: {e}");
+                crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {e}"));
             }
             report.exit_code
         }
         Err(e) => {
             if let Some(path) = &args.summary_json {
-                let _ = std::fs::write(
-                    path,
-                    serde_json::json!({"exit_code": e.code, "error": e.message}).to_string(),
-                );
+                let doc = serde_json::json!({
+                    "exit_code": e.code,
+                    "error": e.message,
+                    "started_at": rfc3339(started_at),
+                    "finished_at": rfc3339(std::time::SystemTime::now()),
+                });
+                if let Err(w) = write_atomically(path, &(doc.to_string() + "\n")) {
+                    crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
+                }
             }
             fail(e.code, e.message)
         }
+    }
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The summary as JSON log lines (`--log-format json`): one per vendor, then
+/// one for the run, so a log pipeline can alert on `exit_code` and chart the
+/// counts without parsing a table.
+fn log_summary(r: &RunReport, dry_run: bool, input: &std::path::Path, config: &std::path::Path) {
+    for (vendor, c) in &r.counts {
+        tracing::info!(
+            vendor = vendor.as_deref().unwrap_or("(no vendor)"),
+            updated = c[Outcome::Updated.index()],
+            unchanged = c[Outcome::Unchanged.index()],
+            invalid = c[Outcome::Invalid.index()],
+            rejected = c[Outcome::Rejected.index()],
+            failed = c[Outcome::Failed.index()],
+            dry_run,
+            "vendor summary"
+        );
+    }
+    let shown = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let results = shown(&r.results).unwrap_or_default();
+    let failed_rows = shown(&r.failed_rows).unwrap_or_default();
+    let hint = if r.exit_code == exit::RESUMABLE {
+        format!(
+            "to resume: invitesync run {} --config {}",
+            input.display(),
+            config.display()
+        )
+    } else if r.failed_rows.is_some() {
+        format!("rows to fix: {failed_rows}")
+    } else {
+        String::new()
+    };
+    macro_rules! finished {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                exit_code = r.exit_code,
+                run_id = r.run_id.map(|id| id.0),
+                updated = r.total(Outcome::Updated),
+                unchanged = r.total(Outcome::Unchanged),
+                invalid = r.total(Outcome::Invalid),
+                rejected = r.total(Outcome::Rejected),
+                failed = r.total(Outcome::Failed),
+                pending = r.pending,
+                would_send = r.dry_run.would_send,
+                dry_run,
+                resumed = r.resumed,
+                stopped_vendors = r.stopped.join("; "),
+                duration_seconds = r.elapsed.as_secs_f64(),
+                results,
+                failed_rows,
+                hint,
+                "run finished"
+            )
+        };
+    }
+    if r.exit_code == exit::OK {
+        finished!(tracing::Level::INFO);
+    } else {
+        finished!(tracing::Level::WARN);
     }
 }
 
@@ -243,7 +318,16 @@ pub fn summary(
     s
 }
 
-fn write_summary_json(path: &std::path::Path, r: &RunReport) -> Result<(), String> {
+/// `--summary-json`: what a scheduler's wrapper or a dashboard needs without
+/// reading the results file. Counts are of the whole run (all its resumes),
+/// like the results file; `duration_seconds` is this process's.
+fn write_summary_json(
+    path: &std::path::Path,
+    r: &RunReport,
+    dry_run: bool,
+    shard: Option<(u32, u32)>,
+    started_at: std::time::SystemTime,
+) -> Result<(), String> {
     let vendors: serde_json::Map<String, serde_json::Value> = r
         .counts
         .iter()
@@ -267,6 +351,11 @@ fn write_summary_json(path: &std::path::Path, r: &RunReport) -> Result<(), Strin
         "exit_code": r.exit_code,
         "resumed": r.resumed,
         "interrupted": r.interrupted,
+        "dry_run": dry_run,
+        "shard": shard.map(|(k, n)| format!("{k}/{n}")),
+        "would_send": r.dry_run.would_send,
+        "started_at": rfc3339(started_at),
+        "finished_at": rfc3339(std::time::SystemTime::now()),
         "duration_seconds": r.elapsed.as_secs_f64(),
         "pending": r.pending,
         "stopped_vendors": r.stopped,
@@ -277,7 +366,22 @@ fn write_summary_json(path: &std::path::Path, r: &RunReport) -> Result<(), Strin
         "state": r.state.display().to_string(),
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_atomically(path, &(text + "\n"))
+}
+
+/// Writes beside `path` and renames into place, so that a monitoring agent
+/// polling the summary never reads half of one, and a failed write leaves
+/// the previous night's intact.
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })
 }
 
 #[cfg(test)]

@@ -55,7 +55,10 @@ pub fn execute(args: ValidateArgs) -> i32 {
         Err(e) => return fail(exit::USAGE, e),
     };
     for (found, meant) in reader.header().suspicious_columns() {
-        eprintln!("warning: column `{found}` is not read; did you mean `{meant}`?");
+        crate::logs::notice(
+            crate::logs::Level::Warn,
+            &format!("warning: column `{found}` is not read; did you mean `{meant}`?"),
+        );
     }
     let header = reader.header().clone();
     let mut rows = 0u64;

@@ -238,15 +238,21 @@ mod tests {
 
     #[tokio::test]
     async fn grows_while_quiet_and_halves_on_pushback() {
+        // Round trips of 20 ms, not 2, and as many rounds as it takes: on a
+        // loaded machine, scheduling delay reads as congestion (RTT_RATIO)
+        // now and then, and each costs a tenth of the limit and the slow start.
         let l = AdaptiveLimit::new(64, true);
         assert_eq!(l.limit(), INITIAL);
-        for _ in 0..20 {
+        for _ in 0..200 {
+            if l.limit() == 64 {
+                break;
+            }
             let n = l.limit();
             let mut ps = Vec::new();
             for _ in 0..n {
                 ps.push(l.acquire().await.unwrap());
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
             for p in ps {
                 l.release(p, Signal::Ok);
             }
@@ -257,7 +263,8 @@ mod tests {
         for _ in 0..n {
             ps.push(l.acquire().await.unwrap());
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // Longer than the baseline, so the window surely ends on these.
+        tokio::time::sleep(Duration::from_millis(60)).await;
         for p in ps {
             l.release(p, Signal::Backpressure);
         }

@@ -8,6 +8,13 @@
 //! - [`LedgerReader`] answers "was this exact change applied already?" on its
 //!   own connection while the writer writes.
 //!
+//! The tables (`schema.rs`): `runs`, `run_rows` (one line per finished row
+//! of a run), `ledger` (per invite key hash, the last change applied), and
+//! `ledger_journal` (ledger changes not yet merged, see `pending.rs`). The
+//! views `run_rows_named` and `ledger_named` show them with names and dates
+//! for the sqlite3 shell. Nothing secret is stored: no request body, no
+//! header, no credential; the config and input appear only as fingerprints.
+//!
 //! Every connection runs in WAL mode with `synchronous=NORMAL`: a commit is
 //! not fsynced, so a crash (power loss, not just a killed process) may lose
 //! the last few transactions but never corrupts the file; lost rows are sent
@@ -18,10 +25,13 @@
 //! the database file, so they are private too. The mode of an existing file
 //! is left as its owner set it.
 
+mod checkpoint;
 mod error;
 mod ledger;
 mod lock;
+mod pending;
 mod query;
+mod queue;
 mod runs;
 mod schema;
 mod writer;

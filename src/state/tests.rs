@@ -234,6 +234,7 @@ fn state_ledger_is_readable_while_the_writer_runs() {
     let (w, join) = Writer::spawn(&path, run, vendors()).unwrap();
     let reader = state.ledger_reader().unwrap();
     assert_eq!(reader.count().unwrap(), 0);
+    assert!(reader.is_empty().unwrap());
 
     let updated = row(1, Outcome::Updated);
     let (_, hash) = updated.key.clone().unwrap();
@@ -358,17 +359,93 @@ fn state_done_rows_and_ordered_iteration() {
 
 #[test]
 fn state_writer_reports_an_error_to_senders() {
-    let (_dir, path, _state, _run) = setup();
-    // A run that does not exist violates the foreign key: the commit path
-    // fails like a full disk would, and every sender must hear of it.
-    let (w, join) = Writer::spawn(&path, RunId(42), vendors()).unwrap();
-    let _ = w.record(row(0, Outcome::Updated), None);
+    let (_dir, path, state, run) = setup();
+    let err = Writer::spawn(&path, RunId(42), vendors()).unwrap_err();
+    assert!(
+        matches!(err, StateError::NoSuchRun { run: 42, .. }),
+        "{err}"
+    );
+
+    // A trigger makes row 13 fail the way a full disk would fail a write.
+    state
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER fail_13 BEFORE INSERT ON run_rows WHEN NEW.row_index = 13
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let (w, join) = Writer::spawn(&path, run, vendors()).unwrap();
+    w.record(row(12, Outcome::Updated), Some(1)).unwrap();
+    w.flush().unwrap();
+    let _ = w.record(row(13, Outcome::Updated), Some(2));
     let err = w.flush().unwrap_err();
     assert!(matches!(err, StateError::WriterStopped { .. }), "{err}");
-    assert!(err.to_string().contains("invitesync.db"), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("invitesync.db") && msg.contains("disk is full"),
+        "{msg}"
+    );
     assert!(w.failure().is_some());
-    assert!(w.record(row(1, Outcome::Updated), None).is_err());
+    assert!(w.record(row(14, Outcome::Updated), None).is_err());
     assert!(join.join().unwrap().is_err());
+    // What was committed stays; the failed batch is gone, to be sent again.
+    assert_eq!(state.row_count(run).unwrap(), 1);
+    assert_eq!(w.committed_ledger_seq(), 1);
+}
+
+#[test]
+fn state_ledger_journal_is_merged_and_survives_a_crash() {
+    let (_dir, path, state, run) = setup();
+    let options = WriterOptions {
+        batch_rows: 50,
+        ledger_merge_rows: 100,
+        ..WriterOptions::default()
+    };
+    let (w, join) = Writer::spawn_with(&path, run, vendors(), options).unwrap();
+    for i in 0..250 {
+        w.record(row(i, Outcome::Updated), Some(i + 1)).unwrap();
+    }
+    // The same invite twice across a merge: the later change wins.
+    let mut again = row(1_000, Outcome::Updated);
+    again.key = row(3, Outcome::Updated).key;
+    w.record(again, Some(251)).unwrap();
+    drop(w);
+    let stats = join.join().unwrap().unwrap();
+    assert_eq!(stats.ledger_upserts, 251);
+    assert!(stats.ledger_merges >= 2, "{stats:?}");
+    let journal: i64 = state
+        .conn
+        .query_row("SELECT count(*) FROM ledger_journal", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, 0);
+    let reader = state.ledger_reader().unwrap();
+    assert_eq!(reader.count().unwrap(), 250);
+    let (_, hash3) = row(3, Outcome::Updated).key.unwrap();
+    assert_eq!(
+        reader.get(hash3).unwrap().unwrap().fingerprint,
+        Fingerprint([1_000u64 as u8; 16])
+    );
+    drop(reader);
+
+    // A crash leaves committed journal entries unmerged: a reader sees them
+    // at once, and the next writer merges them before anything else.
+    let key = InviteKey::new("gate", "late");
+    state
+        .conn
+        .execute(
+            "INSERT INTO ledger_journal (key_hash, fingerprint, applied_at, run_id, row_index)
+             VALUES (?1, ?2, 5, ?3, 7)",
+            rusqlite::params![key.hash as i64, &[9u8; 16][..], run.0],
+        )
+        .unwrap();
+    let reader = state.ledger_reader().unwrap();
+    assert_eq!(reader.get(key.hash).unwrap().unwrap().applied_at, 5);
+    assert!(!reader.is_empty().unwrap());
+    let (w, join) = Writer::spawn(&path, run, vendors()).unwrap();
+    drop(w);
+    assert_eq!(join.join().unwrap().unwrap().ledger_merges, 1);
+    assert_eq!(reader.get(key.hash).unwrap().unwrap().applied_at, 5);
+    assert_eq!(reader.count().unwrap(), 251);
 }
 
 #[test]
@@ -413,7 +490,7 @@ fn state_holds_nothing_but_what_it_was_given() {
             .collect::<rusqlite::Result<_>>()
             .unwrap()
     };
-    assert_eq!(tables.len(), 4, "{tables:?}");
+    assert_eq!(tables.len(), 5, "{tables:?}");
     for table in tables {
         let mut stmt = state
             .conn
@@ -430,4 +507,33 @@ fn state_holds_nothing_but_what_it_was_given() {
             }
         }
     }
+}
+
+#[test]
+fn state_reader_snapshots_never_miss_a_merge() {
+    let (_dir, path, state, run) = setup();
+    let options = WriterOptions {
+        ledger_merge_rows: 10,
+        ..WriterOptions::default()
+    };
+    let (w, join) = Writer::spawn_with(&path, run, vendors(), options).unwrap();
+    let reader = state.ledger_reader().unwrap();
+    let hash = |i: u64| row(i, Outcome::Updated).key.unwrap().1;
+    for i in 0..60 {
+        w.record(row(i, Outcome::Updated), Some(i + 1)).unwrap();
+        w.flush().unwrap();
+        // Each entry, whether still in the journal or merged since the
+        // reader's snapshot began, is visible at once.
+        for j in 0..=i {
+            let entry = reader.get(hash(j)).unwrap();
+            assert_eq!(
+                entry.map(|e| e.applied_at),
+                Some(1_000 + j as i64),
+                "{i} {j}"
+            );
+        }
+    }
+    reader.release();
+    drop(w);
+    assert!(join.join().unwrap().unwrap().ledger_merges >= 5);
 }

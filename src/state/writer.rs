@@ -4,13 +4,18 @@
 //! write, so a single thread owns the write connection and groups rows into
 //! transactions: it commits when [`WriterOptions::batch_rows`] rows are
 //! pending or [`WriterOptions::batch_time`] has passed since the first of
-//! them, whichever comes first. A crash therefore loses at most one batch,
-//! whose rows are sent again on resume (DESIGN §6).
+//! them arrived, whichever comes first. A crash therefore loses at most one
+//! batch, whose rows are sent again on resume (DESIGN §6).
 //!
-//! Senders talk to it through a bounded channel: when the disk is slower than
-//! the network, `record` blocks, and that back-pressure reaches the
-//! dispatcher instead of memory filling up. The thread runs off the async
-//! runtime, so blocking SQLite calls never stall a tokio worker.
+//! Senders hand rows over through a bounded queue (`queue.rs`): when the disk
+//! is slower than the network, `record` blocks, and that back-pressure
+//! reaches the dispatcher instead of memory filling up. The thread runs off
+//! the async runtime, so blocking SQLite calls never stall a tokio worker.
+//!
+//! A ledger change goes to `ledger_journal` in its row's transaction and is
+//! merged into `ledger` in bulk (`pending.rs`); WAL checkpoints run on a
+//! helper thread (`checkpoint.rs`). Both keep the cost of a row near that of
+//! a plain insert.
 //!
 //! If a write fails (disk full, I/O error) the thread rolls back, keeps the
 //! error for every sender to see, and ends; the next `record` or `flush`
@@ -19,15 +24,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Statement, params};
 
+use super::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 use super::error::{Result, StateError};
+use super::ledger::LedgerEntry;
 use super::outcome_code;
+use super::pending::{Pending, merge_journal};
+use super::queue::{Queue, Taken};
 use super::runs::RunId;
 use crate::outcome::{Outcome, RowRecord};
 
@@ -38,8 +47,15 @@ pub struct WriterOptions {
     pub batch_rows: usize,
     /// Commit when the oldest pending row has waited this long.
     pub batch_time: Duration,
-    /// Rows that may wait in the channel before `record` blocks.
-    pub channel_capacity: usize,
+    /// Rows that may wait for the writer before `record` blocks. The writer
+    /// takes them all at once, so up to twice this many are in memory.
+    pub queue_capacity: usize,
+    /// Merge the ledger journal into the ledger once it holds this many
+    /// entries. Bounds the memory of the unmerged set (~70 bytes an entry).
+    pub ledger_merge_rows: usize,
+    /// Run checkpoints on a helper thread (`checkpoint.rs`); `false` leaves
+    /// them to SQLite's default, in the writer's commits.
+    pub background_checkpoint: bool,
 }
 
 impl Default for WriterOptions {
@@ -47,7 +63,9 @@ impl Default for WriterOptions {
         WriterOptions {
             batch_rows: 1_000,
             batch_time: Duration::from_millis(100),
-            channel_capacity: 8_192,
+            queue_capacity: 4_096,
+            ledger_merge_rows: 65_536,
+            background_checkpoint: true,
         }
     }
 }
@@ -56,8 +74,12 @@ impl Default for WriterOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
     pub rows: u64,
+    /// Ledger changes recorded (rows `updated` with a key and fingerprint).
     pub ledger_upserts: u64,
     pub commits: u64,
+    /// Merges of the journal into the ledger, including one at start-up if a
+    /// crashed writer left entries behind.
+    pub ledger_merges: u64,
 }
 
 /// Starts writers; see [`Writer::spawn`].
@@ -66,9 +88,8 @@ pub struct Writer;
 
 /// A clonable handle to send rows to the writer. The writer commits what is
 /// left and ends when the last handle is dropped.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct WriterHandle {
-    tx: SyncSender<Msg>,
     shared: Arc<Shared>,
 }
 
@@ -79,10 +100,11 @@ enum Msg {
     Flush(SyncSender<()>),
 }
 
-/// What the writer thread publishes to the handles.
+/// What the handles and the thread share.
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
+    queue: Queue<Msg>,
     rows_committed: AtomicU64,
     ledger_seq: AtomicU64,
     /// The error that stopped the writer, for every sender to report.
@@ -93,10 +115,11 @@ impl Writer {
     /// Starts the writer thread for `run_id` with the default batching.
     /// `vendor_names[id]` is the name stored for `VendorId` `id`.
     ///
-    /// The connection is opened here, so a file that cannot be written is
-    /// reported now rather than by the first `record`. Join the returned
-    /// handle after dropping every [`WriterHandle`]: it returns the writer's
-    /// final error, including one from the last commit.
+    /// The connection is opened here, so a file that cannot be written or a
+    /// run that does not exist is reported now rather than by the first
+    /// `record`. Join the returned handle after dropping every
+    /// [`WriterHandle`]: it returns the writer's final error, including one
+    /// from the last commit.
     pub fn spawn(
         path: &Path,
         run_id: RunId,
@@ -112,10 +135,17 @@ impl Writer {
         vendor_names: Vec<String>,
         options: WriterOptions,
     ) -> Result<(WriterHandle, JoinHandle<Result<WriterStats>>)> {
-        let conn = super::connect_current(path)?;
-        let (tx, rx) = mpsc::sync_channel(options.channel_capacity.max(1));
+        let conn = open_writer_connection(path, run_id, &options)?;
+        let pending = Pending::for_file(&conn, path)?;
+        let checkpointer = match options.background_checkpoint {
+            true => Some(Checkpointer::spawn(path)?),
+            false => None,
+        };
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
+            // Wake the writer for half a batch: it writes those while the
+            // next half arrives.
+            queue: Queue::new(options.queue_capacity, options.batch_rows / 2),
             rows_committed: AtomicU64::new(0),
             ledger_seq: AtomicU64::new(0),
             failure: OnceLock::new(),
@@ -123,38 +153,99 @@ impl Writer {
         let thread_shared = Arc::clone(&shared);
         let join = std::thread::Builder::new()
             .name("state-writer".into())
-            .spawn(move || writer_main(conn, &thread_shared, run_id, vendor_names, options, rx))
+            .spawn(move || {
+                let ctx = Context {
+                    shared: &thread_shared,
+                    pending: &pending,
+                    checkpointer: checkpointer.as_ref(),
+                    run_id: run_id.0,
+                    vendors: vendor_names,
+                    options,
+                };
+                writer_main(conn, ctx)
+            })
             .map_err(|e| StateError::io(path, "start the writer thread for", e))?;
-        Ok((WriterHandle { tx, shared }, join))
+        Ok((WriterHandle { shared }, join))
     }
 }
 
-/// Marks the writer as failed if its thread unwinds, so senders get a message.
-struct FailOnPanic<'a>(&'a Shared);
+fn open_writer_connection(
+    path: &Path,
+    run_id: RunId,
+    options: &WriterOptions,
+) -> Result<Connection> {
+    let conn = super::connect_current(path)?;
+    let setup = |e| StateError::sqlite(path, "set up the writer", e);
+    let run_exists: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+            [run_id.0],
+            |r| r.get(0),
+        )
+        .map_err(setup)?;
+    if !run_exists {
+        return Err(StateError::NoSuchRun {
+            path: path.to_path_buf(),
+            run: run_id.0,
+        });
+    }
+    // Foreign keys cost ~15 % of an insert; the writer checked its run above
+    // and writes outcome codes from a fixed table, so it is the one
+    // connection that does without them.
+    let autocheckpoint = match options.background_checkpoint {
+        true => WRITER_AUTOCHECKPOINT_PAGES,
+        false => 1_000,
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = OFF;
+         PRAGMA wal_autocheckpoint = {autocheckpoint};
+         PRAGMA journal_size_limit = {};",
+        2 * 4096 * u64::from(WRITER_AUTOCHECKPOINT_PAGES),
+    ))
+    .map_err(setup)?;
+    Ok(conn)
+}
 
-impl Drop for FailOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = self.0.failure.set("the writer thread panicked".into());
+impl Clone for WriterHandle {
+    fn clone(&self) -> Self {
+        self.shared.queue.add_sender();
+        WriterHandle {
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        self.shared.queue.remove_sender();
+    }
+}
+
 impl WriterHandle {
-    /// Queues a finished row. Blocks while the channel is full. `ledger_seq`,
+    /// Queues a finished row. Blocks while the queue is full. `ledger_seq`,
     /// if given, must increase in the order rows are sent; once this row is
-    /// committed, [`committed_ledger_seq`](Self::committed_ledger_seq) reaches it.
+    /// committed, [`committed_ledger_seq`](Self::committed_ledger_seq) reaches
+    /// it and its ledger change is visible to every [`super::LedgerReader`].
     pub fn record(&self, rec: RowRecord, ledger_seq: Option<u64>) -> Result<()> {
-        self.tx
-            .send(Msg::Row(rec, ledger_seq))
+        self.shared
+            .queue
+            .send(Msg::Row(rec, ledger_seq), false)
             .map_err(|_| self.stopped())
     }
 
     /// Waits until every row sent so far (by any handle) is committed.
     pub fn flush(&self) -> Result<()> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.tx.send(Msg::Flush(tx)).map_err(|_| self.stopped())?;
-        rx.recv().map_err(|_| self.stopped())
+        self.shared
+            .queue
+            .send(Msg::Flush(tx), true)
+            .map_err(|_| self.stopped())?;
+        rx.recv().map_err(|_| {
+            // The writer dropped the reply on its way out: wait until it has
+            // published why.
+            self.shared.queue.wait_closed();
+            self.stopped()
+        })
     }
 
     /// Flushes and drops this handle. The thread ends once every clone is gone.
@@ -199,73 +290,83 @@ pub(crate) const INSERT_ROW: &str = "INSERT OR REPLACE INTO run_rows
      error, remote_id, remote_updated_at, finished_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
-pub(crate) const UPSERT_LEDGER: &str = "INSERT INTO ledger
-    (key_hash, invite_key, vendor, fingerprint, applied_at, run_id)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-    ON CONFLICT (key_hash) DO UPDATE SET
-        invite_key = excluded.invite_key, vendor = excluded.vendor,
-        fingerprint = excluded.fingerprint, applied_at = excluded.applied_at,
-        run_id = excluded.run_id";
+pub(crate) const INSERT_JOURNAL: &str = "INSERT INTO ledger_journal
+    (key_hash, fingerprint, applied_at, run_id, row_index) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// The writer thread's state: its statements and the open batch.
-struct WriterLoop<'c> {
-    conn: &'c Connection,
-    shared: &'c Shared,
+/// What the writer thread works with besides its connection.
+struct Context<'a> {
+    shared: &'a Shared,
+    pending: &'a Pending,
+    checkpointer: Option<&'a Checkpointer>,
     run_id: i64,
     vendors: Vec<String>,
     options: WriterOptions,
-    insert_row: Statement<'c>,
-    upsert_ledger: Statement<'c>,
-    /// Rows in the open transaction; 0 means no transaction is open.
-    pending: usize,
-    first_pending_at: Instant,
-    pending_seq: u64,
-    stats: WriterStats,
+}
+
+/// Ends the thread's side of the queue however the thread ends (an error,
+/// a panic), so that blocked senders wake up and fail instead of hanging.
+struct CloseOnDrop<'a>(&'a Shared);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.failure.set("the writer thread panicked".into());
+        }
+        self.0.queue.close_receiver();
+    }
 }
 
 /// The thread's body.
-fn writer_main(
-    conn: Connection,
-    shared: &Shared,
-    run_id: RunId,
-    vendors: Vec<String>,
-    options: WriterOptions,
-    rx: Receiver<Msg>,
-) -> Result<WriterStats> {
-    // Locals drop before parameters: the failure is published before `rx`
-    // goes and wakes the senders, so they always find the reason.
-    let _guard = FailOnPanic(shared);
-    let result = WriterLoop::run(&conn, shared, run_id, vendors, options, &rx);
+fn writer_main(conn: Connection, ctx: Context<'_>) -> Result<WriterStats> {
+    let shared = ctx.shared;
+    let _close = CloseOnDrop(shared);
+    let result = WriterLoop::run(&conn, ctx);
+    // Published before `_close` wakes the senders, so they find the reason.
     if let Err(e) = &result {
         let _ = shared.failure.set(e.to_string());
     }
     result
 }
 
+/// The writer thread's state: its statements and the open batch.
+struct WriterLoop<'c> {
+    conn: &'c Connection,
+    ctx: Context<'c>,
+    insert_row: Statement<'c>,
+    insert_journal: Statement<'c>,
+    /// Rows in the open transaction; 0 means no transaction is open.
+    pending: usize,
+    first_pending_at: Instant,
+    pending_seq: u64,
+    /// The ledger changes of the open transaction, for [`Pending`] once committed.
+    staged: Vec<(u64, LedgerEntry)>,
+    /// Journal entries since the last merge.
+    journal_len: usize,
+    stats: WriterStats,
+}
+
 impl<'c> WriterLoop<'c> {
-    fn run(
-        conn: &'c Connection,
-        shared: &'c Shared,
-        run_id: RunId,
-        vendors: Vec<String>,
-        options: WriterOptions,
-        rx: &Receiver<Msg>,
-    ) -> Result<WriterStats> {
-        let err = |e| StateError::sqlite(&shared.path, "prepare the writer's statements", e);
+    fn run(conn: &'c Connection, ctx: Context<'c>) -> Result<WriterStats> {
+        let path = &ctx.shared.path;
+        let err = |e| StateError::sqlite(path, "prepare the writer's statements", e);
+        // Entries a crashed writer left in the journal are merged first.
+        let leftover: i64 = conn
+            .query_row("SELECT count(*) FROM ledger_journal", [], |r| r.get(0))
+            .map_err(err)?;
         let mut w = WriterLoop {
             conn,
-            shared,
-            run_id: run_id.0,
-            vendors,
-            options,
             insert_row: conn.prepare(INSERT_ROW).map_err(err)?,
-            upsert_ledger: conn.prepare(UPSERT_LEDGER).map_err(err)?,
+            insert_journal: conn.prepare(INSERT_JOURNAL).map_err(err)?,
             pending: 0,
             first_pending_at: Instant::now(),
             pending_seq: 0,
+            staged: Vec::new(),
+            journal_len: leftover.max(0) as usize,
             stats: WriterStats::default(),
+            ctx,
         };
-        let result = w.serve(rx);
+        w.merge()?;
+        let result = w.serve().and_then(|()| w.merge());
         if result.is_err() && w.pending > 0 {
             // Leave the file as of the last commit; those rows will be resent.
             let _ = conn.execute_batch("ROLLBACK");
@@ -273,49 +374,51 @@ impl<'c> WriterLoop<'c> {
         result.map(|()| w.stats)
     }
 
-    fn serve(&mut self, rx: &Receiver<Msg>) -> Result<()> {
+    fn serve(&mut self) -> Result<()> {
+        let batch_time = self.ctx.options.batch_time;
+        let mut inbox = Vec::new();
         loop {
-            let msg = if self.pending == 0 {
-                match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => return Ok(()),
-                }
-            } else {
-                let deadline = self.first_pending_at + self.options.batch_time;
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.commit()?;
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return self.commit(),
-                }
-            };
-            match msg {
-                Msg::Row(rec, seq) => {
-                    self.write(&rec, seq)?;
-                    if self.pending >= self.options.batch_rows
-                        || self.first_pending_at.elapsed() >= self.options.batch_time
-                    {
-                        self.commit()?;
-                    }
-                }
-                Msg::Flush(reply) => {
+            let deadline = (self.pending > 0).then(|| self.first_pending_at + batch_time);
+            let oldest = match self.ctx.shared.queue.take(&mut inbox, deadline, batch_time) {
+                Taken::Items(oldest) => oldest,
+                Taken::Timeout => {
                     self.commit()?;
-                    let _ = reply.send(());
+                    continue;
                 }
+                Taken::Closed => return self.commit(),
+            };
+            for (i, msg) in inbox.drain(..).enumerate() {
+                match msg {
+                    Msg::Row(rec, seq) => {
+                        // The batch clock starts when its first row was
+                        // queued (or earlier: a commit never comes late).
+                        self.write(&rec, seq, oldest)?;
+                        if self.pending >= self.ctx.options.batch_rows
+                            || (i % 256 == 255 && self.first_pending_at.elapsed() >= batch_time)
+                        {
+                            self.commit()?;
+                        }
+                    }
+                    Msg::Flush(reply) => {
+                        self.commit()?;
+                        let _ = reply.send(());
+                    }
+                }
+            }
+            if self.pending > 0 && self.first_pending_at.elapsed() >= batch_time {
+                self.commit()?;
             }
         }
     }
 
-    fn write(&mut self, rec: &RowRecord, seq: Option<u64>) -> Result<()> {
-        let path = &self.shared.path;
+    fn write(&mut self, rec: &RowRecord, seq: Option<u64>, queued_at: Instant) -> Result<()> {
+        let path = &self.ctx.shared.path;
         if self.pending == 0 {
             self.conn
                 .prepare_cached(BEGIN)
                 .and_then(|mut s| s.execute([]))
                 .map_err(|e| StateError::sqlite(path, "start a transaction", e))?;
-            self.first_pending_at = Instant::now();
+            self.first_pending_at = queued_at;
         }
         self.pending += 1;
         if let Some(seq) = seq {
@@ -323,12 +426,12 @@ impl<'c> WriterLoop<'c> {
         }
         let vendor = rec
             .vendor
-            .and_then(|v| self.vendors.get(usize::from(v)))
+            .and_then(|v| self.ctx.vendors.get(usize::from(v)))
             .map(String::as_str);
         let key = rec.key.as_ref();
         self.insert_row
             .execute(params![
-                self.run_id,
+                self.ctx.run_id,
                 rec.index as i64,
                 rec.line as i64,
                 vendor,
@@ -342,25 +445,29 @@ impl<'c> WriterLoop<'c> {
                 rec.finished_at,
             ])
             .map_err(|e| StateError::sqlite(path, "record a row", e))?;
-        if let (Outcome::Updated, Some((text, hash)), Some(fp)) =
-            (rec.outcome, key, rec.fingerprint)
-        {
-            self.upsert_ledger
+        if let (Outcome::Updated, Some((_, hash)), Some(fp)) = (rec.outcome, key, rec.fingerprint) {
+            self.insert_journal
                 .execute(params![
                     *hash as i64,
-                    text,
-                    vendor,
                     &fp.0[..],
                     rec.finished_at,
-                    self.run_id
+                    self.ctx.run_id,
+                    rec.index as i64,
                 ])
                 .map_err(|e| StateError::sqlite(path, "update the ledger", e))?;
-            self.stats.ledger_upserts += 1;
+            self.staged.push((
+                *hash,
+                LedgerEntry {
+                    fingerprint: fp,
+                    applied_at: rec.finished_at,
+                },
+            ));
         }
         Ok(())
     }
 
-    /// Commits the open batch, if any, and publishes the progress.
+    /// Commits the open batch, if any, publishes the progress, and merges
+    /// the journal when it has grown enough.
     fn commit(&mut self) -> Result<()> {
         if self.pending == 0 {
             return Ok(());
@@ -368,16 +475,40 @@ impl<'c> WriterLoop<'c> {
         self.conn
             .prepare_cached(COMMIT)
             .and_then(|mut s| s.execute([]))
-            .map_err(|e| StateError::sqlite(&self.shared.path, "commit rows", e))?;
+            .map_err(|e| StateError::sqlite(&self.ctx.shared.path, "commit rows", e))?;
+        // Visible to readers before the sequence number says so.
+        self.ctx.pending.extend(&self.staged);
+        self.journal_len += self.staged.len();
+        self.stats.ledger_upserts += self.staged.len() as u64;
+        self.staged.clear();
         self.stats.rows += self.pending as u64;
         self.stats.commits += 1;
-        self.shared
+        let shared = self.ctx.shared;
+        shared
             .rows_committed
             .fetch_add(self.pending as u64, Ordering::AcqRel);
-        self.shared
+        shared
             .ledger_seq
             .fetch_max(self.pending_seq, Ordering::AcqRel);
         self.pending = 0;
+        if let Some(c) = self.ctx.checkpointer {
+            c.poke();
+        }
+        if self.journal_len >= self.ctx.options.ledger_merge_rows {
+            self.merge()?;
+        }
+        Ok(())
+    }
+
+    /// Merges the journal into the ledger (no transaction may be open).
+    fn merge(&mut self) -> Result<()> {
+        if self.journal_len == 0 {
+            return Ok(());
+        }
+        merge_journal(self.conn, &self.ctx.shared.path)?;
+        self.ctx.pending.clear();
+        self.journal_len = 0;
+        self.stats.ledger_merges += 1;
         Ok(())
     }
 }

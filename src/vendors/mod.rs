@@ -351,11 +351,22 @@ pub fn path_segment(field: &str, value: &str) -> Result<String, Invalid> {
     if value == "." || value == ".." {
         return Err(Invalid::new(field, format!("`{value}` is not an id")));
     }
+    if value.len() > MAX_ID {
+        // No vendor's id is this long, and a URL past a few kilobytes is refused
+        // by servers and by our own HTTP stack alike.
+        return Err(Invalid::new(
+            field,
+            format!("{} bytes long; an id is at most {MAX_ID}", value.len()),
+        ));
+    }
     if value.chars().any(char::is_control) {
         return Err(Invalid::new(field, "contains a control character"));
     }
     Ok(percent_encoding::utf8_percent_encode(value, SEGMENT).to_string())
 }
+
+/// The longest id accepted in a URL path.
+pub const MAX_ID: usize = 512;
 
 /// Everything but RFC 3986's unreserved characters is encoded.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

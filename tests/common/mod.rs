@@ -145,8 +145,13 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .flexible(true)
         .from_path(path)
         .expect("results readable");
-    r.records()
-        .map(|rec| rec.expect("record").iter().map(str::to_string).collect())
+    r.byte_records()
+        .map(|rec| {
+            rec.expect("record")
+                .iter()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect()
+        })
         .collect()
 }
 
