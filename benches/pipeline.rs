@@ -161,7 +161,7 @@ impl Settings {
                 latency_rounds: 1,
                 adaptive_rows: 4_000,
                 adaptive_fixed: vec![24, 48],
-                rate_rows: 1_500,
+                rate_rows: 3_000,
                 memory_small: 10_000,
                 memory_large: 100_000,
                 writer_rows: 100_000,
@@ -448,6 +448,8 @@ struct Sample {
     requests: u64,
     ok: u64,
     throttled: u64,
+    /// Requests the sandbox was handling at that moment.
+    in_flight: u64,
 }
 
 impl Sample {
@@ -458,6 +460,7 @@ impl Sample {
         };
         for v in snap.vendors.values() {
             s.requests += v.requests;
+            s.in_flight += v.in_flight;
             for (code, n) in &v.statuses {
                 if (200..300).contains(code) {
                     s.ok += n;
@@ -1069,12 +1072,13 @@ fn side_by_side(
             .find(|x| x.ok >= n as u64)
             .map_or(p.elapsed, |x| x.at);
         println!(
-            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s: first request at {:.2} s, last answer by {:.2} s; peak RSS {} MiB)",
+            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s: first request at {:.2} s, last answer by {:.2} s, {} in flight; peak RSS {} MiB)",
             b.rate(),
             b.elapsed.as_secs_f64(),
             p.elapsed.as_secs_f64(),
             first.as_secs_f64(),
             last.as_secs_f64(),
+            steady_in_flight(&samples),
             p.peak_rss_kib / 1024
         );
         bare_best = bare_best.max(b.rate());
@@ -1244,6 +1248,19 @@ fn steady_rate(samples: &[Sample]) -> Option<f64> {
     (secs > 0.0).then(|| (b.ok - a.ok) as f64 / secs)
 }
 
+/// The median number of requests in flight at the sandbox while between
+/// 20 % and 90 % of the answers came.
+fn steady_in_flight(samples: &[Sample]) -> u64 {
+    let total = samples.last().map_or(0, |x| x.ok) as f64;
+    let mut v: Vec<u64> = samples
+        .iter()
+        .filter(|x| x.ok as f64 >= 0.2 * total && x.ok as f64 <= 0.9 * total)
+        .map(|x| x.in_flight)
+        .collect();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
 /// When the first request arrived (midway between the last poll that saw
 /// none and the first that saw one).
 fn first_request(samples: &[Sample]) -> Option<Duration> {
@@ -1318,7 +1335,10 @@ fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
         let cs = c.to_string();
         let samples = measure(&["--concurrency", &cs, "--fixed-concurrency"])?;
         let rate = steady_rate(&samples).ok_or("too few samples")?;
-        println!("  fixed concurrency {c}: {rate:.0} req/s");
+        println!(
+            "  fixed concurrency {c}: {rate:.0} req/s ({} in flight)",
+            steady_in_flight(&samples)
+        );
         fixed_line.push(format!("{c}: {rate:.0}"));
         if rate > best_fixed.1 {
             best_fixed = (c, rate);
@@ -1327,9 +1347,10 @@ fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
     let samples = measure(&["--concurrency", "256"])?;
     let rate = steady_rate(&samples).ok_or("too few samples")?;
     let reach = time_to_rate(&samples, 0.9 * best_fixed.1, rtt * 5);
-    println!("  adaptive (cap 256): {rate:.0} req/s");
+    let settled = steady_in_flight(&samples);
+    println!("  adaptive (cap 256): {rate:.0} req/s ({settled} in flight)");
     report.detail(format!(
-        "adaptive ({n} rows, latency 20 ms growing past {knee} in flight): fixed concurrencies (req/s) {}; adaptive, cap 256: {rate:.0} req/s",
+        "adaptive ({n} rows, latency 20 ms growing past {knee} in flight): fixed concurrencies (req/s) {}; adaptive, cap 256: {rate:.0} req/s with a median of {settled} in flight",
         fixed_line.join(", ")
     ));
     let ratio = rate / best_fixed.1;
