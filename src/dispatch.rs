@@ -21,9 +21,15 @@
 //! would. It remembers the changes it would have sent for as long as a real
 //! run keeps rows admitted (the window), which covers a file's repeats
 //! unless they lie further apart than that, and keeps memory flat.
+//!
+//! When the ledger is empty as a run starts (a first run, the usual case for
+//! a migration), the only entries it can come to hold are this run's own:
+//! the dispatcher marks each applied key in [`AppliedKeys`], and the reader
+//! looks up only marked keys instead of asking SQLite about every row.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
@@ -83,6 +89,61 @@ impl LedgerPolicy {
     }
 }
 
+/// The keys applied during this run, one bit per key hash (false
+/// positives, never false negatives): a key whose bit is clear has no ledger
+/// entry from this run. A key is marked before its row goes to the state
+/// writer, so every row committed by the time the reader reads the writer's
+/// watermark is marked by then too, and a reader that reads the watermark
+/// first and the mark second still sees every entry up to the watermark,
+/// which is all the dispatcher relies on.
+#[derive(Debug)]
+pub struct AppliedKeys {
+    bits: Box<[AtomicU64]>,
+    shift: u32,
+}
+
+impl AppliedKeys {
+    /// 2^23 bits (1 MiB): a million applied keys mark about a tenth of them.
+    pub fn new() -> Self {
+        Self::with_bits_log2(23)
+    }
+
+    /// 2^`log2` bits (at least 64).
+    pub fn with_bits_log2(log2: u32) -> Self {
+        let log2 = log2.clamp(6, 32);
+        AppliedKeys {
+            bits: (0..1usize << (log2 - 6))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            shift: 64 - log2,
+        }
+    }
+
+    /// The hash's high bits: `--shard` takes `hash % n`, which would crowd a
+    /// shard's keys into a fraction of the low bits.
+    fn slot(&self, hash: u64) -> (usize, u64) {
+        let bit = hash >> self.shift;
+        ((bit / 64) as usize, 1 << (bit % 64))
+    }
+
+    pub fn insert(&self, hash: u64) {
+        let (word, mask) = self.slot(hash);
+        self.bits[word].fetch_or(mask, Ordering::Release);
+    }
+
+    /// False only if `hash` was never inserted.
+    pub fn may_contain(&self, hash: u64) -> bool {
+        let (word, mask) = self.slot(hash);
+        self.bits[word].load(Ordering::Acquire) & mask != 0
+    }
+}
+
+impl Default for AppliedKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 struct Done {
     key: u64,
     record: Option<RowRecord>,
@@ -99,6 +160,8 @@ pub struct Dispatcher {
     pub policy: LedgerPolicy,
     /// Rows admitted and not yet finished, at most.
     pub window: usize,
+    /// Where applied keys are marked, when the run started with an empty ledger.
+    pub applied_keys: Option<Arc<AppliedKeys>>,
 }
 
 /// What the dispatcher leaves behind.
@@ -208,6 +271,9 @@ impl Dispatcher {
                     let pending = done.record.is_none();
                     if let Some(rec) = done.record {
                         let ledger_seq = if applied {
+                            if let Some(marks) = &self.applied_keys {
+                                marks.insert(done.key);
+                            }
                             seq += 1;
                             let a = Applied {
                                 fingerprint: done.fingerprint,
@@ -297,7 +363,7 @@ impl Dispatcher {
                 self.tally
                     .vendor(Some(row.change.vendor))
                     .pending
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_add(1, Ordering::Relaxed);
             }
             *admitted -= q.len();
             report.pending += q.len() as u64;
@@ -341,7 +407,7 @@ impl Dispatcher {
                 tally
                     .vendor(Some(row.change.vendor))
                     .pending
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_add(1, Ordering::Relaxed);
             }
             let _ = done.send(Done {
                 key,
@@ -379,6 +445,29 @@ mod tests {
             fingerprint: Fingerprint([n; 16]),
             applied_at: 0,
         }
+    }
+
+    #[test]
+    fn applied_keys_never_forget() {
+        let marks = AppliedKeys::with_bits_log2(10);
+        let keys: Vec<u64> = (0..200u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        for k in &keys[..100] {
+            marks.insert(*k);
+        }
+        assert!(keys[..100].iter().all(|k| marks.may_contain(*k)));
+        let false_positives = keys[100..]
+            .iter()
+            .filter(|k| marks.may_contain(**k))
+            .count();
+        assert!(false_positives < 30, "{false_positives} of 100");
+        // Keys of one shard share their low bits (`hash % n`); the marks are
+        // taken from the high bits, so such keys still spread out.
+        let marks = AppliedKeys::with_bits_log2(10);
+        marks.insert(4 << 60);
+        assert!(!marks.may_contain(5 << 60));
+        assert!(!AppliedKeys::new().may_contain(u64::MAX));
     }
 
     #[test]

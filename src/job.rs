@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::change::VendorId;
 use crate::client::Client;
 use crate::config::Config;
-use crate::dispatch::{Applied, DispatchReport, Dispatcher, LedgerPolicy, Ready, Record};
+use crate::dispatch::{
+    Applied, AppliedKeys, DispatchReport, Dispatcher, LedgerPolicy, Ready, Record,
+};
 use crate::input::Reader;
 use crate::latency::Latency;
 use crate::outcome::{Outcome, RowRecord, now_millis};
@@ -349,6 +351,14 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     } else {
         None
     };
+    // An empty ledger can only come to hold this run's own changes: they are
+    // marked as they are applied, and only marked keys are looked up.
+    let applied_keys = match &ledger {
+        Some(l) if l.is_empty().map_err(|e| usage(e.to_string()))? => {
+            Some(Arc::new(AppliedKeys::new()))
+        }
+        _ => None,
+    };
     let expected = Expected {
         total: total_rows,
         done_before: done.len(),
@@ -374,6 +384,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         let stop = stop.clone();
         let writer = writer_handle.clone();
         let shard = opts.shard;
+        let ledger = ledger.map(|reader| Ledger {
+            reader,
+            marked: applied_keys.clone(),
+        });
         std::thread::Builder::new()
             .name("invitesync-reader".into())
             .spawn(move || {
@@ -417,13 +431,23 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             dry_run: opts.dry_run,
         },
         window: (concurrency * 16).clamp(1024, 16384),
+        applied_keys,
     };
     let grace = config.run.grace_period;
-    let dispatch = dispatcher.run(row_rx, rec_tx);
+    // On the runtime's workers rather than on this thread (which, under the
+    // CLI's block_on, is not one of them): the tasks the dispatcher starts
+    // and the answers they send back then mostly stay on one worker instead
+    // of waking another thread for every row.
+    let mut dispatch = tokio::spawn(dispatcher.run(row_rx, rec_tx));
     let mut cut_short = false;
     let report = tokio::select! {
-        r = dispatch => r,
+        r = &mut dispatch => match r {
+            Ok(report) => report,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => DispatchReport::default(),
+        },
         _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            dispatch.abort();
             cut_short = true;
             DispatchReport::default()
         }
@@ -712,13 +736,20 @@ impl From<String> for FileError {
     }
 }
 
+/// The reader thread's ledger: the reader and, when the run started with an
+/// empty ledger, the keys this run applied (no other key can have an entry).
+struct Ledger {
+    reader: LedgerReader,
+    marked: Option<Arc<AppliedKeys>>,
+}
+
 /// The reader thread's work.
 #[allow(clippy::too_many_arguments)]
 fn read_rows(
     input: &Path,
     targets: &[Target],
     done: DoneSet,
-    mut ledger: Option<LedgerReader>,
+    ledger: Option<Ledger>,
     writer: Option<WriterHandle>,
     shard: Option<(u32, u32)>,
     tx: mpsc::Sender<Ready>,
@@ -745,17 +776,24 @@ fn read_rows(
                     tally.elsewhere.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                // The watermark before the mark: every entry up to it is
+                // committed, so already marked.
                 let watermark = writer.as_ref().map_or(0, |w| w.committed_ledger_seq());
-                let known = match ledger.as_mut() {
-                    Some(l) => {
-                        l.get(change.key.hash)
+                let known = match &ledger {
+                    Some(l)
+                        if l.marked
+                            .as_ref()
+                            .is_none_or(|m| m.may_contain(change.key.hash)) =>
+                    {
+                        l.reader
+                            .get(change.key.hash)
                             .map_err(|e| e.to_string())?
                             .map(|e| Applied {
                                 fingerprint: e.fingerprint,
                                 applied_at: e.applied_at,
                             })
                     }
-                    None => None,
+                    _ => None,
                 };
                 let ready = Ready {
                     index: row.index,
