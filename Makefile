@@ -16,7 +16,7 @@ demo: build
 
 ## The whole test suite (unit, end-to-end against an in-process sandbox, CLI).
 test:
-	$(CARGO) test --locked
+	bash scripts/test.sh
 
 ## Throughput, latency-bound, adaptive, rate-limit, memory, resume and checkpoint ratios (DESIGN §10).
 bench: build
