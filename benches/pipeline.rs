@@ -1532,8 +1532,9 @@ fn human(n: usize) -> String {
 }
 
 /// Takes the last `undone` rows of the run back out of the state file (and
-/// their ledger entries, or they would end `unchanged`), and marks the run
-/// interrupted, as if it had been killed near its end.
+/// their ledger entries, merged or still in the journal, or they would end
+/// `unchanged`), and marks the run interrupted, as if it had been killed
+/// near its end.
 fn undo_rows(state: &Path, total: usize, undone: usize) -> Res<()> {
     let sql = |e: rusqlite::Error| e.to_string();
     let mut conn = rusqlite::Connection::open(state).map_err(sql)?;
@@ -1554,8 +1555,13 @@ fn undo_rows(state: &Path, total: usize, undone: usize) -> Res<()> {
     for key in &keys {
         let (vendor, rest) = key.split_once('/').ok_or("odd invite key")?;
         let hash = InviteKey::new(vendor, rest).hash;
-        tx.execute("DELETE FROM ledger WHERE key_hash = ?1", [hash as i64])
+        for table in ["ledger", "ledger_journal"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE key_hash = ?1"),
+                [hash as i64],
+            )
             .map_err(sql)?;
+        }
     }
     let deleted = tx
         .execute(
