@@ -1072,13 +1072,16 @@ fn side_by_side(
             .find(|x| x.ok >= n as u64)
             .map_or(p.elapsed, |x| x.at);
         println!(
-            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s: first request at {:.2} s, last answer by {:.2} s, {} in flight; peak RSS {} MiB)",
+            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s: first request at {:.2} s, last answer by {:.2} s{}; peak RSS {} MiB)",
             b.rate(),
             b.elapsed.as_secs_f64(),
             p.elapsed.as_secs_f64(),
             first.as_secs_f64(),
             last.as_secs_f64(),
-            steady_in_flight(&samples),
+            match steady_in_flight(&samples) {
+                0 => String::new(),
+                n => format!(", {n} in flight"),
+            },
             p.peak_rss_kib / 1024
         );
         bare_best = bare_best.max(b.rate());
@@ -1363,6 +1366,15 @@ fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
         ">= 0.90",
         Some(ratio >= 0.90),
     );
+    report.row(
+        "adaptive: requests in flight, steady (knee 24)",
+        format!(
+            "{settled} (round trips {:.0} ms against 20 ms quiet)",
+            20.0 * (settled as f64 / f64::from(knee)).max(1.0)
+        ),
+        "(reported)",
+        None,
+    );
     match reach {
         Some(t) => {
             let trips = t.as_secs_f64() / rtt.as_secs_f64();
@@ -1532,8 +1544,9 @@ fn human(n: usize) -> String {
 }
 
 /// Takes the last `undone` rows of the run back out of the state file (and
-/// their ledger entries, or they would end `unchanged`), and marks the run
-/// interrupted, as if it had been killed near its end.
+/// their ledger entries, merged or still in the journal, or they would end
+/// `unchanged`), and marks the run interrupted, as if it had been killed
+/// near its end.
 fn undo_rows(state: &Path, total: usize, undone: usize) -> Res<()> {
     let sql = |e: rusqlite::Error| e.to_string();
     let mut conn = rusqlite::Connection::open(state).map_err(sql)?;
@@ -1554,8 +1567,13 @@ fn undo_rows(state: &Path, total: usize, undone: usize) -> Res<()> {
     for key in &keys {
         let (vendor, rest) = key.split_once('/').ok_or("odd invite key")?;
         let hash = InviteKey::new(vendor, rest).hash;
-        tx.execute("DELETE FROM ledger WHERE key_hash = ?1", [hash as i64])
+        for table in ["ledger", "ledger_journal"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE key_hash = ?1"),
+                [hash as i64],
+            )
             .map_err(sql)?;
+        }
     }
     let deleted = tx
         .execute(

@@ -142,31 +142,40 @@ impl StateFile {
     /// A run's recorded rows per vendor and outcome, sorted by vendor name
     /// (rows without a vendor first).
     pub fn counts(&self, run: RunId) -> Result<Vec<VendorCounts>> {
+        // Tallied here from a plain scan of the run's rows: `GROUP BY vendor,
+        // outcome` would sort every row (through temporary files at a
+        // million rows) to form a handful of groups.
         let err = self.err("count the recorded rows");
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT vendor, outcome, count(*) FROM run_rows WHERE run_id = ?1
-                 GROUP BY vendor, outcome ORDER BY vendor",
-            )
+            .prepare_cached("SELECT vendor, outcome FROM run_rows WHERE run_id = ?1")
             .map_err(&err)?;
         let mut rows = stmt.query([run.0]).map_err(&err)?;
         let mut out: Vec<VendorCounts> = Vec::new();
+        let mut last = usize::MAX;
         while let Some(row) = rows.next().map_err(&err)? {
-            let vendor: Option<String> = row.get(0).map_err(&err)?;
-            let code: i64 = row.get(1).map_err(&err)?;
-            let n: i64 = row.get(2).map_err(&err)?;
-            let outcome = self.outcome(code)?;
-            if out.last().is_none_or(|c| c.vendor != vendor) {
-                out.push(VendorCounts {
-                    vendor,
-                    ..VendorCounts::default()
-                });
+            let vendor = row
+                .get_ref(0)
+                .and_then(|v| Ok(v.as_str_or_null()?))
+                .map_err(&err)?;
+            let outcome = self.outcome(row.get(1).map_err(&err)?)?;
+            if out.get(last).is_none_or(|c| c.vendor.as_deref() != vendor) {
+                last = match out.iter().position(|c| c.vendor.as_deref() == vendor) {
+                    Some(i) => i,
+                    None => {
+                        out.push(VendorCounts {
+                            vendor: vendor.map(str::to_owned),
+                            ..VendorCounts::default()
+                        });
+                        out.len() - 1
+                    }
+                };
             }
-            if let Some(last) = out.last_mut() {
-                last.by_outcome[outcome.index()] += n as u64;
-            }
+            out[last].by_outcome[outcome.index()] += 1;
         }
+        // As `ORDER BY vendor` gave them: rows without a vendor first, then
+        // by the bytes of the name.
+        out.sort_by(|a, b| a.vendor.cmp(&b.vendor));
         Ok(out)
     }
 
