@@ -16,25 +16,19 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
-use tokio_util::sync::CancellationToken;
 
 use crate::change::VendorId;
 use crate::client::Client;
 use crate::config::Config;
-use crate::dispatch::{
-    Applied, AppliedKeys, DispatchReport, Dispatcher, LedgerPolicy, Ready, Record,
-};
+use crate::dispatch::{AppliedKeys, DispatchReport, Dispatcher, LedgerPolicy, Ready, Record};
 use crate::input::Reader;
 use crate::latency::Latency;
-use crate::outcome::{Outcome, RowRecord, now_millis};
-use crate::plan::Router;
+use crate::outcome::Outcome;
 use crate::progress::{Expected, Progress, ProgressMode};
-use crate::results::{Ending, ResultsWriter, Select};
+use crate::results::Select;
 use crate::send::Target;
 use crate::shutdown::{EXIT_RESUMABLE, Shutdown};
-use crate::state::{
-    DoneSet, LedgerReader, NewRun, RunId, RunStatus, StateFile, StateLock, Writer, WriterHandle,
-};
+use crate::state::{DoneSet, LedgerReader, NewRun, RunId, RunStatus, StateFile, StateLock, Writer};
 use crate::tally::Tally;
 
 /// Everything `run` can be told.
@@ -384,14 +378,14 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         let stop = stop.clone();
         let writer = writer_handle.clone();
         let shard = opts.shard;
-        let ledger = ledger.map(|reader| Ledger {
+        let ledger = ledger.map(|reader| crate::reader::Ledger {
             reader,
             marked: applied_keys.clone(),
         });
         std::thread::Builder::new()
             .name("invitesync-reader".into())
             .spawn(move || {
-                read_rows(
+                crate::reader::read_rows(
                     &input, &targets, done, ledger, writer, shard, row_tx, &stop, &tally,
                 )
             })
@@ -544,7 +538,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         .clone()
         .or_else(|| config.run.results.clone())
         .unwrap_or_else(|| crate::results::default_path(&opts.input, opts.shard));
-    let results = write_file(
+    let results = crate::results::write_file(
         &state,
         run_id,
         &opts.input,
@@ -555,9 +549,9 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     )
     .map_err(|e| unwritten(e, run_id, &state_path))?;
     let failed_rows = if any_bad {
-        let path = failed_path(&results_path);
+        let path = crate::results::failed_path(&results_path);
         Some(
-            write_file(
+            crate::results::write_file(
                 &state,
                 run_id,
                 &opts.input,
@@ -629,16 +623,6 @@ fn describe_options(options: &serde_json::Value) -> String {
     }
 }
 
-/// `results.csv` → `results.failed.csv`, beside it.
-pub fn failed_path(results: &Path) -> PathBuf {
-    let stem = results
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = stem.strip_suffix(".results").unwrap_or(&stem).to_string();
-    results.with_file_name(format!("{stem}.failed.csv"))
-}
-
 fn live_counts(tally: &Tally, names: &[String]) -> Vec<(Option<String>, [u64; 5])> {
     let mut out = Vec::new();
     let row = |t: &crate::tally::VendorTally| {
@@ -655,184 +639,4 @@ fn live_counts(tally: &Tally, names: &[String]) -> Vec<(Option<String>, [u64; 5]
         out.push((names.get(i).cloned(), row(t)));
     }
     out
-}
-
-/// Writes the results or failed-rows file of a run being run: rows of other
-/// shards are left out, this shard's unfinished rows are `pending`.
-pub fn write_file(
-    state: &StateFile,
-    run: RunId,
-    input: &Path,
-    path: &Path,
-    select: Select,
-    shard: Option<(u32, u32)>,
-    targets: &[Target],
-) -> Result<PathBuf, String> {
-    let router = Router::new(targets.iter().map(|t| (t.name.as_str(), &*t.adapter)));
-    let header = Reader::open(input).map_err(|e| e.0)?.header().clone();
-    let ours = |row: &crate::input::InputRow| match shard {
-        None => true,
-        Some((k, n)) => match router.plan(&header, row) {
-            Ok(change) => change.key.in_shard(k, n),
-            Err(_) => row.index % u64::from(n) == u64::from(k),
-        },
-    };
-    write_rows(state, run, input, path, select, ours)
-}
-
-/// [`write_file`] for `export`, which has no config: in a sharded run, the
-/// rows without a record are left out, since whose they are is unknown.
-pub fn export_file(
-    state: &StateFile,
-    run: RunId,
-    input: &Path,
-    path: &Path,
-    select: Select,
-    shard: Option<(u32, u32)>,
-) -> Result<PathBuf, String> {
-    write_rows(state, run, input, path, select, |_| shard.is_none())
-}
-
-fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
-    state: &StateFile,
-    run: RunId,
-    input: &Path,
-    path: &Path,
-    select: Select,
-    ours: F,
-) -> Result<PathBuf, String> {
-    let mut out = ResultsWriter::create(input, path, select, ours)?;
-    state
-        .for_each_row(run, |r| -> Result<(), FileError> {
-            Ok(out.row(
-                r.index,
-                &Ending {
-                    outcome: r.outcome.as_str(),
-                    http_status: r.http_status,
-                    attempts: r.attempts,
-                    error: r.error,
-                    remote_id: r.remote_id,
-                    remote_updated_at: r.remote_updated_at,
-                    finished_at: Some(r.finished_at),
-                },
-            )?)
-        })
-        .map_err(|e| e.0)?;
-    out.finish()
-}
-
-/// A results-file problem, from the state file or the output.
-struct FileError(String);
-
-impl From<crate::state::StateError> for FileError {
-    fn from(e: crate::state::StateError) -> Self {
-        FileError(e.to_string())
-    }
-}
-
-impl From<String> for FileError {
-    fn from(e: String) -> Self {
-        FileError(e)
-    }
-}
-
-/// The reader thread's ledger: the reader and, when the run started with an
-/// empty ledger, the keys this run applied (no other key can have an entry).
-struct Ledger {
-    reader: LedgerReader,
-    marked: Option<Arc<AppliedKeys>>,
-}
-
-/// The reader thread's work.
-#[allow(clippy::too_many_arguments)]
-fn read_rows(
-    input: &Path,
-    targets: &[Target],
-    done: DoneSet,
-    ledger: Option<Ledger>,
-    writer: Option<WriterHandle>,
-    shard: Option<(u32, u32)>,
-    tx: mpsc::Sender<Ready>,
-    stop: &CancellationToken,
-    tally: &Tally,
-) -> Result<(), String> {
-    let reader = Reader::open(input).map_err(|e| e.0)?;
-    let header = reader.header().clone();
-    let router = Router::new(targets.iter().map(|t| (t.name.as_str(), &*t.adapter)));
-    for row in reader {
-        if stop.is_cancelled() {
-            break;
-        }
-        tally.read.fetch_add(1, Ordering::Relaxed);
-        if done.contains(row.index) {
-            tally.already_done.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        match router.plan(&header, &row) {
-            Ok(change) => {
-                if let Some((k, n)) = shard
-                    && !change.key.in_shard(k, n)
-                {
-                    tally.elsewhere.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                // The watermark before the mark: every entry up to it is
-                // committed, so already marked.
-                let watermark = writer.as_ref().map_or(0, |w| w.committed_ledger_seq());
-                let known = match &ledger {
-                    Some(l)
-                        if l.marked
-                            .as_ref()
-                            .is_none_or(|m| m.may_contain(change.key.hash)) =>
-                    {
-                        l.reader
-                            .get(change.key.hash)
-                            .map_err(|e| e.to_string())?
-                            .map(|e| Applied {
-                                fingerprint: e.fingerprint,
-                                applied_at: e.applied_at,
-                            })
-                    }
-                    _ => None,
-                };
-                let ready = Ready {
-                    index: row.index,
-                    line: row.line,
-                    change,
-                    ledger: known,
-                    watermark,
-                };
-                if tx.blocking_send(ready).is_err() {
-                    break;
-                }
-            }
-            Err(problem) => {
-                if let Some((k, n)) = shard
-                    && row.index % u64::from(n) != u64::from(k)
-                {
-                    tally.elsewhere.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                tally.add(problem.vendor, Outcome::Invalid);
-                let rec = RowRecord {
-                    index: row.index,
-                    line: row.line,
-                    vendor: problem.vendor,
-                    key: None,
-                    fingerprint: None,
-                    outcome: Outcome::Invalid,
-                    http_status: None,
-                    attempts: 0,
-                    error: Some(format!("line {}: {}", row.line, problem.invalid)),
-                    remote_id: None,
-                    remote_updated_at: None,
-                    finished_at: now_millis(),
-                };
-                if let Some(w) = &writer {
-                    w.record(rec, None).map_err(|e| e.to_string())?;
-                }
-            }
-        }
-    }
-    Ok(())
 }

@@ -20,6 +20,7 @@ pub mod logs;
 pub mod outcome;
 pub mod plan;
 pub mod progress;
+pub mod reader;
 pub mod results;
 pub mod retry;
 pub mod sandbox;

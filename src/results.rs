@@ -16,6 +16,9 @@ use csv::ByteRecord;
 
 use crate::input::{InputRow, Reader};
 use crate::outcome::{Outcome, format_millis};
+use crate::plan::Router;
+use crate::send::Target;
+use crate::state::{RunId, StateFile};
 
 /// The columns added after the input's own.
 pub const OUTCOME_COLUMNS: [&str; 7] = [
@@ -262,6 +265,97 @@ pub fn default_path(input: &Path, shard: Option<(u32, u32)>) -> PathBuf {
 /// Flushes stdout-like writers without caring about the error twice.
 pub fn flush(w: &mut impl Write) {
     let _ = w.flush();
+}
+
+// ---- The files of a recorded run, from the state file ----
+
+/// `results.csv` → `results.failed.csv`, beside it.
+pub fn failed_path(results: &Path) -> PathBuf {
+    let stem = results
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = stem.strip_suffix(".results").unwrap_or(&stem).to_string();
+    results.with_file_name(format!("{stem}.failed.csv"))
+}
+
+/// Writes the results or failed-rows file of a run being run: rows of other
+/// shards are left out, this shard's unfinished rows are `pending`.
+pub fn write_file(
+    state: &StateFile,
+    run: RunId,
+    input: &Path,
+    path: &Path,
+    select: Select,
+    shard: Option<(u32, u32)>,
+    targets: &[Target],
+) -> Result<PathBuf, String> {
+    let router = Router::new(targets.iter().map(|t| (t.name.as_str(), &*t.adapter)));
+    let header = Reader::open(input).map_err(|e| e.0)?.header().clone();
+    let ours = |row: &crate::input::InputRow| match shard {
+        None => true,
+        Some((k, n)) => match router.plan(&header, row) {
+            Ok(change) => change.key.in_shard(k, n),
+            Err(_) => row.index % u64::from(n) == u64::from(k),
+        },
+    };
+    write_rows(state, run, input, path, select, ours)
+}
+
+/// [`write_file`] for `export`, which has no config: in a sharded run, the
+/// rows without a record are left out, since whose they are is unknown.
+pub fn export_file(
+    state: &StateFile,
+    run: RunId,
+    input: &Path,
+    path: &Path,
+    select: Select,
+    shard: Option<(u32, u32)>,
+) -> Result<PathBuf, String> {
+    write_rows(state, run, input, path, select, |_| shard.is_none())
+}
+
+fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
+    state: &StateFile,
+    run: RunId,
+    input: &Path,
+    path: &Path,
+    select: Select,
+    ours: F,
+) -> Result<PathBuf, String> {
+    let mut out = ResultsWriter::create(input, path, select, ours)?;
+    state
+        .for_each_row(run, |r| -> Result<(), FileError> {
+            Ok(out.row(
+                r.index,
+                &Ending {
+                    outcome: r.outcome.as_str(),
+                    http_status: r.http_status,
+                    attempts: r.attempts,
+                    error: r.error,
+                    remote_id: r.remote_id,
+                    remote_updated_at: r.remote_updated_at,
+                    finished_at: Some(r.finished_at),
+                },
+            )?)
+        })
+        .map_err(|e| e.0)?;
+    out.finish()
+}
+
+/// A results-file problem, from the state file or the output.
+struct FileError(String);
+
+impl From<crate::state::StateError> for FileError {
+    fn from(e: crate::state::StateError) -> Self {
+        FileError(e.to_string())
+    }
+}
+
+impl From<String> for FileError {
+    fn from(e: String) -> Self {
+        FileError(e)
+    }
 }
 
 #[cfg(test)]

@@ -92,9 +92,9 @@ pub fn execute(args: ExportArgs) -> i32 {
     let default_results = crate::results::default_path(&run.input_path, shard);
     let output = args.output.clone().unwrap_or_else(|| match select {
         Select::All => default_results.clone(),
-        Select::Failed => job::failed_path(&default_results),
+        Select::Failed => crate::results::failed_path(&default_results),
     });
-    match job::export_file(&state, run.id, &run.input_path, &output, select, shard) {
+    match crate::results::export_file(&state, run.id, &run.input_path, &output, select, shard) {
         Ok(path) => {
             crate::logs::notice(
                 crate::logs::Level::Info,
