@@ -242,63 +242,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     });
     let (run_id, resumed, done) = match (&state, opts.dry_run) {
         (Some(state), false) => {
-            let previous = state
-                .latest_unfinished_run(&opts.input)
-                .map_err(|e| usage(e.to_string()))?;
-            match previous {
-                Some(prev) if !opts.new_run => {
-                    if prev.input_fingerprint != input_fp {
-                        return Err(usage(format!(
-                            "{} changed since run {} was interrupted, so it cannot be resumed safely \
-                             (row numbers may no longer match). Run again with --new-run to start afresh; \
-                             rows the ledger already holds will end `unchanged`.",
-                            opts.input.display(),
-                            prev.id.0
-                        )));
-                    }
-                    if prev.config_fingerprint != config_fp {
-                        return Err(usage(format!(
-                            "the vendors in {} (names, kinds, base URLs or methods) changed since run {} was interrupted, \
-                             so it cannot be resumed safely. Restore them, or run again with --new-run.",
-                            opts.config.display(),
-                            prev.id.0
-                        )));
-                    }
-                    if prev.options != options {
-                        return Err(usage(format!(
-                            "run {} of {} was started with {}, and this command has {}; \
-                             resume it with the same options, or pass --new-run to start afresh",
-                            prev.id.0,
-                            opts.input.display(),
-                            describe_options(&prev.options),
-                            describe_options(&options)
-                        )));
-                    }
-                    let done = state.done_rows(prev.id).map_err(|e| usage(e.to_string()))?;
-                    state
-                        .set_status(prev.id, RunStatus::Running)
-                        .map_err(|e| usage(e.to_string()))?;
-                    (Some(prev.id), true, done)
-                }
-                prev => {
-                    if let Some(prev) = prev {
-                        state
-                            .finish_run(prev.id, RunStatus::Abandoned, EXIT_RESUMABLE)
-                            .map_err(|e| usage(e.to_string()))?;
-                    }
-                    let id = state
-                        .create_run(&NewRun {
-                            input_path: opts.input.clone(),
-                            input_fingerprint: input_fp.clone(),
-                            config_fingerprint: config_fp.clone(),
-                            options: options.clone(),
-                            vendors: names.clone(),
-                            total_rows: Some(total_rows),
-                        })
-                        .map_err(|e| usage(e.to_string()))?;
-                    (Some(id), false, DoneSet::new())
-                }
-            }
+            let (id, resumed, done) = choose_run(
+                state, &opts, &input_fp, &config_fp, &options, &names, total_rows,
+            )?;
+            (Some(id), resumed, done)
         }
         _ => (None, false, DoneSet::new()),
     };
@@ -589,6 +536,80 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         state: state_path,
         latency,
     })
+}
+
+/// What this invocation continues or starts: the newest unfinished run of the
+/// same input if the input, the vendors and the options are unchanged (a
+/// resume), otherwise a new run, retiring an interrupted one when
+/// `--new-run` says so. A resume that would be unsafe is refused with what
+/// changed and what to do.
+#[allow(clippy::too_many_arguments)]
+fn choose_run(
+    state: &StateFile,
+    opts: &RunOptions,
+    input_fp: &str,
+    config_fp: &str,
+    options: &serde_json::Value,
+    names: &[String],
+    total_rows: u64,
+) -> Result<(RunId, bool, DoneSet), JobError> {
+    let previous = state
+        .latest_unfinished_run(&opts.input)
+        .map_err(|e| usage(e.to_string()))?;
+    match previous {
+        Some(prev) if !opts.new_run => {
+            if prev.input_fingerprint != input_fp {
+                return Err(usage(format!(
+                    "{} changed since run {} was interrupted, so it cannot be resumed safely \
+                     (row numbers may no longer match). Run again with --new-run to start afresh; \
+                     rows the ledger already holds will end `unchanged`.",
+                    opts.input.display(),
+                    prev.id.0
+                )));
+            }
+            if prev.config_fingerprint != config_fp {
+                return Err(usage(format!(
+                    "the vendors in {} (names, kinds, base URLs or methods) changed since run {} was interrupted, \
+                     so it cannot be resumed safely. Restore them, or run again with --new-run.",
+                    opts.config.display(),
+                    prev.id.0
+                )));
+            }
+            if prev.options != *options {
+                return Err(usage(format!(
+                    "run {} of {} was started with {}, and this command has {}; \
+                     resume it with the same options, or pass --new-run to start afresh",
+                    prev.id.0,
+                    opts.input.display(),
+                    describe_options(&prev.options),
+                    describe_options(options)
+                )));
+            }
+            let done = state.done_rows(prev.id).map_err(|e| usage(e.to_string()))?;
+            state
+                .set_status(prev.id, RunStatus::Running)
+                .map_err(|e| usage(e.to_string()))?;
+            Ok((prev.id, true, done))
+        }
+        prev => {
+            if let Some(prev) = prev {
+                state
+                    .finish_run(prev.id, RunStatus::Abandoned, EXIT_RESUMABLE)
+                    .map_err(|e| usage(e.to_string()))?;
+            }
+            let id = state
+                .create_run(&NewRun {
+                    input_path: opts.input.clone(),
+                    input_fingerprint: input_fp.to_string(),
+                    config_fingerprint: config_fp.to_string(),
+                    options: options.clone(),
+                    vendors: names.to_vec(),
+                    total_rows: Some(total_rows),
+                })
+                .map_err(|e| usage(e.to_string()))?;
+            Ok((id, false, DoneSet::new()))
+        }
+    }
 }
 
 /// A results file that could not be written, after every row was recorded:
