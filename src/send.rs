@@ -154,8 +154,12 @@ pub async fn send(
         }
         attempts += 1;
         vt.attempts.fetch_add(1, Ordering::Relaxed);
-        let sent_at = slot.started;
+        // The round trip the limit learns from starts on the wire, not
+        // while waiting for the global slot or the pace.
+        let mut slot = slot;
         let on_wire = Instant::now();
+        slot.started = on_wire;
+        let sent_at = on_wire;
         let result = client
             .send(target.adapter.request(change), target.digest.as_ref())
             .await;

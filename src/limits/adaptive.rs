@@ -1,19 +1,20 @@
-//! Adaptive concurrency per vendor (AIMD), in the manner of Vector's adaptive
-//! request concurrency.
+//! Adaptive concurrency per vendor: find the vendor's capacity knee and stay
+//! just past it, without filling its queue.
 //!
-//! The limit starts small and doubles every round trip while the vendor keeps
-//! up (slow start), then grows by one per round trip. It shrinks by a tenth
-//! when the vendor pushes back (429, 503, timeouts) or when round trips grow
-//! well past their quiet baseline, which is how a vendor's capacity knee shows
-//! before it starts refusing. The configured cap is never exceeded.
-//!
-//! Lowering the limit cannot take back permits already handed out, so the
-//! surplus is "forgotten" as those permits come back.
+//! The semaphore that bounds requests in flight is sized by a
+//! [`Controller`](controller::Controller), a delay-based controller in the
+//! manner of TCP Vegas with BBR's periodic re-measurement of the quiet round
+//! trip; `controller.rs` explains the rules. This file only applies its
+//! decisions: it hands out and takes back permits, and shrinks without
+//! taking back permits already handed out (the surplus is forgotten as those
+//! permits come back).
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::controller::Controller;
 
 /// What one request's round trip says about the vendor's load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,37 +27,19 @@ pub enum Signal {
     Ignore,
 }
 
-/// Decrease factor on back-pressure.
-const DECREASE: f64 = 0.9;
-/// Round trips this much above the baseline count as congestion...
-const RTT_RATIO: f64 = 1.5;
-/// ...when they are also at least this much above it in absolute terms, so
-/// sub-millisecond jitter on a fast vendor never reads as congestion.
-const RTT_MARGIN: Duration = Duration::from_millis(5);
-const INITIAL: usize = 8;
-
 #[derive(Debug)]
 struct State {
-    limit: usize,
+    controller: Controller,
     /// Permits to drop instead of returning, after a decrease.
     to_forget: usize,
     in_flight: usize,
-    slow_start: bool,
-    /// The quiet round-trip time: follows decreases quickly, increases slowly.
-    baseline: Option<f64>,
-    window_start: Instant,
-    window_sum: f64,
-    window_n: u32,
-    window_peak: usize,
-    window_pushback: bool,
 }
 
-/// One vendor's adaptive limit.
+/// One vendor's concurrency limit, adaptive or fixed.
 #[derive(Debug)]
 pub struct AdaptiveLimit {
     semaphore: Arc<Semaphore>,
     state: Mutex<State>,
-    cap: usize,
     adaptive: bool,
 }
 
@@ -71,23 +54,14 @@ impl AdaptiveLimit {
     /// `adaptive = false` keeps the limit fixed at `cap` (benchmarks, or a
     /// vendor whose capacity is known).
     pub fn new(cap: usize, adaptive: bool) -> Arc<Self> {
-        let cap = cap.max(1);
-        let limit = if adaptive { INITIAL.min(cap) } else { cap };
+        let controller = Controller::new(cap, adaptive, Instant::now());
         Arc::new(AdaptiveLimit {
-            semaphore: Arc::new(Semaphore::new(limit)),
+            semaphore: Arc::new(Semaphore::new(controller.limit())),
             state: Mutex::new(State {
-                limit,
+                controller,
                 to_forget: 0,
                 in_flight: 0,
-                slow_start: true,
-                baseline: None,
-                window_start: Instant::now(),
-                window_sum: 0.0,
-                window_n: 0,
-                window_peak: 0,
-                window_pushback: false,
             }),
-            cap,
             adaptive,
         })
     }
@@ -102,7 +76,8 @@ impl AdaptiveLimit {
         let permit = self.semaphore.clone().acquire_owned().await.ok()?;
         let mut s = self.state();
         s.in_flight += 1;
-        s.window_peak = s.window_peak.max(s.in_flight);
+        let in_flight = s.in_flight;
+        s.controller.on_start(in_flight);
         Some(VendorPermit {
             permit,
             started: Instant::now(),
@@ -117,7 +92,7 @@ impl AdaptiveLimit {
 
     /// The current limit, for progress displays.
     pub fn limit(&self) -> usize {
-        self.state().limit
+        self.state().controller.limit()
     }
 
     pub fn in_flight(&self) -> usize {
@@ -126,7 +101,7 @@ impl AdaptiveLimit {
 
     /// Returns a slot and learns from its round trip.
     pub fn release(&self, permit: VendorPermit, signal: Signal) {
-        let rtt = permit.started.elapsed();
+        let now = Instant::now();
         let mut s = self.state();
         s.in_flight = s.in_flight.saturating_sub(1);
         if s.to_forget > 0 {
@@ -138,70 +113,21 @@ impl AdaptiveLimit {
         if !self.adaptive {
             return;
         }
-        match signal {
-            Signal::Ok => {
-                s.window_sum += rtt.as_secs_f64();
-                s.window_n += 1;
-            }
-            Signal::Backpressure => s.window_pushback = true,
-            Signal::Ignore => {}
-        }
-        let window = s
-            .baseline
-            .map_or(Duration::from_millis(1), Duration::from_secs_f64)
-            .max(Duration::from_millis(1));
-        if s.window_start.elapsed() >= window && (s.window_n > 0 || s.window_pushback) {
-            self.end_window(&mut s);
-        }
+        let before = s.controller.limit();
+        s.controller.on_answer(permit.started, now, signal);
+        let after = s.controller.limit();
+        self.resize(&mut s, before, after);
     }
 
-    fn end_window(&self, s: &mut State) {
-        let mean = if s.window_n > 0 {
-            Some(s.window_sum / f64::from(s.window_n))
-        } else {
-            None
-        };
-        let congested = match (mean, s.baseline) {
-            (Some(m), Some(b)) => m > b * RTT_RATIO && m > b + RTT_MARGIN.as_secs_f64(),
-            _ => false,
-        };
-        let new_limit = if s.window_pushback || congested {
-            s.slow_start = false;
-            ((s.limit as f64 * DECREASE).floor() as usize).max(1)
-        } else if s.window_peak >= s.limit {
-            if s.slow_start {
-                s.limit * 2
-            } else {
-                s.limit + 1
-            }
-        } else {
-            s.limit
-        }
-        .min(self.cap);
-        if let Some(m) = mean {
-            s.baseline = Some(match s.baseline {
-                None => m,
-                Some(b) if m < b => b + (m - b) * 0.5,
-                Some(b) => b + (m - b) * 0.05,
-            });
-        }
-        self.set_limit(s, new_limit);
-        s.window_start = Instant::now();
-        s.window_sum = 0.0;
-        s.window_n = 0;
-        s.window_peak = s.in_flight;
-        s.window_pushback = false;
-    }
-
-    fn set_limit(&self, s: &mut State, new_limit: usize) {
-        if new_limit > s.limit {
-            let mut grow = new_limit - s.limit;
+    fn resize(&self, s: &mut State, before: usize, after: usize) {
+        if after > before {
+            let mut grow = after - before;
             let cancel = grow.min(s.to_forget);
             s.to_forget -= cancel;
             grow -= cancel;
             self.semaphore.add_permits(grow);
-        } else if new_limit < s.limit {
-            let mut shrink = s.limit - new_limit;
+        } else if after < before {
+            let mut shrink = before - after;
             // Take idle permits back at once; the rest as they are released.
             while shrink > 0 {
                 match self.semaphore.try_acquire() {
@@ -214,7 +140,6 @@ impl AdaptiveLimit {
             }
             s.to_forget += shrink;
         }
-        s.limit = new_limit;
     }
 }
 
@@ -236,39 +161,18 @@ mod tests {
         assert_eq!(l.limit(), 4);
     }
 
-    /// Round trips of 20 ms: scheduling delays on a loaded machine (a few
-    /// ms) stay under the congestion threshold (1.5 × baseline and 5 ms over
-    /// it), which 2 ms round trips did not; the test failed now and then.
-    const QUIET_RTT: Duration = Duration::from_millis(20);
-
     #[tokio::test]
-    async fn grows_while_quiet_and_halves_on_pushback() {
+    async fn pushback_shrinks_and_forgets_the_surplus() {
         let l = AdaptiveLimit::new(64, true);
-        assert_eq!(l.limit(), INITIAL);
-        for _ in 0..20 {
-            let n = l.limit();
-            let mut ps = Vec::new();
-            for _ in 0..n {
-                ps.push(l.acquire().await.unwrap());
-            }
-            tokio::time::sleep(QUIET_RTT).await;
-            for p in ps {
-                l.release(p, Signal::Ok);
-            }
-        }
-        assert_eq!(l.limit(), 64, "reaches the cap and stays under it");
-        let n = l.limit();
+        let start = l.limit();
         let mut ps = Vec::new();
-        for _ in 0..n {
+        for _ in 0..start {
             ps.push(l.acquire().await.unwrap());
         }
-        // Long enough that the first release surely ends a window (a window
-        // lasts one baseline round trip, which a slow first round can stretch).
-        tokio::time::sleep(QUIET_RTT * 5).await;
         for p in ps {
             l.release(p, Signal::Backpressure);
         }
-        assert!(l.limit() < 64, "{}", l.limit());
+        assert!(l.limit() < start, "{} after pushback", l.limit());
         assert_eq!(
             l.semaphore.available_permits(),
             l.limit(),

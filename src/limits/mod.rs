@@ -7,6 +7,7 @@
 
 pub mod adaptive;
 pub mod circuit;
+mod controller;
 pub mod pace;
 
 pub use adaptive::{AdaptiveLimit, Signal, VendorPermit};

@@ -1,0 +1,252 @@
+//! The controller against simulated vendors, in virtual time: deterministic,
+//! whatever the machine is doing.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// A vendor whose round trip is `base` up to `knee` requests in flight and
+/// grows in proportion past it (as a queue in front of `knee` workers
+/// would), plus uniform jitter up to `jitter`.
+#[derive(Clone, Copy)]
+struct Vendor {
+    base: Duration,
+    knee: usize,
+    jitter: Duration,
+}
+
+impl Vendor {
+    fn rtt(&self, in_flight: usize, rng: &mut fastrand::Rng) -> Duration {
+        let stretch = (in_flight as f64 / self.knee as f64).max(1.0);
+        self.base.mul_f64(stretch) + self.jitter.mul_f64(rng.f64())
+    }
+
+    fn capacity(&self) -> f64 {
+        // Requests per second at the knee, jitter's mean included.
+        self.knee as f64 / (self.base + self.jitter / 2).as_secs_f64()
+    }
+}
+
+/// What a simulated run saw, one entry per answer.
+struct Answer {
+    at: Duration,
+    rtt: Duration,
+    /// Requests in flight when this one was sent (itself included).
+    in_flight: usize,
+    limit: usize,
+}
+
+/// Sends `n` requests through the controller to `vendor` (which may change
+/// at `switch`: (after this many answers, the new vendor)), starting a
+/// request whenever fewer than the limit are in flight.
+fn simulate(
+    cap: usize,
+    n: usize,
+    vendor: Vendor,
+    switch: Option<(usize, Vendor)>,
+) -> (Vec<Answer>, Controller) {
+    let t0 = Instant::now();
+    let mut c = Controller::new(cap, true, t0);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut now = Duration::ZERO;
+    let mut in_flight = 0usize;
+    // (finish, start, in flight at start)
+    let mut queue: BinaryHeap<Reverse<(Duration, Duration, usize)>> = BinaryHeap::new();
+    let mut answers = Vec::with_capacity(n);
+    let mut sent = 0;
+    let mut current = vendor;
+    while answers.len() < n {
+        while in_flight < c.limit() && sent < n {
+            in_flight += 1;
+            sent += 1;
+            c.on_start(in_flight);
+            let rtt = current.rtt(in_flight, &mut rng);
+            queue.push(Reverse((now + rtt, now, in_flight)));
+        }
+        let Some(Reverse((done, started, at_start))) = queue.pop() else {
+            break;
+        };
+        now = done;
+        in_flight -= 1;
+        c.on_answer(t0 + started, t0 + now, Signal::Ok);
+        answers.push(Answer {
+            at: now,
+            rtt: done - started,
+            in_flight: at_start,
+            limit: c.limit(),
+        });
+        if let Some((after, next)) = switch
+            && answers.len() == after
+        {
+            current = next;
+        }
+    }
+    (answers, c)
+}
+
+fn median<T: Copy + Ord>(mut v: Vec<T>) -> T {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Answers per second between two answers.
+fn rate(answers: &[Answer]) -> f64 {
+    let span = answers[answers.len() - 1].at - answers[0].at;
+    (answers.len() - 1) as f64 / span.as_secs_f64()
+}
+
+const KNEE: Vendor = Vendor {
+    base: Duration::from_millis(20),
+    knee: 24,
+    jitter: Duration::ZERO,
+};
+
+#[test]
+fn settles_just_past_the_knee_without_filling_the_queue() {
+    let (answers, _) = simulate(256, 60_000, KNEE, None);
+    let steady = &answers[20_000..];
+    let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
+    let rtt = median(steady.iter().map(|a| a.rtt).collect());
+    assert!(
+        in_flight as f64 <= 1.5 * KNEE.knee as f64,
+        "median {in_flight} in flight against a knee of {}",
+        KNEE.knee
+    );
+    assert!(
+        rtt <= KNEE.base.mul_f64(1.5),
+        "median round trip {rtt:?} against {:?} quiet",
+        KNEE.base
+    );
+    let r = rate(steady);
+    assert!(
+        r >= 0.9 * KNEE.capacity(),
+        "{r:.0}/s against a capacity of {:.0}/s",
+        KNEE.capacity()
+    );
+}
+
+#[test]
+fn reaches_the_vendors_capacity_within_twenty_round_trips() {
+    let (answers, _) = simulate(256, 20_000, KNEE, None);
+    // Answers per round trip, round trip by round trip.
+    let trip = KNEE.base;
+    let mut per_trip = vec![0usize; 64];
+    for a in &answers {
+        let i = (a.at.as_nanos() / trip.as_nanos()) as usize;
+        if i < per_trip.len() {
+            per_trip[i] += 1;
+        }
+    }
+    let wanted = 0.9 * KNEE.capacity() * trip.as_secs_f64();
+    let first = per_trip.iter().position(|&n| n as f64 >= wanted);
+    assert!(
+        matches!(first, Some(i) if i <= 20),
+        "answers per round trip: {:?}",
+        &per_trip[..24]
+    );
+}
+
+#[test]
+fn jitter_without_a_knee_does_not_drive_the_limit_down() {
+    let noisy = Vendor {
+        base: Duration::from_millis(50),
+        knee: usize::MAX,
+        jitter: Duration::from_millis(40),
+    };
+    let (answers, _) = simulate(64, 40_000, noisy, None);
+    let reached = answers
+        .iter()
+        .position(|a| a.limit == 64)
+        .expect("reaches its cap");
+    let lowest = answers[reached..].iter().map(|a| a.limit).min().unwrap();
+    // Re-measuring the quiet round trip halves the limit for one round trip
+    // now and then; nothing else may take it below the cap.
+    let below = answers[reached..].iter().filter(|a| a.limit < 64).count();
+    assert!(lowest >= 32, "fell to {lowest}");
+    assert!(
+        below * 20 < answers.len() - reached,
+        "{below} of {} answers under the cap",
+        answers.len() - reached
+    );
+}
+
+#[test]
+fn a_large_overshoot_is_undone_in_a_few_round_trips() {
+    // The vendor's knee falls from 200 to 24 while the limit sits near 200.
+    let wide = Vendor { knee: 200, ..KNEE };
+    let (answers, _) = simulate(256, 120_000, wide, Some((60_000, KNEE)));
+    let before = answers[59_999].limit;
+    assert!(before >= 150, "limit {before} before the change");
+    // Each round trip now takes as long as `before / 24` quiet ones.
+    let overshot = KNEE.base.mul_f64(before as f64 / KNEE.knee as f64);
+    let t = answers[60_000].at;
+    let later = answers
+        .iter()
+        .skip(60_000)
+        .find(|a| a.at >= t + overshot * 6)
+        .expect("answers after the change");
+    assert!(
+        later.limit as f64 <= 1.5 * KNEE.knee as f64,
+        "limit {} six round trips after the knee fell to {}",
+        later.limit,
+        KNEE.knee
+    );
+}
+
+#[test]
+fn a_vendor_that_becomes_slower_for_good_is_measured_again() {
+    // Every round trip doubles at once: the old quiet round trip is never
+    // seen again, and holding on to it would read as a standing queue.
+    let slow = Vendor {
+        base: Duration::from_millis(40),
+        ..KNEE
+    };
+    let (answers, c) = simulate(256, 100_000, KNEE, Some((20_000, slow)));
+    let base = c.base().expect("a quiet round trip");
+    assert!(
+        base >= Duration::from_millis(38),
+        "quiet round trip still {base:?}"
+    );
+    let steady = &answers[80_000..];
+    let r = rate(steady);
+    assert!(
+        r >= 0.9 * slow.capacity(),
+        "{r:.0}/s against a capacity of {:.0}/s",
+        slow.capacity()
+    );
+    let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
+    assert!(in_flight as f64 <= 1.5 * slow.knee as f64, "{in_flight}");
+}
+
+#[test]
+fn backpressure_shrinks_by_a_tenth_once_per_round_trip() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(100, true, t0);
+    c.limit = 100;
+    c.slow_start = false;
+    let ms = Duration::from_millis;
+    c.on_answer(t0 + ms(1), t0 + ms(20), Signal::Backpressure);
+    assert_eq!(c.limit(), 90);
+    // Sent before the decrease: already accounted for.
+    c.on_answer(t0 + ms(2), t0 + ms(21), Signal::Backpressure);
+    assert_eq!(c.limit(), 90);
+    c.on_answer(t0 + ms(25), t0 + ms(45), Signal::Backpressure);
+    assert_eq!(c.limit(), 81);
+}
+
+#[test]
+fn a_fixed_limit_never_moves() {
+    let t0 = Instant::now();
+    let mut c = Controller::new(16, false, t0);
+    for i in 0..100u64 {
+        let sent = t0 + Duration::from_millis(i);
+        c.on_answer(
+            sent,
+            sent + Duration::from_millis(500),
+            Signal::Backpressure,
+        );
+    }
+    assert_eq!(c.limit(), 16);
+}
