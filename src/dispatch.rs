@@ -39,6 +39,7 @@ use crate::change::{Change, Fingerprint};
 use crate::client::Client;
 use crate::outcome::{Outcome, RowRecord, now_millis};
 use crate::send::{Target, send};
+use crate::state::WriterHandle;
 use crate::tally::Tally;
 
 /// The last applied change of an invite, as the ledger knows it.
@@ -60,10 +61,6 @@ pub struct Ready {
     /// The writer's committed ledger sequence when that lookup was made.
     pub watermark: u64,
 }
-
-/// A finished row for the state writer, with its ledger sequence when it
-/// changes the ledger (applied rows).
-pub type Record = (RowRecord, Option<u64>);
 
 /// How `unchanged` is decided.
 #[derive(Debug, Clone, Copy, Default)]
@@ -165,12 +162,33 @@ pub struct Dispatcher {
 }
 
 /// What the dispatcher leaves behind.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct DispatchReport {
     /// Rows not finished: their vendor was stopped, or the run was interrupted.
     pub pending: u64,
     /// Rows a dry run would send.
     pub would_send: u64,
+    /// Why the state writer stopped taking rows, if it did (the run stops).
+    pub writer_failed: Option<String>,
+}
+
+/// Where finished rows go: the state writer, straight from the dispatcher.
+struct Records<'a> {
+    writer: Option<WriterHandle>,
+    stop: &'a CancellationToken,
+}
+
+impl Records<'_> {
+    async fn send(&self, rec: RowRecord, ledger_seq: Option<u64>, report: &mut DispatchReport) {
+        let Some(w) = &self.writer else { return };
+        if report.writer_failed.is_some() {
+            return;
+        }
+        if let Err(e) = w.record_async(rec, ledger_seq).await {
+            report.writer_failed = Some(e.to_string());
+            self.stop.cancel();
+        }
+    }
 }
 
 /// Invites with a row in flight, each with the rows queued behind it.
@@ -221,11 +239,11 @@ impl Recent {
 
 impl Dispatcher {
     /// Runs until the reader is done and every admitted row has ended.
-    /// Finished rows go to `records` in the order they finish.
+    /// Finished rows go to the state writer in the order they finish.
     pub async fn run(
         self,
-        mut rows: mpsc::Receiver<Ready>,
-        records: mpsc::Sender<Record>,
+        mut rows: mpsc::Receiver<Vec<Ready>>,
+        writer: Option<WriterHandle>,
     ) -> DispatchReport {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut queues = Queues::new();
@@ -234,14 +252,33 @@ impl Dispatcher {
         let mut admitted = 0usize;
         let mut reading = true;
         let mut report = DispatchReport::default();
+        // The reader hands rows over in batches (one wake-up per batch, not
+        // per row); they wait here until the window lets them in.
+        let mut batch: VecDeque<Ready> = VecDeque::new();
+        let records = Records {
+            writer,
+            stop: &self.stop,
+        };
         loop {
-            if !reading && admitted == 0 {
+            if !reading && admitted == 0 && batch.is_empty() {
                 break;
             }
-            let next = tokio::select! {
-                biased;
-                Some(done) = done_rx.recv() => Err(done),
-                row = rows.recv(), if reading && admitted < self.window => Ok(row),
+            let next = match done_rx.try_recv() {
+                Ok(done) => Err(done),
+                Err(_) if admitted < self.window && !batch.is_empty() => Ok(batch.pop_front()),
+                Err(_) => tokio::select! {
+                    biased;
+                    Some(done) = done_rx.recv() => Err(done),
+                    rows = rows.recv(), if reading && admitted < self.window => {
+                        match rows {
+                            Some(rows) => {
+                                batch.extend(rows);
+                                continue;
+                            }
+                            None => Ok(None),
+                        }
+                    }
+                },
             };
             let mut start: Option<Ready> = match next {
                 Ok(None) => {
@@ -285,9 +322,7 @@ impl Dispatcher {
                             None
                         };
                         self.tally.add(rec.vendor, rec.outcome);
-                        if records.send((rec, ledger_seq)).await.is_err() {
-                            self.stop.cancel();
-                        }
+                        records.send(rec, ledger_seq, &mut report).await;
                     } else {
                         report.pending += 1;
                     }
@@ -326,8 +361,8 @@ impl Dispatcher {
                     admitted -= 1;
                     let rec = record(&row, outcome, None, now);
                     self.tally.add(rec.vendor, rec.outcome);
-                    if !self.policy.dry_run && records.send((rec, None)).await.is_err() {
-                        self.stop.cancel();
+                    if !self.policy.dry_run {
+                        records.send(rec, None, &mut report).await;
                     }
                     start = self.next_for(
                         &mut queues,

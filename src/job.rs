@@ -2,11 +2,11 @@
 //! and tasks, the results file, the exit code.
 //!
 //! ```text
-//! reader thread ──rows──▶ dispatcher ──tasks──▶ vendors
-//!  (parse, plan,            (order,        │
-//!   ledger lookup)           ledger)       ▼
-//!        │                             records ──▶ writer thread (SQLite)
-//!        └────────── invalid rows ─────────────────▲
+//! reader thread ──batches of rows──▶ dispatcher ──tasks──▶ vendors
+//!  (parse, plan,                       (order,        │
+//!   ledger lookup)                      ledger) ◀─────┘ answers
+//!        │                                 │ records
+//!        └──────── invalid rows ─────────▶ writer thread (SQLite)
 //! ```
 
 use std::io::Read;
@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::change::VendorId;
 use crate::client::Client;
 use crate::config::Config;
-use crate::dispatch::{AppliedKeys, DispatchReport, Dispatcher, LedgerPolicy, Ready, Record};
+use crate::dispatch::{AppliedKeys, DispatchReport, Dispatcher, LedgerPolicy, Ready};
 use crate::input::Reader;
 use crate::latency::Latency;
 use crate::outcome::Outcome;
@@ -313,8 +313,8 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         opts.dry_run,
     );
 
-    let (row_tx, row_rx) = mpsc::channel::<Ready>(1024);
-    let (rec_tx, mut rec_rx) = mpsc::channel::<Record>(4096);
+    // Batches of rows: 16 of 64 is the 1,024 rows the reader may run ahead.
+    let (row_tx, row_rx) = mpsc::channel::<Vec<Ready>>(16);
     let writer_handle = writer.as_ref().map(|(h, _)| h.clone());
 
     // Reader thread: parse, plan, look up the ledger, hand on.
@@ -339,27 +339,6 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             .map_err(|e| usage(format!("cannot start the reader: {e}")))?
     };
 
-    // Forwarder: finished rows from the async side to the writer thread.
-    let forwarder = {
-        let writer = writer_handle.clone();
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("invitesync-records".into())
-            .spawn(move || -> Result<(), String> {
-                while let Some((rec, seq)) = rec_rx.blocking_recv() {
-                    if let Some(w) = &writer
-                        && let Err(e) = w.record(rec, seq)
-                    {
-                        stop.cancel();
-                        return Err(e.to_string());
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e| usage(format!("cannot start the state writer: {e}")))?
-    };
-    drop(writer_handle);
-
     let dispatcher = Dispatcher {
         targets: targets.clone(),
         client,
@@ -379,7 +358,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     // CLI's block_on, is not one of them): the tasks the dispatcher starts
     // and the answers they send back then mostly stay on one worker instead
     // of waking another thread for every row.
-    let mut dispatch = tokio::spawn(dispatcher.run(row_rx, rec_tx));
+    let mut dispatch = tokio::spawn(dispatcher.run(row_rx, writer_handle));
     let mut cut_short = false;
     let report = tokio::select! {
         r = &mut dispatch => match r {
@@ -396,9 +375,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     let read_problem = reader
         .join()
         .unwrap_or_else(|_| Err("the reader stopped unexpectedly".into()));
-    let forward_problem = forwarder
-        .join()
-        .unwrap_or_else(|_| Err("the state writer stopped unexpectedly".into()));
+    let forward_problem = match &report.writer_failed {
+        Some(e) => Err(e.clone()),
+        None => Ok(()),
+    };
     let mut writer_problem = None;
     if let Some((handle, join)) = writer {
         drop(handle);

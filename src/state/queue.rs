@@ -7,16 +7,21 @@
 //! [`Queue::wake_at`] rows are waiting, the oldest has waited the batch time,
 //! a flush asks for it, or the last sender is gone; it then takes everything
 //! at once. Senders block while `capacity` rows wait (back-pressure) and are
-//! woken together when the writer empties the queue.
+//! woken together when the writer empties the queue; an async sender (the
+//! dispatcher) waits on a [`Notify`] instead of blocking a runtime thread.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 #[derive(Debug)]
 pub(crate) struct Queue<T> {
     state: Mutex<State<T>>,
     writer: Condvar,
     senders: Condvar,
+    /// Async senders waiting for room.
+    room: Notify,
     capacity: usize,
     wake_at: usize,
 }
@@ -30,6 +35,7 @@ struct State<T> {
     urgent: bool,
     senders: usize,
     senders_waiting: usize,
+    async_waiting: bool,
     receiver_alive: bool,
     receiver_waiting: bool,
 }
@@ -56,11 +62,13 @@ impl<T> Queue<T> {
                 urgent: false,
                 senders: 1,
                 senders_waiting: 0,
+                async_waiting: false,
                 receiver_alive: true,
                 receiver_waiting: false,
             }),
             writer: Condvar::new(),
             senders: Condvar::new(),
+            room: Notify::new(),
             capacity,
             wake_at: wake_at.clamp(1, capacity),
         }
@@ -89,6 +97,7 @@ impl<T> Queue<T> {
         s.receiver_alive = false;
         s.items = Vec::new();
         self.senders.notify_all();
+        self.room.notify_waiters();
     }
 
     /// Waits until the receiver is gone (it publishes why before that).
@@ -111,6 +120,35 @@ impl<T> Queue<T> {
         if !s.receiver_alive {
             return Err(item);
         }
+        self.push(&mut s, item, urgent);
+        Ok(())
+    }
+
+    /// Queues an item, waiting (without blocking the thread) while the queue
+    /// is full. Gives the item back if the receiver is gone.
+    pub(crate) async fn send_async(&self, item: T) -> Result<(), T> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Registered before the check, so a writer that empties the
+            // queue between the check and the wait still wakes this sender.
+            room.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if !s.receiver_alive {
+                    return Err(item);
+                }
+                if s.items.len() < self.capacity {
+                    self.push(&mut s, item, false);
+                    return Ok(());
+                }
+                s.async_waiting = true;
+            }
+            room.await;
+        }
+    }
+
+    fn push(&self, s: &mut State<T>, item: T, urgent: bool) {
         let first = s.items.is_empty();
         if first {
             s.oldest = Some(Instant::now());
@@ -121,7 +159,6 @@ impl<T> Queue<T> {
         if s.receiver_waiting && (first || urgent || s.items.len() >= self.wake_at) {
             self.writer.notify_one();
         }
-        Ok(())
     }
 
     /// Waits until a batch is worth taking (see the module doc), `deadline`
@@ -149,6 +186,10 @@ impl<T> Queue<T> {
                 s.urgent = false;
                 if s.senders_waiting > 0 {
                     self.senders.notify_all();
+                }
+                if s.async_waiting {
+                    s.async_waiting = false;
+                    self.room.notify_waiters();
                 }
                 return Taken::Items(oldest);
             }
@@ -261,5 +302,31 @@ mod tests {
         q.close_receiver();
         assert_eq!(blocked.join().unwrap(), Err(2));
         assert_eq!(q.send(3, false), Err(3));
+    }
+
+    #[tokio::test]
+    async fn state_queue_async_sender_waits_for_room_in_order() {
+        let q = Arc::new(Queue::new(2, 2));
+        let taker = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    let (taken, out) = take_all(&q, None, Duration::from_millis(5));
+                    if taken == Taken::Closed {
+                        return got;
+                    }
+                    assert!(out.len() <= 2);
+                    got.extend(out);
+                }
+            })
+        };
+        for i in 0..100 {
+            q.send_async(i).await.unwrap();
+        }
+        q.remove_sender();
+        assert_eq!(taker.join().unwrap(), (0..100).collect::<Vec<_>>());
+        q.close_receiver();
+        assert_eq!(q.send_async(7).await, Err(7));
     }
 }

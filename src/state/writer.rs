@@ -233,6 +233,17 @@ impl WriterHandle {
             .map_err(|_| self.stopped())
     }
 
+    /// [`record`](Self::record) for async callers: waits for room without
+    /// blocking the runtime's thread, so the dispatcher can hand rows to the
+    /// writer itself instead of through a thread of its own.
+    pub async fn record_async(&self, rec: RowRecord, ledger_seq: Option<u64>) -> Result<()> {
+        self.shared
+            .queue
+            .send_async(Msg::Row(rec, ledger_seq))
+            .await
+            .map_err(|_| self.stopped())
+    }
+
     /// Waits until every row sent so far (by any handle) is committed.
     pub fn flush(&self) -> Result<()> {
         let (tx, rx) = mpsc::sync_channel(1);
