@@ -154,11 +154,15 @@ pub async fn send(
         }
         attempts += 1;
         vt.attempts.fetch_add(1, Ordering::Relaxed);
+        if attempts > 1 {
+            vt.retries.fetch_add(1, Ordering::Relaxed);
+        }
         let sent_at = slot.started;
         let on_wire = Instant::now();
         let result = client
             .send(target.adapter.request(change), target.digest.as_ref())
             .await;
+        vt.answered(result.as_ref().ok().map(|a| a.status));
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {
