@@ -25,12 +25,12 @@ bench: build
 ## The container image (Containerfile) with podman or docker: IMAGE=localhost/invitesync:VERSION;
 ## BUILD_IMAGE and RUN_IMAGE choose the bases.
 image:
-	bash scripts/image.sh
+	IMAGE="$(IMAGE)" BUILD_IMAGE="$(BUILD_IMAGE)" RUN_IMAGE="$(RUN_IMAGE)" bash scripts/image.sh
 
 ## Builds the image with podman on bases made from Debian's packages (no registry needed),
 ## then runs it against the sandbox from its own filesystem. Needs root; cached in target/image.
 image-test:
-	bash scripts/image-test.sh
+	IMAGE="$(IMAGE)" bash scripts/image-test.sh
 
 lint:
 	$(CARGO) fmt --check

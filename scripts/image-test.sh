@@ -161,7 +161,7 @@ done
 [ -s "$work/layers.txt" ] || fail "no layer could be listed"
 # Secrets (the samples' credential files, keys, env files), state and results
 # files, configs, and the build context (sources, git, target).
-forbidden='(^|/)(secrets?|[^/]*_token|[^/]*_key|[^/]*\.key|[^/]*\.env|\.git|target|src|Cargo\.(toml|lock)|[^/]*\.toml|[^/]*\.db(-wal|-shm|\.lock)?|[^/]*\.results\.csv)(/|$)'
+forbidden='(^|/)(secrets?|[^/]*_token|[^/]*_key|[^/]*\.key|[^/]*\.env|\.git|target|[^/]*\.rs|Cargo\.(toml|lock)|[^/]*\.toml|[^/]*\.db(-wal|-shm|\.lock)?|[^/]*\.results\.csv)(/|$)'
 if grep -E "$forbidden" "$work/layers.txt" | grep -v -E '^(\./)?(usr/share|usr/lib|var/lib/dpkg|etc/(apt|ssl/certs))/' >"$work/forbidden.txt"; then
   cat "$work/forbidden.txt" >&2
   fail "files that must not be in the image (listed above)"
@@ -182,9 +182,11 @@ podman rm "$ctr" >/dev/null
 mapfile -t image_env < <(inspect '{{range .Config.Env}}{{println .}}{{end}}' | sed '/^$/d')
 
 # Runs the image's entrypoint with ARGS in its filesystem, as its user, with
-# its environment only.
+# its environment only. It replaces the calling shell (every step `exec`s the
+# next), so call it in a subshell: `$(...)`, `(...)` or `... &`, where `$!`
+# is then the entrypoint's own process.
 in_image() {
-  unshare --mount --propagation private -- sh -c '
+  exec unshare --mount --propagation private -- sh -c '
     root=$1; user=$2; shift 2
     mount -t proc proc "$root/proc" && mount --rbind /dev "$root/dev" || exit 125
     exec "$@"' sh "$rootfs" "$user" \
@@ -228,9 +230,9 @@ for _ in $(seq 1 100); do
 done
 
 set +e
-in_image run /image-test/invites.csv --config /image-test/sandbox.toml \
+(in_image run /image-test/invites.csv --config /image-test/sandbox.toml \
   --state /image-test/invitesync.db --summary-json /image-test/summary.json \
-  --metrics-file /image-test/invitesync.prom --log-interval 5s 2>"$work/run.log"
+  --metrics-file /image-test/invitesync.prom --log-interval 5s 2>"$work/run.log")
 code=$?
 set -e
 tail -n 12 "$work/run.log" >&2

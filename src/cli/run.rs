@@ -19,7 +19,10 @@ Examples:
   # Apply; after a crash or Ctrl-C the same command resumes
   invitesync run invites.csv --config invitesync.toml
   # Nightly, unattended, one of 4 Kubernetes Indexed Job pods
-  invitesync run export.csv --shard auto/4 --summary-json summary.json";
+  invitesync run export.csv --shard auto/4 --summary-json summary.json
+  # Metrics for Prometheus: the node exporter's textfile collector, a Pushgateway
+  invitesync run export.csv --metrics-file /var/lib/node_exporter/textfile/invitesync.prom
+  invitesync run export.csv --pushgateway http://pushgateway:9091 --metrics-job nightly";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = RUN_HELP)]
