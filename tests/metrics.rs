@@ -581,3 +581,21 @@ fn a_dry_run_publishes_nothing() {
     assert!(!w.path("m.prom").exists());
     assert!(pushes.lock().unwrap().is_empty());
 }
+
+#[test]
+fn a_zero_log_interval_is_a_usage_error() {
+    let s = Setup::new();
+    s.world().write("in.csv", &input(4, &[]));
+    let o = s.cli(&[
+        "run",
+        "in.csv",
+        "--log-interval",
+        "0s",
+        "--metrics-file",
+        "m.prom",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("`0s` is no interval"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

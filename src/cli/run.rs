@@ -75,7 +75,7 @@ pub struct RunArgs {
     pub quiet: bool,
 
     /// Log a progress line at this interval instead of drawing a bar (default when stderr is not a terminal: 10s)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub log_interval: Option<Duration>,
 
     /// Write counts per vendor and outcome, durations and the exit code as JSON to FILE
@@ -107,6 +107,14 @@ fn parse_job(s: &str) -> Result<String, String> {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 7d, 12h, 30s"))
+}
+
+/// A `--log-interval`: a duration above zero.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("`{s}` is no interval; write e.g. 10s or 1m")),
+        d => Ok(d),
+    }
 }
 
 /// Reads `K/N` or `auto/N`.

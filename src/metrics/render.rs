@@ -95,9 +95,9 @@ pub fn text(s: &Snapshot, const_labels: &[(&str, &str)]) -> String {
         "invitesync_vendor_rate_limit_requests_per_second",
         "gauge",
         "The pace requests to the vendor account keep to now: the configured rate limit (this \
-         shard's part) or the rate learned from 429s, whichever is lower; absent when neither \
+         shard's part) or the rate learned from 429s, whichever is lower; +Inf when neither \
          applies.",
-        |v| v.rate,
+        |v| Some(v.rate.unwrap_or(f64::INFINITY)),
     );
     out.per_vendor(
         s,
@@ -370,8 +370,10 @@ mod tests {
         assert!(t.contains("invitesync_exit_code 0\n"));
         assert!(t.contains("invitesync_last_success_timestamp_seconds 1700000002.5\n"));
         assert!(t.contains("invitesync_running 0\n"));
-        // No configured or learned rate: no sample, and so no family.
-        assert!(!t.contains("invitesync_vendor_rate_limit_requests_per_second"));
+        // No configured or learned rate: no limit.
+        assert!(
+            t.contains("invitesync_vendor_rate_limit_requests_per_second{vendor=\"gate\"} +Inf\n")
+        );
     }
 
     #[test]
