@@ -18,8 +18,8 @@
 # The build stage fetches crates from crates.io (podman's chroot isolation
 # shares the host's network).
 #
-# Where podman cannot start containers (`podman run` needs cgroups that not
-# every machine delegates), the image is run the way a runtime would run it:
+# `podman run` needs cgroups that not every machine delegates, so the image
+# is run the way a runtime would run it, which works wherever this runs:
 # its filesystem is exported (`podman create` + `podman export`) and its
 # entrypoint started in it with `chroot --userspec` as the image's user, with
 # the image's environment only and /proc and /dev mounted in a private mount
@@ -158,6 +158,7 @@ podman save --format docker-dir -o "$work/layers" "$image" >/dev/null
 for layer in "$work"/layers/*; do
   tar -tf "$layer" >>"$work/layers.txt" 2>/dev/null || true
 done
+rm -rf "$work/layers"
 [ -s "$work/layers.txt" ] || fail "no layer could be listed"
 # Secrets (the samples' credential files, keys, env files), state and results
 # files, configs, and the build context (sources, git, target).
