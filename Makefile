@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 8787
 BIN := target/release/invitesync
 
-.PHONY: all build demo test bench lint ci clean
+.PHONY: all build demo test bench lint ci clean image image-test
 
 all: build
 
@@ -21,6 +21,16 @@ test:
 ## Throughput, latency-bound, adaptive, rate-limit, memory, resume and checkpoint ratios (DESIGN §10).
 bench: build
 	BIN=$(BIN) bash scripts/bench.sh
+
+## The container image (Containerfile) with podman or docker: IMAGE=localhost/invitesync:VERSION;
+## BUILD_IMAGE and RUN_IMAGE choose the bases.
+image:
+	IMAGE="$(IMAGE)" BUILD_IMAGE="$(BUILD_IMAGE)" RUN_IMAGE="$(RUN_IMAGE)" bash scripts/image.sh
+
+## Builds the image with podman on bases made from Debian's packages (no registry needed),
+## then runs it against the sandbox from its own filesystem. Needs root; cached in target/image.
+image-test:
+	IMAGE="$(IMAGE)" bash scripts/image-test.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub fixed_concurrency: bool,
     pub progress: ProgressMode,
     pub summary_json: Option<PathBuf>,
+    /// Publishes the run's metrics while it goes; the caller publishes the end.
+    pub metrics: Option<Arc<crate::metrics::Reporter>>,
 }
 
 /// A run that could not start or went wrong outside the rows: exit code and message.
@@ -312,6 +314,15 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         expected,
         opts.dry_run,
     );
+    if let Some(metrics) = &opts.metrics {
+        metrics.watch(
+            &config,
+            tally.clone(),
+            targets.clone(),
+            expected,
+            opts.progress,
+        );
+    }
 
     // Batches of rows: 16 of 64 is the 1,024 rows the reader may run ahead.
     let (row_tx, row_rx) = mpsc::channel::<Vec<Ready>>(16);

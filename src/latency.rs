@@ -18,17 +18,58 @@ const MAX_EXP: u32 = 35;
 /// Bucket count: exact values below [`SUB`], then [`SUB`] per power of two.
 pub const BUCKETS: usize = ((MAX_EXP - SUB_BITS + 2) as usize) * SUB as usize;
 
+/// The upper bounds, in seconds, of the round-trip histogram that monitoring
+/// reads ([`Histogram::export`]): Prometheus' defaults, up to the longest
+/// request timeout worth having.
+pub const EXPORT_BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// [`EXPORT_BOUNDS`] in microseconds, for comparing without floats.
+const EXPORT_BOUNDS_US: [u64; 14] = [
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
+    60_000_000,
+    120_000_000,
+];
+
 /// One vendor's histogram of round-trip times.
 pub struct Histogram {
     buckets: [AtomicU64; BUCKETS],
+    /// Counts per [`EXPORT_BOUNDS`] bucket (not cumulative), the last one past
+    /// the largest bound: the log-linear buckets' edges fall between round
+    /// numbers of seconds, so these are counted apart to be exact.
+    export: [AtomicU64; EXPORT_BOUNDS.len() + 1],
+    sum_us: AtomicU64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            export: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
         }
     }
+}
+
+/// A histogram for monitoring: counts at or under each of [`EXPORT_BOUNDS`]
+/// (cumulative, as Prometheus' `le` buckets are), the count and the sum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exported {
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum_seconds: f64,
 }
 
 impl std::fmt::Debug for Histogram {
@@ -67,6 +108,26 @@ impl Histogram {
     pub fn record(&self, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.buckets[bucket(us)].fetch_add(1, Ordering::Relaxed);
+        let export = EXPORT_BOUNDS_US.partition_point(|bound| *bound < us);
+        self.export[export].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The histogram as monitoring reads it. Read while requests record, the
+    /// count is the sum of the buckets read, so the two always agree.
+    pub fn export(&self) -> Exported {
+        let mut cumulative = Vec::with_capacity(EXPORT_BOUNDS.len());
+        let mut seen = 0u64;
+        for b in &self.export {
+            seen += b.load(Ordering::Relaxed);
+            cumulative.push(seen);
+        }
+        cumulative.truncate(EXPORT_BOUNDS.len());
+        Exported {
+            cumulative,
+            count: seen,
+            sum_seconds: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+        }
     }
 
     /// The percentiles as of now (requests still recording may or may not be in).
@@ -166,6 +227,33 @@ mod tests {
         assert!(near(l.p90, 90.0), "{:?}", l.p90);
         assert!(near(l.p99, 99.0), "{:?}", l.p99);
         assert_eq!(Histogram::default().snapshot(), Latency::default());
+    }
+
+    #[test]
+    fn the_export_counts_each_round_trip_under_its_bound() {
+        assert_eq!(EXPORT_BOUNDS_US.len(), EXPORT_BOUNDS.len());
+        for (us, s) in EXPORT_BOUNDS_US.iter().zip(EXPORT_BOUNDS) {
+            assert_eq!(*us as f64 / 1e6, s);
+        }
+        let h = Histogram::default();
+        // At a bound counts under it (`le`); just past it, under the next.
+        h.record(Duration::from_millis(5));
+        h.record(Duration::from_micros(5_001));
+        h.record(Duration::from_millis(300));
+        h.record(Duration::from_secs(3600));
+        let e = h.export();
+        assert_eq!(e.count, 4);
+        assert_eq!(e.cumulative[0], 1);
+        assert_eq!(e.cumulative[1], 2);
+        assert_eq!(e.cumulative[5], 2);
+        assert_eq!(e.cumulative[6], 3);
+        assert_eq!(*e.cumulative.last().unwrap(), 3);
+        assert!(
+            (e.sum_seconds - 3600.310001).abs() < 1e-6,
+            "{}",
+            e.sum_seconds
+        );
+        assert_eq!(Histogram::default().export().count, 0);
     }
 
     #[test]

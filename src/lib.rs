@@ -17,6 +17,7 @@ pub mod job;
 pub mod latency;
 pub mod limits;
 pub mod logs;
+pub mod metrics;
 pub mod outcome;
 pub mod plan;
 pub mod progress;

@@ -154,6 +154,9 @@ pub async fn send(
         }
         attempts += 1;
         vt.attempts.fetch_add(1, Ordering::Relaxed);
+        if attempts > 1 {
+            vt.retries.fetch_add(1, Ordering::Relaxed);
+        }
         // The round trip the limit learns from starts on the wire, not
         // while waiting for the global slot or the pace.
         let mut slot = slot;
@@ -163,6 +166,7 @@ pub async fn send(
         let result = client
             .send(target.adapter.request(change), target.digest.as_ref())
             .await;
+        vt.answered(result.as_ref().ok().map(|a| a.status));
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {

@@ -15,7 +15,15 @@ pub struct VendorTally {
     pub attempts: AtomicU64,
     /// Rows left pending because the vendor was stopped or the run interrupted.
     pub pending: AtomicU64,
+    /// Attempts after a row's first one.
+    pub retries: AtomicU64,
+    /// Attempts by how they ended, in [`ANSWER_CLASSES`] order.
+    answers: [AtomicU64; 5],
 }
+
+/// How an attempt ended: the vendor's answer by HTTP status class, or no
+/// answer at all (`error`: a timeout, a refused or broken connection).
+pub const ANSWER_CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "error"];
 
 impl VendorTally {
     pub fn count(&self, o: Outcome) -> u64 {
@@ -27,6 +35,23 @@ impl VendorTally {
             .iter()
             .map(|a| a.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Counts an attempt's end: `Some(status)` answered, `None` no answer.
+    pub fn answered(&self, status: Option<u16>) {
+        let class = match status.map(|s| s / 100) {
+            Some(2) => 0,
+            Some(3) => 1,
+            Some(4) => 2,
+            Some(5) => 3,
+            _ => 4,
+        };
+        self.answers[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Attempts by how they ended, in [`ANSWER_CLASSES`] order.
+    pub fn answers(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.answers[i].load(Ordering::Relaxed))
     }
 }
 

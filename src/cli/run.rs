@@ -19,7 +19,10 @@ Examples:
   # Apply; after a crash or Ctrl-C the same command resumes
   invitesync run invites.csv --config invitesync.toml
   # Nightly, unattended, one of 4 Kubernetes Indexed Job pods
-  invitesync run export.csv --shard auto/4 --summary-json summary.json";
+  invitesync run export.csv --shard auto/4 --summary-json summary.json
+  # Metrics for Prometheus: the node exporter's textfile collector, a Pushgateway
+  invitesync run export.csv --metrics-file /var/lib/node_exporter/textfile/invitesync.prom
+  invitesync run export.csv --pushgateway http://pushgateway:9091 --metrics-job nightly";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = RUN_HELP)]
@@ -72,17 +75,46 @@ pub struct RunArgs {
     pub quiet: bool,
 
     /// Log a progress line at this interval instead of drawing a bar (default when stderr is not a terminal: 10s)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub log_interval: Option<Duration>,
 
     /// Write counts per vendor and outcome, durations and the exit code as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+
+    /// Write Prometheus metrics to FILE (node exporter textfile format, e.g.
+    /// /var/lib/node_exporter/textfile/invitesync.prom) at the start, every log interval and the end
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Push Prometheus metrics to this Pushgateway (e.g. http://pushgateway:9091) at the start,
+    /// every log interval and the end, grouped by job and shard; a gateway that fails is a warning
+    #[arg(long, value_name = "URL", value_parser = crate::metrics::push::parse_url)]
+    pub pushgateway: Option<url::Url>,
+
+    /// The Pushgateway group's job name
+    #[arg(long, value_name = "NAME", default_value = "invitesync", value_parser = parse_job)]
+    pub metrics_job: String,
+}
+
+fn parse_job(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the job name must not be empty".into());
+    }
+    Ok(s.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 7d, 12h, 30s"))
+}
+
+/// A `--log-interval`: a duration above zero.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("`{s}` is no interval; write e.g. 10s or 1m")),
+        d => Ok(d),
+    }
 }
 
 /// Reads `K/N` or `auto/N`.
@@ -130,6 +162,19 @@ pub async fn execute(args: RunArgs) -> i32 {
     };
     let how = invocation(&args);
     let summary_json = args.summary_json.clone();
+    // A dry run sends nothing, so it has nothing for monitoring to count.
+    let metrics = if args.dry_run {
+        None
+    } else {
+        crate::metrics::Reporter::new(
+            &crate::metrics::MetricsOptions {
+                file: args.metrics_file.clone(),
+                pushgateway: args.pushgateway.clone(),
+                job: args.metrics_job.clone(),
+            },
+            shard,
+        )
+    };
     let opts = RunOptions {
         input: args.input,
         config: args.config.config,
@@ -144,6 +189,7 @@ pub async fn execute(args: RunArgs) -> i32 {
         fixed_concurrency: args.fixed_concurrency,
         progress,
         summary_json: args.summary_json,
+        metrics: metrics.clone(),
     };
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
@@ -176,9 +222,25 @@ pub async fn execute(args: RunArgs) -> i32 {
                     crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {e}"));
                 }
             }
+            if let Some(m) = &metrics {
+                m.finish(crate::metrics::Ending {
+                    exit_code: report.exit_code,
+                    counts: Some(&report.counts),
+                    pending: Some(report.pending),
+                })
+                .await;
+            }
             report.exit_code
         }
         Err(e) => {
+            if let Some(m) = &metrics {
+                m.finish(crate::metrics::Ending {
+                    exit_code: e.code,
+                    counts: None,
+                    pending: None,
+                })
+                .await;
+            }
             if let Some(path) = &summary_json {
                 let doc = serde_json::json!({
                     "exit_code": e.code,

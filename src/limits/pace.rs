@@ -81,11 +81,14 @@ impl Learned {
 #[derive(Debug)]
 pub struct Pace {
     configured: Option<DefaultDirectRateLimiter>,
+    /// The configured rate in requests per second, for monitoring.
+    configured_rate: Option<f64>,
     learned: Mutex<Learned>,
 }
 
 impl Pace {
     pub fn new(configured: Option<RateLimit>) -> Self {
+        let configured_rate = configured.map(|r| r.per_second());
         let configured = configured.map(|r| {
             let period = r.per / r.requests.max(1);
             let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
@@ -95,6 +98,7 @@ impl Pace {
         let now = Instant::now();
         Pace {
             configured,
+            configured_rate,
             learned: Mutex::new(Learned {
                 rate: None,
                 next_slot: now,
@@ -135,6 +139,15 @@ impl Pace {
     /// The learned rate in requests per second, if the vendor has pushed back.
     pub fn learned_rate(&self) -> Option<f64> {
         self.learned().rate
+    }
+
+    /// The rate requests leave at most, in requests per second: the lower of
+    /// the configured and the learned rate; `None` when neither holds them back.
+    pub fn rate(&self) -> Option<f64> {
+        match (self.configured_rate, self.learned_rate()) {
+            (Some(c), Some(l)) => Some(c.min(l)),
+            (c, l) => c.or(l),
+        }
     }
 
     /// How many 429s the vendor has answered so far.
