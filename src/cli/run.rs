@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// Write counts per vendor and outcome, durations and the exit code as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+
+    /// Exit 0 on an input with a header and no data rows (default: exit 1, as for rows needing attention)
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -144,6 +148,7 @@ pub async fn execute(args: RunArgs) -> i32 {
         fixed_concurrency: args.fixed_concurrency,
         progress,
         summary_json: args.summary_json,
+        allow_empty: args.allow_empty,
     };
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
