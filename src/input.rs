@@ -41,6 +41,10 @@ pub struct Header {
     pub record: ByteRecord,
     /// For each of [`KNOWN_COLUMNS`], its position in the record.
     pub known: [Option<usize>; 9],
+    /// Whether the last column is named `error`, as in a rows-to-fix file:
+    /// a row may leave it out (lines that could not be read are copied there
+    /// as written, without it, and stay one field short once fixed).
+    pub error_last: bool,
 }
 
 impl Header {
@@ -78,7 +82,21 @@ impl Header {
                 ),
             ));
         }
-        Ok(Header { record, known })
+        let error_last = record
+            .iter()
+            .next_back()
+            .is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case(b"error"));
+        Ok(Header {
+            record,
+            known,
+            error_last,
+        })
+    }
+
+    /// Whether a record of `fields` fields is a row of this header.
+    pub fn fits(&self, fields: usize) -> bool {
+        let width = self.record.len();
+        fields == width || (self.error_last && fields + 1 == width)
     }
 
     /// Known columns the header lacks, each with a header name that looks like
@@ -346,14 +364,14 @@ impl<R: BufRead> Reader<R> {
                 ));
             }
         };
-        let width = self.header.record.len();
+        let fits = self.header.fits(self.record.len());
         let flaw = if let Some(broken) = span.broken {
             Some(Flaw::Open(broken))
-        } else if span.lines > 1 && self.record.len() != width {
+        } else if span.lines > 1 && !fits {
             Some(Flaw::Spills)
         } else if span.lines > 1 && self.spans_known() {
             Some(Flaw::SpansKnown)
-        } else if want && self.record.len() != width {
+        } else if want && !fits {
             Some(Flaw::Fields(self.record.len()))
         } else {
             None
