@@ -50,6 +50,27 @@ pub struct Header {
 impl Header {
     /// Reads the header record, found on `line`.
     pub fn parse(path: &Path, line: u64, record: ByteRecord) -> Result<Header, InputError> {
+        if record
+            .get(0)
+            .is_some_and(|n| n.starts_with(b"\xff\xfe") || n.starts_with(b"\xfe\xff"))
+        {
+            return Err(InputError::at(
+                path,
+                line,
+                "the file is UTF-16 text (it starts with a UTF-16 byte order mark); \
+                 save it as CSV in UTF-8"
+                    .into(),
+            ));
+        }
+        if record.iter().any(|n| n.contains(&b'\r')) {
+            return Err(InputError::at(
+                path,
+                line,
+                "the header holds a carriage return (CR) without a line feed: the file's lines \
+                 seem to end with CR alone (an old Mac format); save it with LF or CRLF line ends"
+                    .into(),
+            ));
+        }
         let mut known = [None; 9];
         for (i, raw) in record.iter().enumerate() {
             let name = String::from_utf8_lossy(raw);
@@ -533,6 +554,19 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows[0].problem.is_none());
         assert_eq!(rows[1].line, 4);
+    }
+
+    #[test]
+    fn utf16_and_cr_only_files_are_named() {
+        for (text, what) in [
+            (&b"\xff\xfev\x00e\x00n\x00\n\x00"[..], "UTF-16"),
+            (b"vendor,status\rgate,sent\r", "CR alone"),
+        ] {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(text).unwrap();
+            let e = Reader::open(f.path()).err().unwrap();
+            assert!(e.0.contains(what), "{e}");
+        }
     }
 
     #[test]
