@@ -8,6 +8,7 @@
 //! `Reader::step`), which both the row count and every read of the rows go
 //! through.
 
+mod header;
 mod records;
 mod shown;
 
@@ -18,6 +19,7 @@ use std::path::Path;
 use csv::ByteRecord;
 
 use crate::change::Invalid;
+pub use header::Header;
 use records::{Broken, MAX_RECORD_BYTES, Splitter};
 pub use shown::shown;
 
@@ -33,151 +35,6 @@ pub const KNOWN_COLUMNS: [&str; 9] = [
     "status",
     "roles",
 ];
-
-/// Where each known column sits in the header, if present.
-#[derive(Debug, Clone)]
-pub struct Header {
-    /// The header row as written, for the results file.
-    pub record: ByteRecord,
-    /// For each of [`KNOWN_COLUMNS`], its position in the record.
-    pub known: [Option<usize>; 9],
-    /// Whether the last column is named `error`, as in a rows-to-fix file:
-    /// a row may leave it out (lines that could not be read are copied there
-    /// as written, without it, and stay one field short once fixed).
-    pub error_last: bool,
-}
-
-impl Header {
-    /// Reads the header record, found on `line`.
-    pub fn parse(path: &Path, line: u64, record: ByteRecord) -> Result<Header, InputError> {
-        if record
-            .get(0)
-            .is_some_and(|n| n.starts_with(b"\xff\xfe") || n.starts_with(b"\xfe\xff"))
-        {
-            return Err(InputError::at(
-                path,
-                line,
-                "the file is UTF-16 text (it starts with a UTF-16 byte order mark); \
-                 save it as CSV in UTF-8"
-                    .into(),
-            ));
-        }
-        if record.iter().any(|n| n.contains(&b'\r')) {
-            return Err(InputError::at(
-                path,
-                line,
-                "the header holds a carriage return (CR) without a line feed: the file's lines \
-                 seem to end with CR alone (an old Mac format); save it with LF or CRLF line ends"
-                    .into(),
-            ));
-        }
-        let mut known = [None; 9];
-        for (i, raw) in record.iter().enumerate() {
-            let name = String::from_utf8_lossy(raw);
-            let name = name
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_ascii_lowercase();
-            if let Some(k) = KNOWN_COLUMNS.iter().position(|c| *c == name) {
-                if known[k].is_some() {
-                    return Err(InputError::at(
-                        path,
-                        line,
-                        format!("the header names `{name}` twice"),
-                    ));
-                }
-                known[k] = Some(i);
-            }
-        }
-        if known[0].is_none() {
-            let names: Vec<String> = record
-                .iter()
-                .map(|n| shown(&String::from_utf8_lossy(n)).into_owned())
-                .collect();
-            return Err(InputError::at(
-                path,
-                line,
-                format!(
-                    "no `vendor` column in the header (it has: {}); the first line must name the columns, e.g. vendor,scope,invite_id,email,status",
-                    names.join(", ")
-                ),
-            ));
-        }
-        let error_last = record
-            .iter()
-            .next_back()
-            .is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case(b"error"));
-        Ok(Header {
-            record,
-            known,
-            error_last,
-        })
-    }
-
-    /// Whether a record of `fields` fields is a row of this header.
-    pub fn fits(&self, fields: usize) -> bool {
-        let width = self.record.len();
-        fields == width || (self.error_last && fields + 1 == width)
-    }
-
-    /// Known columns the header lacks, each with a header name that looks like
-    /// a misspelling of it, for a warning before the run.
-    pub fn suspicious_columns(&self) -> Vec<(String, &'static str)> {
-        let mut out = Vec::new();
-        for (k, col) in KNOWN_COLUMNS.iter().enumerate() {
-            if self.known[k].is_some() {
-                continue;
-            }
-            for raw in self.record.iter() {
-                let name = String::from_utf8_lossy(raw).trim().to_ascii_lowercase();
-                let squashed: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-                let want: String = col.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-                if !KNOWN_COLUMNS.contains(&name.as_str())
-                    && (squashed == want || close(&name, col))
-                {
-                    out.push((name.clone(), *col));
-                }
-            }
-        }
-        out
-    }
-}
-
-impl Header {
-    /// A warning per [`Header::suspicious_columns`], for `run` and `validate`
-    /// alike: a misspelt column is read as missing, so every row would come
-    /// out invalid (or, for an optional column, silently without it).
-    pub fn column_warnings(&self) -> Vec<String> {
-        self.suspicious_columns()
-            .into_iter()
-            .map(|(found, meant)| {
-                let found = shown(&found);
-                format!(
-                    "the input has a column `{found}` but no `{meant}`: did you mean `{meant}`? \
-                     (`{found}` is not read, only copied to the results)"
-                )
-            })
-            .collect()
-    }
-}
-
-/// At most one edit apart, ignoring case: `emial` for `email`, `statu` for `status`.
-fn close(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    if a.len().abs_diff(b.len()) > 1 {
-        return false;
-    }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let sub = prev[j - 1] + usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()] <= 2 && a.len() > 3
-}
 
 /// The known columns of one row, trimmed. A missing column reads as empty.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -228,7 +85,7 @@ impl<'a> Fields<'a> {
 pub struct InputError(pub String);
 
 impl InputError {
-    fn at(path: &Path, line: u64, msg: String) -> Self {
+    pub(crate) fn at(path: &Path, line: u64, msg: String) -> Self {
         InputError(format!("{}:{line}: {msg}", path.display()))
     }
 }
@@ -268,7 +125,8 @@ enum Flaw {
 }
 
 impl Flaw {
-    fn reason(&self, width: usize) -> String {
+    /// What is wrong, for a header of `width` names (`error` last or not).
+    fn reason(&self, width: usize, error_last: bool) -> String {
         let open = "a quoted field is not closed on this line";
         match self {
             Flaw::Open(Broken::Unclosed) => format!("{open} (it runs to the end of the file)"),
@@ -281,6 +139,10 @@ impl Flaw {
             ),
             Flaw::Spills => format!("{open} (fields spill into the lines below)"),
             Flaw::SpansKnown => format!("{open} (a column we read spans several lines)"),
+            Flaw::Fields(found) if error_last => format!(
+                "expected {width} fields as in the header (or {} without `error`), found {found}",
+                width - 1
+            ),
             Flaw::Fields(found) => {
                 format!("expected {width} fields as in the header, found {found}")
             }
@@ -330,7 +192,10 @@ impl<R: BufRead> Reader<R> {
             return Err(InputError::at(
                 path,
                 span.line,
-                format!("cannot read the header: {}", Flaw::Open(broken).reason(0)),
+                format!(
+                    "cannot read the header: {}",
+                    Flaw::Open(broken).reason(0, false)
+                ),
             ));
         }
         let header = Header::parse(path, span.line, first)?;
@@ -439,7 +304,7 @@ impl<R: BufRead> Iterator for Reader<R> {
             index,
             line,
             record,
-            problem: flaw.map(|f| f.reason(width)),
+            problem: flaw.map(|f| f.reason(width, self.header.error_last)),
             raw,
         })
     }

@@ -7,6 +7,11 @@
 //! any number of resumes and can be written again at any time (`export`).
 //! Each goes to a temporary file beside the target and is renamed into place,
 //! so a reader never sees half a file.
+//!
+//! A rows-to-fix file fed back is an input like any other, round after
+//! round: its `error` column gets the new error in place, a line that could
+//! not be read as a row is copied as it was written, and every cell reads
+//! back as the value it was written from ([`cells`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,15 +20,14 @@ use std::path::{Path, PathBuf};
 use csv::ByteRecord;
 
 use crate::input::{InputRow, Reader};
-
-mod cells;
-
 use crate::outcome::{Outcome, format_millis};
 use crate::plan::Router;
 use crate::send::Target;
 use crate::state::{RunId, StateFile};
 use cells::{CsvOut, copied};
 pub use cells::{neutralise, unneutralise};
+
+mod cells;
 
 /// The columns added after the input's own.
 pub const OUTCOME_COLUMNS: [&str; 7] = [
