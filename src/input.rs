@@ -310,13 +310,20 @@ impl<R: BufRead> Iterator for Reader<R> {
     }
 }
 
-/// The input's fingerprint (BLAKE3 of its bytes) and its number of data
-/// rows, in one pass: the count comes from the same reader that reads the
-/// rows, so a run can always tell when it has recorded every one. A header
-/// the reader refuses counts no rows (it is reported where it is read).
+/// Names the rule that numbers the rows (what a record is, which lines are
+/// skipped) in every input fingerprint: a run recorded under another rule
+/// identifies its rows by other numbers, so it must not be resumed.
+const ROW_NUMBERING: &[u8] = b"invitesync rows 2\0";
+
+/// The input's fingerprint (BLAKE3 of the row-numbering rule's name and of
+/// its bytes) and its number of data rows, in one pass: the count comes from
+/// the same reader that reads the rows, so a run can always tell when it has
+/// recorded every one. A header the reader refuses counts no rows (it is
+/// reported where it is read).
 pub fn scan(path: &Path) -> std::io::Result<(String, u64)> {
     let file = File::open(path)?;
     let mut hasher = blake3::Hasher::new();
+    hasher.update(ROW_NUMBERING);
     let hashing = Hashing {
         file: &file,
         hasher: &mut hasher,

@@ -94,8 +94,9 @@ impl RunReport {
     }
 }
 
-/// The input's fingerprint (BLAKE3 of its bytes) and its number of data
-/// rows, counted by the reader that reads them (see [`crate::input::scan`]).
+/// The input's fingerprint (of its bytes and the rule that numbers its rows)
+/// and its number of data rows, counted by the reader that reads them (see
+/// [`crate::input::scan`]).
 pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
     crate::input::scan(path).map_err(|e| {
         usage(format!(

@@ -406,6 +406,34 @@ fn an_input_without_rows_is_a_warning_and_exit_1_unless_allowed() {
     assert!(stderr(&o).contains("the file is empty"), "{}", stderr(&o));
 }
 
+#[test]
+fn a_run_interrupted_under_another_row_numbering_is_not_resumed() {
+    let s = Setup::new();
+    let w = s.world();
+    let text = format!("{HEAD}\r\ngate,ev6,a,sent,x\r\n\r\ngate,ev6,b,sent,y\r\n");
+    let input = w.write("older.csv", &text);
+    let file = input.display().to_string();
+    let o = s.run(&file, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // As an earlier release recorded it: interrupted, fingerprinted by the
+    // bytes alone (that release numbered the blank CRLF line as a row).
+    let db = rusqlite::Connection::open(w.path("invitesync.db")).unwrap();
+    let plain = blake3::hash(text.as_bytes()).to_hex().to_string();
+    db.execute(
+        "UPDATE runs SET status = 'interrupted', input_fingerprint = ?1",
+        [&plain],
+    )
+    .unwrap();
+    drop(db);
+    let o = s.run(&file, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be resumed safely"), "{err}");
+    assert!(err.contains("--new-run"), "{err}");
+    let o = s.run(&file, &["--new-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 mod any_bytes {
     //! Whatever the bytes, a run ends with 0, 1 or 2, never 3 and never a
     //! panic, and the results file has one line per record of the input.
