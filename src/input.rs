@@ -2,19 +2,26 @@
 //!
 //! Memory stays flat whatever the file's size: one record is parsed, handed
 //! on, and forgotten. A broken line never stops the run: it becomes one row
-//! with the reason and its line number. An unterminated quote would otherwise
-//! swallow the rest of the file into one field, so a record that runs over
-//! several lines with a line break inside one of the columns we read (no
-//! invite field legitimately holds one) is cut back to its first line, which
-//! is reported, and reading starts again on the next line.
+//! with the reason and its line number, and the lines after it are rows of
+//! their own, whatever its open quote would otherwise swallow. Where one
+//! record ends and the next begins is decided in one place ([`records`] and
+//! `Reader::step`), which both the row count and every read of the rows go
+//! through.
+
+mod header;
+mod records;
+mod shown;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 
-use csv::{ByteRecord, Position};
+use csv::ByteRecord;
 
 use crate::change::Invalid;
+pub use header::Header;
+use records::{Broken, MAX_RECORD_BYTES, Splitter};
+pub use shown::shown;
 
 /// The columns invitesync reads; others are carried to the results untouched.
 pub const KNOWN_COLUMNS: [&str; 9] = [
@@ -28,110 +35,6 @@ pub const KNOWN_COLUMNS: [&str; 9] = [
     "status",
     "roles",
 ];
-
-/// Where each known column sits in the header, if present.
-#[derive(Debug, Clone)]
-pub struct Header {
-    /// The header row as written, for the results file.
-    pub record: ByteRecord,
-    /// For each of [`KNOWN_COLUMNS`], its position in the record.
-    pub known: [Option<usize>; 9],
-}
-
-impl Header {
-    pub fn parse(path: &Path, record: ByteRecord) -> Result<Header, InputError> {
-        let mut known = [None; 9];
-        for (i, raw) in record.iter().enumerate() {
-            let name = String::from_utf8_lossy(raw);
-            let name = name
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_ascii_lowercase();
-            if let Some(k) = KNOWN_COLUMNS.iter().position(|c| *c == name) {
-                if known[k].is_some() {
-                    return Err(InputError::at(
-                        path,
-                        1,
-                        format!("the header names `{name}` twice"),
-                    ));
-                }
-                known[k] = Some(i);
-            }
-        }
-        if known[0].is_none() {
-            let names: Vec<String> = record
-                .iter()
-                .map(|n| String::from_utf8_lossy(n).into_owned())
-                .collect();
-            return Err(InputError::at(
-                path,
-                1,
-                format!(
-                    "no `vendor` column in the header (it has: {}); the first line must name the columns, e.g. vendor,scope,invite_id,email,status",
-                    names.join(", ")
-                ),
-            ));
-        }
-        Ok(Header { record, known })
-    }
-
-    /// Known columns the header lacks, each with a header name that looks like
-    /// a misspelling of it, for a warning before the run.
-    pub fn suspicious_columns(&self) -> Vec<(String, &'static str)> {
-        let mut out = Vec::new();
-        for (k, col) in KNOWN_COLUMNS.iter().enumerate() {
-            if self.known[k].is_some() {
-                continue;
-            }
-            for raw in self.record.iter() {
-                let name = String::from_utf8_lossy(raw).trim().to_ascii_lowercase();
-                let squashed: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-                let want: String = col.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-                if !KNOWN_COLUMNS.contains(&name.as_str())
-                    && (squashed == want || close(&name, col))
-                {
-                    out.push((name.clone(), *col));
-                }
-            }
-        }
-        out
-    }
-}
-
-impl Header {
-    /// A warning per [`Header::suspicious_columns`], for `run` and `validate`
-    /// alike: a misspelt column is read as missing, so every row would come
-    /// out invalid (or, for an optional column, silently without it).
-    pub fn column_warnings(&self) -> Vec<String> {
-        self.suspicious_columns()
-            .into_iter()
-            .map(|(found, meant)| {
-                format!(
-                    "the input has a column `{found}` but no `{meant}`: did you mean `{meant}`? \
-                     (`{found}` is not read, only copied to the results)"
-                )
-            })
-            .collect()
-    }
-}
-
-/// At most one edit apart, ignoring case: `emial` for `email`, `statu` for `status`.
-fn close(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    if a.len().abs_diff(b.len()) > 1 {
-        return false;
-    }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let sub = prev[j - 1] + usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()] <= 2 && a.len() > 3
-}
 
 /// The known columns of one row, trimmed. A missing column reads as empty.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -158,7 +61,8 @@ impl<'a> Fields<'a> {
                 let text = std::str::from_utf8(raw)
                     .map_err(|_| Invalid::new(KNOWN_COLUMNS[k], "not valid UTF-8"))?
                     .trim();
-                *slot = crate::results::unneutralise(text);
+                // A rows-to-fix file fed back reads as the values it was written from.
+                *slot = crate::results::unneutralise(text).trim();
             }
         }
         Ok(Fields {
@@ -175,30 +79,13 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Cuts the `\r` of a CRLF line end off a record's last field.
-fn strip_cr(record: &mut ByteRecord) {
-    let Some(last) = record.iter().next_back() else {
-        return;
-    };
-    if !last.ends_with(b"\r") {
-        return;
-    }
-    let n = record.len();
-    let mut fixed = ByteRecord::with_capacity(record.as_slice().len(), n);
-    for (i, f) in record.iter().enumerate() {
-        fixed.push_field(if i + 1 == n { &f[..f.len() - 1] } else { f });
-    }
-    fixed.set_position(record.position().cloned());
-    *record = fixed;
-}
-
 /// A problem with the file as a whole (unreadable, no header).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct InputError(pub String);
 
 impl InputError {
-    fn at(path: &Path, line: u64, msg: String) -> Self {
+    pub(crate) fn at(path: &Path, line: u64, msg: String) -> Self {
         InputError(format!("{}:{line}: {msg}", path.display()))
     }
 }
@@ -210,20 +97,68 @@ pub struct InputRow {
     pub index: u64,
     /// 1-based line where the row starts, for messages.
     pub line: u64,
-    /// The fields as read (for a broken line: what could be read of it, to
-    /// carry to the results and the failed-rows file).
+    /// The fields as read. For a line that could not be read as a row: what
+    /// could be read of it (for an open quote, the line cut at each
+    /// delimiter), to show in the results.
     pub record: ByteRecord,
     /// Why the line could not be read as a row, if it could not.
     pub problem: Option<String>,
+    /// The line as written, when it could not be read as a row (an open
+    /// quote, a wrong number of fields), without its line end: the
+    /// rows-to-fix file keeps it as it was, to be fixed in place.
+    pub raw: Option<Vec<u8>>,
+}
+
+/// Why a record is not a row, by the rule that cuts records (see
+/// [`records`]) or by the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Flaw {
+    Open(Broken),
+    /// Spans lines and has a different number of fields from the header.
+    Spills,
+    /// Spans lines inside a column invitesync reads (no invite field holds
+    /// a line break).
+    SpansKnown,
+    /// One line with a different number of fields from the header.
+    Fields(usize),
+    Unreadable(String),
+}
+
+impl Flaw {
+    /// What is wrong, for a header of `width` names (`error` last or not).
+    fn reason(&self, width: usize, error_last: bool) -> String {
+        let open = "a quoted field is not closed on this line";
+        match self {
+            Flaw::Open(Broken::Unclosed) => format!("{open} (it runs to the end of the file)"),
+            Flaw::Open(Broken::StrayQuote) => {
+                format!("{open} (a quote further down closes it, followed by more text)")
+            }
+            Flaw::Open(Broken::TooLong) => format!(
+                "the line is longer than {} MiB, or {open}",
+                MAX_RECORD_BYTES >> 20
+            ),
+            Flaw::Spills => format!("{open} (fields spill into the lines below)"),
+            Flaw::SpansKnown => format!("{open} (a column we read spans several lines)"),
+            Flaw::Fields(found) if error_last => format!(
+                "expected {width} fields as in the header (or {} without `error`), found {found}",
+                width - 1
+            ),
+            Flaw::Fields(found) => {
+                format!("expected {width} fields as in the header, found {found}")
+            }
+            Flaw::Unreadable(e) => format!("cannot read the input here: {e}"),
+        }
+    }
 }
 
 /// Streams the data rows of an input file.
-pub struct Reader {
-    path: PathBuf,
-    csv: csv::Reader<BufReader<File>>,
+pub struct Reader<R = BufReader<File>> {
+    split: Splitter<R>,
     header: Header,
     next_index: u64,
     record: ByteRecord,
+    /// Set after a read error: nothing more is read.
+    stopped: bool,
 }
 
 impl Reader {
@@ -235,31 +170,41 @@ impl Reader {
                 crate::fs_error::reason(&e)
             ))
         })?;
-        // Records end at `\n` only, so that positions and line numbers are
-        // exact for CRLF files too; the `\r` a CRLF leaves is cut below.
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_reader(BufReader::with_capacity(256 * 1024, file));
+        Reader::from_source(path, BufReader::with_capacity(256 * 1024, file))
+    }
+}
+
+impl<R: BufRead> Reader<R> {
+    /// Reads the header from `src`; `path` names it in messages.
+    pub fn from_source(path: &Path, src: R) -> Result<Reader<R>, InputError> {
+        let mut split = Splitter::new(src);
         let mut first = ByteRecord::new();
-        let got = csv
-            .read_byte_record(&mut first)
+        let span = split
+            .next(&mut first, true)
             .map_err(|e| InputError::at(path, 1, format!("cannot read the header: {e}")))?;
-        if !got {
+        let Some(span) = span else {
             return Err(InputError(format!(
                 "{}: the file is empty; it needs a header line naming the columns",
                 path.display()
             )));
+        };
+        if let Some(broken) = span.broken {
+            return Err(InputError::at(
+                path,
+                span.line,
+                format!(
+                    "cannot read the header: {}",
+                    Flaw::Open(broken).reason(0, false)
+                ),
+            ));
         }
-        strip_cr(&mut first);
-        let header = Header::parse(path, first)?;
+        let header = Header::parse(path, span.line, first)?;
         Ok(Reader {
-            path: path.to_path_buf(),
-            csv,
+            split,
             header,
             next_index: 0,
             record: ByteRecord::new(),
+            stopped: false,
         })
     }
 
@@ -269,89 +214,144 @@ impl Reader {
 
     /// Bytes consumed so far, for progress on inputs whose row count is unknown.
     pub fn bytes_read(&self) -> u64 {
-        self.csv.position().byte()
+        self.split.consumed()
     }
 
-    /// The byte offset of the line after the one starting at `start`.
-    fn next_line_after(&self, start: &Position) -> std::io::Result<u64> {
-        let mut f = BufReader::new(File::open(&self.path)?);
-        f.seek(SeekFrom::Start(start.byte()))?;
-        let mut skipped = Vec::new();
-        let n = f
-            .by_ref()
-            .take(64 * 1024 * 1024)
-            .read_until(b'\n', &mut skipped)?;
-        Ok(start.byte() + n as u64)
+    /// The data rows from here to the end, counted by the very rule that
+    /// reads them, without keeping them.
+    pub fn count_rows(mut self) -> std::io::Result<u64> {
+        let mut n = 0;
+        while let Some((_, flaw)) = self.step(false) {
+            if let Some(Flaw::Unreadable(e)) = flaw {
+                return Err(std::io::Error::other(e));
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
-    /// Whether a record read across several lines has a line break inside a
-    /// column we read: the sign of a quote left open.
-    fn runaway(&self, record: &ByteRecord, start_line: u64) -> bool {
-        let end_line = self.csv.position().line();
-        if end_line <= start_line + 1 {
-            return false;
+    /// Reads the next record into `self.record`: its line and what, if
+    /// anything, keeps it from being a row. The one place that decides what
+    /// a row is, for reading and counting alike. With `want` false the
+    /// fields of a plain line are not split (and its field count is not
+    /// checked: it is a row either way).
+    fn step(&mut self, want: bool) -> Option<(u64, Option<Flaw>)> {
+        if self.stopped {
+            return None;
         }
-        if record.len() != self.header.record.len() {
-            return true;
+        let span = match self.split.next(&mut self.record, want) {
+            Ok(Some(span)) => span,
+            Ok(None) => return None,
+            Err(e) => {
+                self.stopped = true;
+                return Some((
+                    self.split.next_line(),
+                    Some(Flaw::Unreadable(e.to_string())),
+                ));
+            }
+        };
+        let fits = self.header.fits(self.record.len());
+        let flaw = if let Some(broken) = span.broken {
+            Some(Flaw::Open(broken))
+        } else if span.lines > 1 && !fits {
+            Some(Flaw::Spills)
+        } else if span.lines > 1 && self.spans_known() {
+            Some(Flaw::SpansKnown)
+        } else if want && !fits {
+            Some(Flaw::Fields(self.record.len()))
+        } else {
+            None
+        };
+        if matches!(flaw, Some(Flaw::Spills | Flaw::SpansKnown)) {
+            self.split.reject(&span);
         }
+        Some((span.line, flaw))
+    }
+
+    /// Whether a column invitesync reads holds a line break.
+    fn spans_known(&self) -> bool {
         self.header.known.iter().flatten().any(|&i| {
-            record
+            self.record
                 .get(i)
                 .is_some_and(|f| f.contains(&b'\n') || f.contains(&b'\r'))
         })
     }
-
-    fn resync(&mut self, start: &Position) -> Result<(), String> {
-        let next = self.next_line_after(start).map_err(|e| e.to_string())?;
-        let mut pos = Position::new();
-        pos.set_byte(next)
-            .set_line(start.line() + 1)
-            .set_record(start.record() + 1);
-        self.csv.seek(pos).map_err(|e| e.to_string())
-    }
 }
 
-impl Iterator for Reader {
+impl<R: BufRead> Iterator for Reader<R> {
     type Item = InputRow;
 
     fn next(&mut self) -> Option<InputRow> {
-        let start = self.csv.position().clone();
+        let (line, flaw) = self.step(true)?;
         let index = self.next_index;
-        let read = self.csv.read_byte_record(&mut self.record);
-        strip_cr(&mut self.record);
-        let problem = match read {
-            Ok(false) => return None,
-            Ok(true) if self.runaway(&self.record, start.line()) => {
-                let reason = if self.record.len() != self.header.record.len() {
-                    "a quoted field is not closed on this line (fields spill into the lines below)"
-                } else {
-                    "a quoted field is not closed on this line (a column we read spans several lines)"
-                };
-                if let Err(e) = self.resync(&start) {
-                    tracing::warn!("cannot resume reading after line {}: {e}", start.line());
+        self.next_index += 1;
+        let width = self.header.record.len();
+        let first = self.split.first_line();
+        let (record, raw) = match &flaw {
+            None => (self.record.clone(), None),
+            Some(Flaw::Fields(_)) => (self.record.clone(), Some(first.to_vec())),
+            Some(Flaw::Unreadable(_)) => (ByteRecord::new(), None),
+            Some(_) if first.is_empty() => (ByteRecord::new(), None),
+            Some(_) => {
+                let mut cut = ByteRecord::new();
+                for f in first.split(|b| *b == b',') {
+                    cut.push_field(f);
                 }
-                // What was read ran over later lines: keep none of it.
-                self.record.clear();
-                Some(reason.to_string())
-            }
-            Ok(true) if self.record.len() != self.header.record.len() => Some(format!(
-                "expected {} fields as in the header, found {}",
-                self.header.record.len(),
-                self.record.len()
-            )),
-            Ok(true) => None,
-            Err(e) => {
-                self.record.clear();
-                Some(format!("cannot parse the line: {e}"))
+                (cut, Some(first.to_vec()))
             }
         };
-        self.next_index += 1;
         Some(InputRow {
             index,
-            line: start.line(),
-            record: self.record.clone(),
-            problem,
+            line,
+            record,
+            problem: flaw.map(|f| f.reason(width, self.header.error_last)),
+            raw,
         })
+    }
+}
+
+/// Names the rule that numbers the rows (what a record is, which lines are
+/// skipped) in every input fingerprint: a run recorded under another rule
+/// identifies its rows by other numbers, so it must not be resumed.
+const ROW_NUMBERING: &[u8] = b"invitesync rows 2\0";
+
+/// The input's fingerprint (BLAKE3 of the row-numbering rule's name and of
+/// its bytes) and its number of data rows, in one pass: the count comes from
+/// the same reader that reads the rows, so a run can always tell when it has
+/// recorded every one. A header the reader refuses counts no rows (it is
+/// reported where it is read).
+pub fn scan(path: &Path) -> std::io::Result<(String, u64)> {
+    let file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(ROW_NUMBERING);
+    let hashing = Hashing {
+        file: &file,
+        hasher: &mut hasher,
+    };
+    let rows = match Reader::from_source(path, BufReader::with_capacity(1 << 20, hashing)) {
+        Ok(reader) => reader.count_rows()?,
+        Err(_) => 0,
+    };
+    // What the reader left unread (after a header it refused) is hashed too.
+    let mut rest = Hashing {
+        file: &file,
+        hasher: &mut hasher,
+    };
+    std::io::copy(&mut rest, &mut std::io::sink())?;
+    Ok((hasher.finalize().to_hex().to_string(), rows))
+}
+
+/// Hashes every byte read through it, exactly once (the reader never seeks).
+struct Hashing<'a> {
+    file: &'a File,
+    hasher: &'a mut blake3::Hasher,
+}
+
+impl Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -426,6 +426,19 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows[0].problem.is_none());
         assert_eq!(rows[1].line, 4);
+    }
+
+    #[test]
+    fn utf16_and_cr_only_files_are_named() {
+        for (text, what) in [
+            (&b"\xff\xfev\x00e\x00n\x00\n\x00"[..], "UTF-16"),
+            (b"vendor,status\rgate,sent\r", "CR alone"),
+        ] {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(text).unwrap();
+            let e = Reader::open(f.path()).err().unwrap();
+            assert!(e.0.contains(what), "{e}");
+        }
     }
 
     #[test]

@@ -9,7 +9,6 @@
 //!        └──────── invalid rows ─────────▶ writer thread (SQLite)
 //! ```
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -52,6 +51,8 @@ pub struct RunOptions {
     pub summary_json: Option<PathBuf>,
     /// Publishes the run's metrics while it goes; the caller publishes the end.
     pub metrics: Option<Arc<crate::metrics::Reporter>>,
+    /// An input without data rows ends with exit code 0 instead of 1.
+    pub allow_empty: bool,
 }
 
 /// A run that could not start or went wrong outside the rows: exit code and message.
@@ -95,33 +96,17 @@ impl RunReport {
     }
 }
 
-/// The input's fingerprint (BLAKE3 of its bytes) and line count, in one pass.
+/// The input's fingerprint (of its bytes and the rule that numbers its rows)
+/// and its number of data rows, counted by the reader that reads them (see
+/// [`crate::input::scan`]).
 pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
-    let unreadable = |e: std::io::Error| {
+    crate::input::scan(path).map_err(|e| {
         usage(format!(
             "cannot read the input {}: {}",
             path.display(),
             crate::fs_error::reason(&e)
         ))
-    };
-    let mut f = std::fs::File::open(path).map_err(unreadable)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut lines = 0u64;
-    let mut last = b'\n';
-    loop {
-        let n = f.read(&mut buf).map_err(unreadable)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
-        last = buf[n - 1];
-    }
-    if last != b'\n' {
-        lines += 1;
-    }
-    Ok((hasher.finalize().to_hex().to_string(), lines))
+    })
 }
 
 /// `run` reads its input several times (to fingerprint and count it, to send
@@ -215,8 +200,17 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         tracing::warn!("{warning}");
     }
     drop(header_check);
-    let (input_fp, lines) = scan_input(&opts.input)?;
-    let total_rows = lines.saturating_sub(1);
+    let (input_fp, total_rows) = scan_input(&opts.input)?;
+    // A file with a header and no rows is what an export that lost its rows
+    // looks like: it must not pass for a night with nothing to change.
+    let empty_input = total_rows == 0 && !opts.allow_empty;
+    if empty_input {
+        tracing::warn!(
+            "{} has no data rows, only a header: nothing to send; the run ends with exit code 1 \
+             (pass --allow-empty when an empty input is expected)",
+            opts.input.display()
+        );
+    }
     let config_fp = config_fingerprint(&config, &adapters);
     let state_path = state_path(opts.state.as_deref(), &config, &opts.input, opts.shard);
     let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
@@ -433,7 +427,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         let any_bad = counts.iter().any(|(_, c)| c[2] + c[3] + c[4] > 0);
         return Ok(RunReport {
             run_id: None,
-            exit_code: if any_bad { 1 } else { 0 },
+            exit_code: if any_bad || empty_input { 1 } else { 0 },
             counts,
             pending: 0,
             dry_run: report,
@@ -465,7 +459,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     let unfinished = interrupted || !stopped.is_empty() || pending > 0;
     let exit_code = if unfinished {
         EXIT_RESUMABLE
-    } else if any_bad {
+    } else if any_bad || empty_input {
         1
     } else {
         0
@@ -577,6 +571,10 @@ fn choose_run(
                 )));
             }
             let done = state.done_rows(prev.id).map_err(|e| usage(e.to_string()))?;
+            // A run recorded by an older count of the same bytes gets the right total.
+            state
+                .set_total_rows(prev.id, total_rows)
+                .map_err(|e| usage(e.to_string()))?;
             state
                 .set_status(prev.id, RunStatus::Running)
                 .map_err(|e| usage(e.to_string()))?;

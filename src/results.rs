@@ -7,6 +7,11 @@
 //! any number of resumes and can be written again at any time (`export`).
 //! Each goes to a temporary file beside the target and is renamed into place,
 //! so a reader never sees half a file.
+//!
+//! A rows-to-fix file fed back is an input like any other, round after
+//! round: its `error` column gets the new error in place, a line that could
+//! not be read as a row is copied as it was written, and every cell reads
+//! back as the value it was written from ([`cells`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -19,6 +24,10 @@ use crate::outcome::{Outcome, format_millis};
 use crate::plan::Router;
 use crate::send::Target;
 use crate::state::{RunId, StateFile};
+use cells::{CsvOut, copied};
+pub use cells::{neutralise, unneutralise};
+
+mod cells;
 
 /// The columns added after the input's own.
 pub const OUTCOME_COLUMNS: [&str; 7] = [
@@ -43,32 +52,6 @@ pub struct Ending<'a> {
     pub finished_at: Option<i64>,
 }
 
-/// Spreadsheets run a cell that starts with one of these as a formula; a
-/// leading apostrophe makes it text (OWASP's advice for CSV injection).
-const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
-
-/// Makes a cell safe to open in a spreadsheet.
-pub fn neutralise(cell: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    match cell.first() {
-        Some(b) if FORMULA_START.contains(&char::from(*b)) => {
-            let mut v = Vec::with_capacity(cell.len() + 1);
-            v.push(b'\'');
-            v.extend_from_slice(cell);
-            std::borrow::Cow::Owned(v)
-        }
-        _ => std::borrow::Cow::Borrowed(cell),
-    }
-}
-
-/// Undoes [`neutralise`] on a value read back from a failed-rows file, so a
-/// fixed file feeds back exactly what was meant.
-pub fn unneutralise(text: &str) -> &str {
-    match text.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(FORMULA_START) => rest,
-        _ => text,
-    }
-}
-
 /// Which rows of the input a file covers.
 pub enum Select {
     /// Every row (rows without a record are `pending`).
@@ -81,7 +64,7 @@ pub enum Select {
 /// rows' endings, which must arrive in increasing index order.
 pub struct ResultsWriter<F: FnMut(&InputRow) -> bool> {
     input: Reader,
-    out: Option<csv::Writer<BufWriter<File>>>,
+    out: Option<CsvOut<BufWriter<File>>>,
     tmp: PathBuf,
     path: PathBuf,
     select: Select,
@@ -89,6 +72,9 @@ pub struct ResultsWriter<F: FnMut(&InputRow) -> bool> {
     /// another shard's rows are left out, not reported pending).
     ours: F,
     width: usize,
+    /// In a rows-to-fix file, the input's own `error` column (it is one fed
+    /// back), which gets the new error in place instead of a second one.
+    error_at: Option<usize>,
     cells: ByteRecord,
     pub written: u64,
     pub pending: u64,
@@ -103,6 +89,43 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
     )
 }
 
+/// A header name as compared with others: trimmed, without a byte order
+/// mark, lower case (header names are matched case-insensitively).
+fn name_key(name: &[u8]) -> Vec<u8> {
+    let name = name.strip_prefix(b"\xef\xbb\xbf").unwrap_or(name);
+    name.trim_ascii().to_ascii_lowercase()
+}
+
+/// The results file's header: the input's names, then [`OUTCOME_COLUMNS`].
+/// An input column named like one of those is renamed `input_NAME` (more
+/// `input_` while that is taken too), so that every name stands for one
+/// value and `outcome`, `error`... are always invitesync's.
+fn results_header(input: &ByteRecord) -> ByteRecord {
+    let mut taken: Vec<Vec<u8>> = input.iter().map(name_key).collect();
+    taken.extend(OUTCOME_COLUMNS.iter().map(|c| c.as_bytes().to_vec()));
+    let mut header = ByteRecord::new();
+    for name in input.iter() {
+        let name = copied(name);
+        if !OUTCOME_COLUMNS
+            .iter()
+            .any(|c| c.as_bytes() == name_key(&name))
+        {
+            header.push_field(&name);
+            continue;
+        }
+        let mut renamed = name.into_owned();
+        while taken.contains(&name_key(&renamed)) {
+            renamed.splice(0..0, b"input_".iter().copied());
+        }
+        taken.push(name_key(&renamed));
+        header.push_field(&renamed);
+    }
+    OUTCOME_COLUMNS
+        .iter()
+        .for_each(|c| header.push_field(c.as_bytes()));
+    header
+}
+
 impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
     pub fn create(input: &Path, path: &Path, select: Select, ours: F) -> Result<Self, String> {
         let input = Reader::open(input).map_err(|e| e.to_string())?;
@@ -112,31 +135,23 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
-        let mut out = csv::WriterBuilder::new()
-            .flexible(true)
-            .from_writer(BufWriter::with_capacity(256 * 1024, file));
-        let mut header = ByteRecord::new();
-        for c in input.header().record.iter() {
-            header.push_field(&neutralise(c));
-        }
-        let width = header.len();
-        match select {
-            Select::All => OUTCOME_COLUMNS
-                .iter()
-                .for_each(|c| header.push_field(c.as_bytes())),
+        let mut out = CsvOut::new(BufWriter::with_capacity(256 * 1024, file));
+        let names = &input.header().record;
+        let width = names.len();
+        let mut error_at = None;
+        let header = match select {
+            Select::All => results_header(names),
             Select::Failed => {
-                if !input
-                    .header()
-                    .record
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(b"error"))
-                {
+                error_at = names.iter().rposition(|n| name_key(n) == b"error");
+                let mut header = ByteRecord::new();
+                names.iter().for_each(|n| header.push_field(&copied(n)));
+                if error_at.is_none() {
                     header.push_field(b"error");
                 }
+                header
             }
-        }
-        out.write_byte_record(&header)
-            .map_err(|e| io_err(path, e))?;
+        };
+        out.record(&header).map_err(|e| io_err(path, e))?;
         Ok(ResultsWriter {
             input,
             out: Some(out),
@@ -145,6 +160,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             select,
             ours,
             width,
+            error_at,
             cells: ByteRecord::new(),
             written: 0,
             pending: 0,
@@ -170,18 +186,44 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         ))
     }
 
+    /// The row's own cells, one per input column: missing ones empty, extra
+    /// ones joined into the last column, so no text is lost and every line
+    /// has one value per header name; `error` goes in place of the input's
+    /// own error column, if it has one.
+    fn input_cells(&mut self, row: &InputRow, error: Option<&[u8]>) {
+        self.cells.clear();
+        let n = row.record.len();
+        for i in 0..self.width {
+            match error {
+                Some(error) if Some(i) == self.error_at => self.cells.push_field(error),
+                _ if i + 1 == self.width && n > self.width => {
+                    let rest: Vec<&[u8]> = row.record.iter().skip(i).collect();
+                    self.cells.push_field(&copied(&rest.join(&b","[..])));
+                }
+                _ => self
+                    .cells
+                    .push_field(&copied(row.record.get(i).unwrap_or(b""))),
+            }
+        }
+    }
+
     fn write(&mut self, row: &InputRow, ending: Option<&Ending<'_>>) -> Result<(), String> {
         let failed = |e: &Ending<'_>| Outcome::parse(e.outcome).is_some_and(|o| !o.is_success());
         if matches!(self.select, Select::Failed) && !ending.is_some_and(failed) {
             return Ok(());
         }
-        self.cells.clear();
-        for i in 0..self.width {
-            let cell = row.record.get(i).unwrap_or(b"");
-            self.cells.push_field(&neutralise(cell));
+        self.written += 1;
+        if let (Select::Failed, Some(raw)) = (&self.select, &row.raw) {
+            // A line that is not a row goes back as it was, to be fixed in
+            // place (its error is in the results file).
+            return match self.out.as_mut() {
+                Some(out) => out.raw_line(raw).map_err(|e| io_err(&self.path, e)),
+                None => Ok(()),
+            };
         }
         match (&self.select, ending) {
             (Select::All, Some(e)) => {
+                self.input_cells(row, None);
                 let status = e.http_status.map(|s| s.to_string()).unwrap_or_default();
                 let attempts = e.attempts.to_string();
                 let finished = e.finished_at.map(format_millis).unwrap_or_default();
@@ -198,6 +240,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
                 }
             }
             (Select::All, None) => {
+                self.input_cells(row, None);
                 self.pending += 1;
                 for v in ["pending", "", "0", "", "", "", ""] {
                     self.cells.push_field(v.as_bytes());
@@ -205,14 +248,15 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             }
             (Select::Failed, e) => {
                 let error = e.and_then(|e| e.error).unwrap_or("");
-                self.cells.push_field(&neutralise(error.as_bytes()));
+                let error = neutralise(error.as_bytes());
+                self.input_cells(row, Some(&error));
+                if self.error_at.is_none() {
+                    self.cells.push_field(&error);
+                }
             }
         }
-        self.written += 1;
         match self.out.as_mut() {
-            Some(out) => out
-                .write_byte_record(&self.cells)
-                .map_err(|e| io_err(&self.path, e)),
+            Some(out) => out.record(&self.cells).map_err(|e| io_err(&self.path, e)),
             None => Ok(()),
         }
     }
@@ -229,7 +273,6 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         };
         let file = out
             .into_inner()
-            .map_err(|e| io_err(&self.path, e.error()))?
             .into_inner()
             .map_err(|e| io_err(&self.path, e.error()))?;
         file.sync_all().map_err(|e| io_err(&self.path, e))?;

@@ -175,7 +175,7 @@ pub async fn send(
                 let status = answer.status;
                 tracing::trace!(
                     vendor = %target.name,
-                    key = %change.key.text,
+                    key = %crate::input::shown(&change.key.text),
                     status,
                     attempt = attempts,
                     "answered in {}",
@@ -276,7 +276,7 @@ pub async fn send(
         let delay = backoff.next_delay(retry_after);
         tracing::debug!(
             vendor = %target.name,
-            key = %change.key.text,
+            key = %crate::input::shown(&change.key.text),
             attempt = attempts,
             "retrying in {} after {}",
             crate::latency::human(delay),

@@ -62,9 +62,20 @@ async fn hostile_files_are_reported_row_by_row() {
         stats.invites.keys().collect::<Vec<_>>()
     );
 
-    // Header only, empty file, no vendor column: usage errors or nothing to do.
+    // Header only: a warning and exit 1 (an export that lost its rows), 0 when
+    // allowed; empty file, no vendor column: usage errors.
     let (code, rows) = outcomes(&world, "header.csv", b"vendor,status\n").await;
-    assert_eq!((code, rows.len()), (0, 1));
+    assert_eq!((code, rows.len()), (1, 1));
+    let path = world.path("header.csv");
+    let allowed = invitesync::job::RunOptions {
+        allow_empty: true,
+        new_run: true,
+        ..world.options(&path)
+    };
+    assert_eq!(
+        world.run_with(allowed).await.map(|r| r.exit_code).ok(),
+        Some(0)
+    );
     let (code, _) = outcomes(&world, "empty.csv", b"").await;
     assert_eq!(code, 2);
     let (code, _) = outcomes(&world, "novendor.csv", b"a,b\n1,2\n").await;

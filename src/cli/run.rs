@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// The Pushgateway group's job name
     #[arg(long, value_name = "NAME", default_value = "invitesync", value_parser = parse_job)]
     pub metrics_job: String,
+
+    /// Exit 0 on an input with a header and no data rows (default: exit 1, as for rows needing attention)
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 fn parse_job(s: &str) -> Result<String, String> {
@@ -190,6 +194,7 @@ pub async fn execute(args: RunArgs) -> i32 {
         progress,
         summary_json: args.summary_json,
         metrics: metrics.clone(),
+        allow_empty: args.allow_empty,
     };
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use indicatif::HumanCount;
 
 use crate::config::Config;
-use crate::input::Reader;
+use crate::input::{Reader, shown};
 use crate::plan::Router;
 
 use super::{ConfigArg, exit, fail};
@@ -26,8 +26,10 @@ Examples:
   invitesync validate invites.csv --config invitesync.toml
   invitesync validate invites.csv --max-lines 0      # only the groups and totals
 
-Exit code 0 when every row is valid, 1 when some are not, 2 when the file or config cannot be read.
-No credentials are needed and nothing is sent.";
+Control characters in cells and names are shown escaped (\u{1b}, \n), never sent to the terminal.
+
+Exit code 0 when every row is valid, 1 when some are not or the file has no data rows (only a
+header), 2 when the file or config cannot be read. No credentials are needed and nothing is sent.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = VALIDATE_HELP)]
@@ -78,7 +80,7 @@ pub fn execute(args: ValidateArgs) -> i32 {
         crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {warning}"));
     }
     let header = reader.header().clone();
-    let path = args.input.display().to_string();
+    let path = shown(&args.input.display().to_string()).into_owned();
     let (mut rows, mut bad, mut printed) = (0u64, 0u64, 0usize);
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     for row in reader {
@@ -93,11 +95,18 @@ pub fn execute(args: ValidateArgs) -> i32 {
                 .as_ref()
                 .map(|v| format!("[{v}] "))
                 .unwrap_or_default();
-            println!("{path}:{}: {tag}{}", row.line, p.invalid);
+            println!(
+                "{path}:{}: {}",
+                row.line,
+                shown(&format!("{tag}{}", p.invalid))
+            );
             printed += 1;
         }
         let g = groups
-            .entry((vendor.unwrap_or_default(), p.invalid.field.clone()))
+            .entry((
+                shown(&vendor.unwrap_or_default()).into_owned(),
+                shown(&p.invalid.field).into_owned(),
+            ))
             .or_default();
         g.rows += 1;
         if g.lines.len() < EXAMPLES {
@@ -109,6 +118,13 @@ pub fn execute(args: ValidateArgs) -> i32 {
             "... and {} more (--max-lines N prints more)",
             HumanCount(bad - printed as u64)
         );
+    }
+    if rows == 0 {
+        println!(
+            "{path} has a header but no data rows: nothing to check. An export that lost its \
+             rows looks like this; `run` ends such an input with exit code 1 unless given --allow-empty."
+        );
+        return exit::ROWS_NEED_ATTENTION;
     }
     print!("{}", grouped(&groups));
     println!(

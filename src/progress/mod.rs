@@ -36,8 +36,7 @@ pub enum ProgressMode {
 /// What is known before the run of how many rows it will finish.
 #[derive(Debug, Clone, Copy)]
 pub struct Expected {
-    /// Data rows in the file, from a count of its lines (a quoted line
-    /// break makes this a slight overestimate).
+    /// Data rows in the file, counted by the reader that reads them.
     pub total: u64,
     /// Rows an earlier attempt of this run finished (they are skipped).
     pub done_before: u64,
