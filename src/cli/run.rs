@@ -129,7 +129,6 @@ pub async fn execute(args: RunArgs) -> i32 {
         ProgressMode::Auto
     };
     let how = invocation(&args);
-    let summary_json = args.summary_json.clone();
     let opts = RunOptions {
         input: args.input,
         config: args.config.config,
@@ -148,7 +147,6 @@ pub async fn execute(args: RunArgs) -> i32 {
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     let dry_run = opts.dry_run;
-    let started_at = std::time::SystemTime::now();
     let (input, config) = (opts.input.clone(), opts.config.clone());
     match job::run(opts, shutdown).await {
         Ok(report) => {
@@ -157,46 +155,10 @@ pub async fn execute(args: RunArgs) -> i32 {
             } else {
                 eprint!("{}", summary::text(&report, dry_run, &how));
             }
-            if let Some(path) = &summary_json {
-                let mut doc = summary::json(&report);
-                if let Some(map) = doc.as_object_mut() {
-                    map.insert("dry_run".into(), dry_run.into());
-                    map.insert(
-                        "shard".into(),
-                        shard.map(|(k, n)| format!("{k}/{n}")).into(),
-                    );
-                    map.insert("would_send".into(), report.dry_run.would_send.into());
-                    map.insert("started_at".into(), rfc3339(started_at).into());
-                    map.insert(
-                        "finished_at".into(),
-                        rfc3339(std::time::SystemTime::now()).into(),
-                    );
-                }
-                if let Err(e) = write_json(path, &doc) {
-                    crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {e}"));
-                }
-            }
             report.exit_code
         }
-        Err(e) => {
-            if let Some(path) = &summary_json {
-                let doc = serde_json::json!({
-                    "exit_code": e.code,
-                    "error": e.message,
-                    "started_at": rfc3339(started_at),
-                    "finished_at": rfc3339(std::time::SystemTime::now()),
-                });
-                if let Err(w) = write_json(path, &doc) {
-                    crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
-                }
-            }
-            fail(e.code, e.message)
-        }
+        Err(e) => fail(e.code, e.message),
     }
-}
-
-fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// The summary as JSON log lines (`--log-format json`): one per vendor, then
@@ -291,27 +253,6 @@ fn invocation(args: &RunArgs) -> Invocation {
         config: args.config.config.display().to_string(),
         options,
     }
-}
-
-/// `--summary-json`, written beside `path` and renamed into place.
-fn write_json(path: &std::path::Path, doc: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string());
-    write_atomically(path, &(text + "\n"))
-}
-
-/// Writes beside `path` and renames into place, so that a monitoring agent
-/// polling the summary never reads half of one, and a failed write leaves
-/// the previous night's intact.
-fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", path.display())
-        })
 }
 
 #[cfg(test)]
