@@ -240,6 +240,12 @@ fn check_outputs(
         Named::new("the input", &opts.input),
         Named::new("the config", &opts.config),
     ];
+    let state_label = if opts.state.is_some() {
+        "--state"
+    } else {
+        "the state file"
+    };
+    crate::outputs::check_distinct(&[Named::new(state_label, state)], &protected).map_err(usage)?;
     protected.extend(crate::outputs::state_files(state));
     crate::outputs::check_distinct(&outputs, &protected).map_err(usage)?;
     for out in &outputs {

@@ -98,7 +98,10 @@ pub fn execute(args: ExportArgs) -> i32 {
         Select::Failed => crate::results::failed_path(&default_results),
     });
     // Never over the files it reads: the run's input, the state file.
-    let mut protected = vec![Named::new("the input of run", &run.input_path)];
+    let mut protected = vec![Named::new(
+        format!("run {}'s input", run.id),
+        &run.input_path,
+    )];
     protected.extend(crate::outputs::state_files(&state_path));
     let out = Named::new(
         if args.output.is_some() {

@@ -30,8 +30,12 @@ Exit codes:
   0  every row updated or unchanged
   1  the run finished with invalid, rejected or failed rows
   2  usage or configuration error
-  3  the run stopped early and can be resumed (Ctrl-C, a vendor stopped, credentials refused)
+  3  the run stopped early and can be resumed (Ctrl-C, SIGTERM, SIGHUP, a vendor stopped,
+     credentials refused, an output not written)
   4  another run holds the state file
+
+State file: --state, else [run] state in the config, else invitesync.db in the
+current directory; the same for run, status and export.
 
 Environment:
   RUST_LOG=debug        more detail in the logs (any tracing filter, e.g. invitesync=trace)

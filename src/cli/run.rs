@@ -31,7 +31,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
 
-    /// State file (overrides `[run] state`; default: invitesync.db beside the input)
+    /// State file (overrides `[run] state`; default: invitesync.db in the current directory)
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 
