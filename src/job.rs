@@ -615,8 +615,18 @@ async fn run_job(
         0
     };
 
-    let unwritten =
-        |problem: String, file: &Path| unwritten(problem, file, &state, run_id, opts, &state_path);
+    let unwritten = |problem: String, file: &Path| {
+        let rows_to_fix = file == files.failed;
+        unwritten(
+            problem,
+            file,
+            rows_to_fix,
+            &state,
+            run_id,
+            opts,
+            &state_path,
+        )
+    };
     let results = crate::results::write_file(
         &state,
         run_id,
@@ -786,9 +796,11 @@ fn choose_run(
 /// run is left resumable (exit 3), so the same command sends nothing and
 /// writes the files; an earlier file of that name is removed rather than
 /// left to pass for this run's.
+#[allow(clippy::too_many_arguments)]
 fn unwritten(
     problem: String,
     file: &Path,
+    rows_to_fix: bool,
     state: &StateFile,
     run: RunId,
     opts: &RunOptions,
@@ -800,18 +812,24 @@ fn unwritten(
     let export = if opts.summary_json.as_deref() == Some(file) {
         String::new()
     } else {
+        let only = if rows_to_fix { " --only failed" } else { "" };
         format!(
-            ", or write it with `invitesync export {} --state {} --output {}`",
+            ", or write it with `invitesync export {}{only} --state {} --output {}`",
             run.0,
             q(state_path),
             q(file)
         )
     };
+    let again = if opts.new_run {
+        "the same command without --new-run"
+    } else {
+        "the same command again"
+    };
     JobError {
         code: EXIT_RESUMABLE,
         message: format!(
             "{problem}; every row is recorded in {} and nothing needs sending again: fix that \
-             and run the same command again (it sends nothing and writes the files){export}",
+             and run {again} (it resumes, sends nothing and writes the files){export}",
             state_path.display()
         ),
     }

@@ -180,6 +180,7 @@ fn log_summary(r: &RunReport, dry_run: bool, input: &std::path::Path, config: &s
     let shown = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
     let results = shown(&r.results).unwrap_or_default();
     let failed_rows = shown(&r.failed_rows).unwrap_or_default();
+    let state = r.state.display().to_string();
     let hint = if r.exit_code == exit::RESUMABLE {
         format!(
             "to resume: invitesync run {} --config {}",
@@ -210,6 +211,7 @@ fn log_summary(r: &RunReport, dry_run: bool, input: &std::path::Path, config: &s
                 duration_seconds = r.elapsed.as_secs_f64(),
                 results,
                 failed_rows,
+                state,
                 hint,
                 "run finished"
             )
