@@ -185,24 +185,15 @@ pub fn state_path(
     crate::state::location(opts_state, config.run.state.as_deref(), shard)
 }
 
-/// Earlier releases kept the default state file beside the input. Finding
-/// one there and none here means a ledger (and maybe a run to resume) that
-/// starting a fresh file would silently leave behind, sending every row
-/// again: refuse, and say how to go on with it.
+/// A state file left beside the input by an earlier release, while none is
+/// here: refused rather than silently replaced by a fresh ledger.
 fn check_earlier_default(opts: &RunOptions, config: &Config, state: &Path) -> Result<(), JobError> {
-    if opts.state.is_some() || config.run.state.is_some() || state.exists() {
+    if opts.state.is_some() || config.run.state.is_some() {
         return Ok(());
     }
-    let earlier = opts
-        .input
-        .with_file_name(state.file_name().unwrap_or_default());
-    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
+    let Some(earlier) = crate::state::earlier_default(&opts.input, state) else {
+        return Ok(());
     };
-    if !earlier.is_file() || same(&earlier, state) {
-        return Ok(());
-    }
     let shown = earlier.display().to_string();
     Err(usage(format!(
         "there is no state file {} in this directory, but {shown} lies beside the input: the \
@@ -236,22 +227,15 @@ fn check_outputs(
     if let Some(summary) = &opts.summary_json {
         outputs.push(Named::new("--summary-json", summary));
     }
-    let mut protected = vec![
-        Named::new("the input", &opts.input),
-        Named::new("the config", &opts.config),
-    ];
-    let state_label = if opts.state.is_some() {
-        "--state"
-    } else {
-        "the state file"
-    };
-    crate::outputs::check_distinct(&[Named::new(state_label, state)], &protected).map_err(usage)?;
-    protected.extend(crate::outputs::state_files(state));
-    crate::outputs::check_distinct(&outputs, &protected).map_err(usage)?;
-    for out in &outputs {
-        crate::outputs::check_writable(out).map_err(usage)?;
-    }
-    Ok(())
+    let state = Named::new(
+        if opts.state.is_some() {
+            "--state"
+        } else {
+            "the state file"
+        },
+        state,
+    );
+    crate::outputs::check_run(&outputs, &opts.input, &opts.config, &state).map_err(usage)
 }
 
 /// Where the results and the rows to fix go.
@@ -287,39 +271,21 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     let started_at = std::time::SystemTime::now();
     let result = run_job(&opts, shutdown, started_at).await;
     if let (Err(e), Some(path)) = (&result, &opts.summary_json) {
-        error_summary(path, e, &opts, started_at);
+        // The config, which may name the state file, may not have been read.
+        let state = crate::state::location(opts.state.as_deref(), None, opts.shard);
+        let wrote = crate::outputs::error_summary(
+            path,
+            e.code,
+            &e.message,
+            started_at,
+            &[&opts.input, &opts.config],
+            &state,
+        );
+        if let Err(w) = wrote {
+            crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
+        }
     }
     result
-}
-
-/// The summary of a run that ended on an error, unless `path` is a file the
-/// run must not write: the error may be just that, and the config (which
-/// may name the state file) may not have been read, so a file that exists
-/// is replaced only if it is an earlier summary.
-fn error_summary(path: &Path, e: &JobError, opts: &RunOptions, started_at: std::time::SystemTime) {
-    let mut protected = vec![
-        Named::new("the input", &opts.input),
-        Named::new("the config", &opts.config),
-    ];
-    let state = crate::state::location(opts.state.as_deref(), None, opts.shard);
-    protected.extend(crate::outputs::state_files(&state));
-    // A summary that may not or cannot be written is left alone: the
-    // run's error already says why, or another error is the one to fix first.
-    let out = Named::new("--summary-json", path);
-    if crate::outputs::check_distinct(std::slice::from_ref(&out), &protected).is_err()
-        || crate::outputs::check_writable(&out).is_err()
-    {
-        return;
-    }
-    let doc = serde_json::json!({
-        "exit_code": e.code,
-        "error": e.message,
-        "started_at": crate::cli::summary::rfc3339(started_at),
-        "finished_at": crate::cli::summary::rfc3339(std::time::SystemTime::now()),
-    });
-    if let Err(w) = crate::outputs::replace_summary(path, &doc) {
-        crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
-    }
 }
 
 async fn run_job(

@@ -45,6 +45,25 @@ pub fn state_files(state: &Path) -> Vec<Named> {
     ]
 }
 
+/// The checks of a run's outputs: the state file is not the input or the
+/// config; no output is any of those, the state file's siblings or another
+/// output; each can be written.
+pub fn check_run(
+    outputs: &[Named],
+    input: &Path,
+    config: &Path,
+    state: &Named,
+) -> Result<(), String> {
+    let mut protected = vec![
+        Named::new("the input", input),
+        Named::new("the config", config),
+    ];
+    check_distinct(std::slice::from_ref(state), &protected)?;
+    protected.extend(state_files(&state.path));
+    check_distinct(outputs, &protected)?;
+    outputs.iter().try_for_each(check_writable)
+}
+
 /// Refuses an output that is, or resolves to (through symbolic links, `.`
 /// and `..`, or a hard link), a protected file or another output.
 pub fn check_distinct(outputs: &[Named], protected: &[Named]) -> Result<(), String> {
@@ -164,9 +183,45 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
         })
 }
 
+/// The summary of a run that ended on an error: `{"exit_code", "error",
+/// ...}`. Not written where it may not or cannot be (over `keep`, the state
+/// file or its siblings, or where no file can go): the run's error already says
+/// why, or is the one to fix first. An existing file is replaced only if it
+/// is an earlier summary, since the error may come before the run knew
+/// every file it must keep.
+pub fn error_summary(
+    path: &Path,
+    code: i32,
+    message: &str,
+    started_at: std::time::SystemTime,
+    keep: &[&Path],
+    state: &Path,
+) -> Result<(), String> {
+    let out = Named::new("--summary-json", path);
+    let mut protected: Vec<Named> = keep.iter().map(|p| Named::new("", *p)).collect();
+    protected.extend(state_files(state));
+    if check_distinct(std::slice::from_ref(&out), &protected).is_err()
+        || check_writable(&out).is_err()
+    {
+        return Ok(());
+    }
+    let doc = serde_json::json!({
+        "exit_code": code,
+        "error": message,
+        "started_at": rfc3339(started_at),
+        "finished_at": rfc3339(std::time::SystemTime::now()),
+    });
+    replace_summary(path, &doc)
+}
+
+/// A time as the summary writes it: `2026-01-31T02:30:00.123Z`.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// Writes a summary where only an earlier summary (or nothing) may be:
 /// used when it is not known that `path` is safe to write.
-pub fn replace_summary(path: &Path, doc: &serde_json::Value) -> Result<(), String> {
+fn replace_summary(path: &Path, doc: &serde_json::Value) -> Result<(), String> {
     let ours = |text: &str| {
         serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.get("exit_code").is_some())
     };

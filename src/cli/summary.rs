@@ -11,6 +11,7 @@ use indicatif::HumanCount;
 use crate::job::RunReport;
 use crate::latency::{Latency, human};
 use crate::outcome::Outcome;
+use crate::outputs::rfc3339;
 
 use super::exit;
 
@@ -201,11 +202,6 @@ impl RunReport {
         }
         doc
     }
-}
-
-/// A time as the summary writes it: `2026-01-31T02:30:00.123Z`.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// Where a file is, for a reader who may be elsewhere (cron mail, a log).

@@ -28,6 +28,7 @@
 mod checkpoint;
 mod error;
 mod ledger;
+mod location;
 mod lock;
 mod pending;
 mod query;
@@ -47,6 +48,7 @@ use rusqlite::Connection;
 
 pub use error::{Result, StateError};
 pub use ledger::{LedgerEntry, LedgerReader};
+pub use location::{default_name, earlier_default, location};
 pub use lock::{LockHolder, StateLock};
 pub use query::{DoneSet, RowRecordView, VendorCounts};
 pub use runs::{NewRun, RunId, RunInfo, RunStatus};
@@ -54,31 +56,6 @@ pub use schema::SCHEMA_VERSION;
 pub use writer::{Writer, WriterHandle, WriterOptions, WriterStats};
 
 use crate::outcome::Outcome;
-
-/// Where the state file is, by one rule that every command shares (`run`,
-/// `status`, `export`) and none needs the input for: `--state`, else
-/// `[run] state` from the config, else `invitesync.db` in the current
-/// directory. A shard's default is `invitesync.shard-K-of-N.db`: each shard
-/// needs a state file of its own (one file is one run at a time), and shards
-/// started side by side in one directory must not lock each other out.
-pub fn location(
-    explicit: Option<&Path>,
-    configured: Option<&Path>,
-    shard: Option<(u32, u32)>,
-) -> PathBuf {
-    explicit
-        .or(configured)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(default_name(shard)))
-}
-
-/// The state file's name when nothing says otherwise.
-pub fn default_name(shard: Option<(u32, u32)>) -> String {
-    match shard {
-        Some((k, n)) => format!("invitesync.shard-{k}-of-{n}.db"),
-        None => "invitesync.db".to_string(),
-    }
-}
 
 /// How long a statement waits for a lock held by another connection (a
 /// checkpoint, a reader starting) before failing.
