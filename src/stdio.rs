@@ -10,7 +10,8 @@
 //! The crate's `println!`, `print!`, `eprintln!` and `eprint!` are these
 //! macros (declared first in `lib.rs`, they shadow the standard ones in
 //! every module), so no print anywhere can panic on a closed stream, and
-//! stderr lines always go around the progress bars.
+//! stderr lines always go around the progress bars. `clippy.toml` forbids
+//! the standard ones, so a module that escaped the shadowing fails the lint.
 //!
 //! Any other error on stdout (a full disk under `status > file`) is kept,
 //! and reported once at the end by [`finish`]: the output is incomplete, so
