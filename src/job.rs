@@ -219,10 +219,13 @@ fn check_outputs(
         } else if config.run.results.is_some() {
             "the results file ([run] results)"
         } else {
-            "the results file"
+            "the results file (--results sets another)"
         };
         outputs.push(Named::new(label, &files.results));
-        outputs.push(Named::new("the rows-to-fix file", &files.failed));
+        outputs.push(Named::new(
+            "the rows-to-fix file (named after the results file)",
+            &files.failed,
+        ));
     }
     if let Some(summary) = &opts.summary_json {
         outputs.push(Named::new("--summary-json", summary));

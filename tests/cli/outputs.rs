@@ -88,7 +88,7 @@ fn an_output_that_is_an_input_the_state_file_or_another_output_is_refused() {
                 "x.failed.csv",
             ],
             &[
-                "the rows-to-fix file x.failed.csv",
+                "the rows-to-fix file (named after the results file) x.failed.csv",
                 "--summary-json x.failed.csv",
             ],
         ),
@@ -123,7 +123,7 @@ fn an_output_that_is_an_input_the_state_file_or_another_output_is_refused() {
     );
     let err = error_message(&o, 2);
     assert!(
-        err.contains("the rows-to-fix file fix.failed.csv is the input fix.failed.csv"),
+        err.contains("fix.failed.csv is the input fix.failed.csv"),
         "{err}"
     );
     assert_eq!(requests(w), sent, "nothing is sent");
