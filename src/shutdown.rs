@@ -86,19 +86,28 @@ async fn next_signal() -> Option<Signal> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
             return tokio::signal::ctrl_c()
                 .await
                 .ok()
                 .map(|()| Signal::Interrupt);
         };
+        // Under `nohup` the run is meant to outlive the terminal: listening
+        // would replace the ignoring it inherited.
+        let mut hup = match hangup_ignored() {
+            true => None,
+            false => signal(SignalKind::hangup()).ok(),
+        };
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = tokio::signal::ctrl_c() => r.ok().map(|()| Signal::Interrupt),
             r = term.recv() => r.map(|()| Signal::Terminate),
-            r = hup.recv() => r.map(|()| Signal::Hangup),
+            r = hangup => r.map(|()| Signal::Hangup),
         }
     }
     #[cfg(not(unix))]
@@ -108,4 +117,19 @@ async fn next_signal() -> Option<Signal> {
             .ok()
             .map(|()| Signal::Interrupt)
     }
+}
+
+/// Whether the process started with SIGHUP ignored (`nohup`), as the
+/// kernel reports it. Where that cannot be read, SIGHUP is listened to.
+#[cfg(unix)]
+fn hangup_ignored() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        // Signal n is bit n - 1; SIGHUP is 1.
+        .is_some_and(|mask| mask & 1 != 0)
 }
