@@ -1,11 +1,12 @@
 //! Stopping on request, as a value the pipeline can pass around.
 //!
-//! The first Ctrl-C (or SIGTERM, as sent by systemd and Kubernetes, or SIGHUP,
-//! when the terminal or SSH session closes) asks the run to stop: no new rows are read or sent, requests already in flight may
-//! finish within the grace period, everything finished is committed, and the
-//! run can be resumed. A second one stops at once: SQLite's transactions keep
-//! the state file consistent, and the rows whose answer was not committed are
-//! simply sent again on resume.
+//! The first Ctrl-C (or SIGTERM, as sent by systemd and Kubernetes, or
+//! SIGHUP, when the terminal or SSH session closes) asks the run to stop: no
+//! new rows are read or sent, requests already in flight may finish within
+//! the grace period, everything finished is committed, and the run can be
+//! resumed. A second Ctrl-C or SIGTERM stops at once: SQLite's transactions
+//! keep the state file consistent, and the rows whose answer was not
+//! committed are simply sent again on resume.
 
 use tokio_util::sync::CancellationToken;
 
