@@ -23,11 +23,14 @@ use crate::dispatch::{AppliedKeys, DispatchReport, Dispatcher, LedgerPolicy, Rea
 use crate::input::Reader;
 use crate::latency::Latency;
 use crate::outcome::Outcome;
+use crate::outputs::Named;
 use crate::progress::{Expected, Progress, ProgressMode};
 use crate::results::Select;
 use crate::send::Target;
 use crate::shutdown::{EXIT_RESUMABLE, Shutdown};
-use crate::state::{DoneSet, LedgerReader, NewRun, RunId, RunStatus, StateFile, StateLock, Writer};
+use crate::state::{
+    DoneSet, LedgerReader, NewRun, RunId, RunStatus, StateError, StateFile, StateLock, Writer,
+};
 use crate::tally::Tally;
 
 /// Everything `run` can be told.
@@ -159,24 +162,85 @@ pub fn config_fingerprint(
 }
 
 /// Where the state file lives: `--state`, `[run] state`, or `invitesync.db`
-/// beside the input. A shard's default is `invitesync.shard-K-of-N.db`: each
-/// shard needs a state file of its own (one file is one run at a time), and
-/// shards started side by side on one disk must not lock each other out.
+/// in the current directory, the rule every command shares
+/// ([`crate::state::location`]).
 pub fn state_path(
     opts_state: Option<&Path>,
     config: &Config,
-    input: &Path,
     shard: Option<(u32, u32)>,
 ) -> PathBuf {
-    opts_state
-        .map(Path::to_path_buf)
-        .or_else(|| config.run.state.clone())
-        .unwrap_or_else(|| {
-            input.with_file_name(match shard {
-                Some((k, n)) => format!("invitesync.shard-{k}-of-{n}.db"),
-                None => "invitesync.db".to_string(),
-            })
-        })
+    crate::state::location(opts_state, config.run.state.as_deref(), shard)
+}
+
+/// A state file left beside the input by an earlier release, while none is
+/// here: refused rather than silently replaced by a fresh ledger.
+fn check_earlier_default(opts: &RunOptions, config: &Config, state: &Path) -> Result<(), JobError> {
+    if opts.state.is_some() || config.run.state.is_some() {
+        return Ok(());
+    }
+    let Some(earlier) = crate::state::earlier_default(&opts.input, state) else {
+        return Ok(());
+    };
+    let shown = earlier.display().to_string();
+    Err(usage(format!(
+        "there is no state file {} in this directory, but {shown} lies beside the input: the \
+         state file is kept in the directory invitesync runs in (unless --state or [run] state \
+         say otherwise). Pass --state {} to go on with that ledger, or run from that directory",
+        state.display(),
+        crate::shell::quote(&shown)
+    )))
+}
+
+/// The files this run writes, checked against the files it reads and keeps
+/// and against each other, and for a writable place, before anything is sent.
+fn check_outputs(
+    opts: &RunOptions,
+    config: &Config,
+    files: &OutputFiles,
+    state: &Path,
+) -> Result<(), JobError> {
+    let mut outputs = Vec::new();
+    if !opts.dry_run {
+        let label = if opts.results.is_some() {
+            "--results"
+        } else if config.run.results.is_some() {
+            "the results file ([run] results)"
+        } else {
+            "the results file (--results sets another)"
+        };
+        outputs.push(Named::new(label, &files.results));
+        outputs.push(Named::new(
+            "the rows-to-fix file (named after the results file)",
+            &files.failed,
+        ));
+    }
+    if let Some(summary) = &opts.summary_json {
+        outputs.push(Named::new("--summary-json", summary));
+    }
+    let state = Named::new(
+        if opts.state.is_some() {
+            "--state"
+        } else {
+            "the state file"
+        },
+        state,
+    );
+    crate::outputs::check_run(&outputs, &opts.input, &opts.config, &state).map_err(usage)
+}
+
+/// Where the results and the rows to fix go.
+struct OutputFiles {
+    results: PathBuf,
+    failed: PathBuf,
+}
+
+/// A state-file problem before anything is sent: 4 if another run holds
+/// it, 2 otherwise (damaged, unreadable, another program's file).
+fn state_error(e: StateError) -> JobError {
+    JobError {
+        code: if e.is_locked() { 4 } else { 2 },
+        message: e.to_string(),
+    }
 }
 
 struct Loaded {
@@ -191,10 +255,37 @@ fn load(opts: &RunOptions) -> Result<Loaded, JobError> {
 }
 
 /// Runs the job; the caller maps [`RunReport::exit_code`] to the process's.
+/// A run that cannot start or stops on an error still leaves a summary
+/// (`{"exit_code": 2, "error": ...}`) where `--summary-json` says.
 pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobError> {
+    let started_at = std::time::SystemTime::now();
+    let result = run_job(&opts, shutdown, started_at).await;
+    if let (Err(e), Some(path)) = (&result, &opts.summary_json) {
+        // The config, which may name the state file, may not have been read.
+        let state = crate::state::location(opts.state.as_deref(), None, opts.shard);
+        let wrote = crate::outputs::error_summary(
+            path,
+            e.code,
+            &e.message,
+            started_at,
+            &[&opts.input, &opts.config],
+            &state,
+        );
+        if let Err(w) = wrote {
+            crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
+        }
+    }
+    result
+}
+
+async fn run_job(
+    opts: &RunOptions,
+    shutdown: Shutdown,
+    started_at: std::time::SystemTime,
+) -> Result<RunReport, JobError> {
     let started = Instant::now();
     check_input(&opts.input)?;
-    let Loaded { config, adapters } = load(&opts)?;
+    let Loaded { config, adapters } = load(opts)?;
     let header_check = Reader::open(&opts.input).map_err(|e| usage(e.0))?;
     for warning in header_check.header().column_warnings() {
         tracing::warn!("{warning}");
@@ -212,7 +303,18 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         );
     }
     let config_fp = config_fingerprint(&config, &adapters);
-    let state_path = state_path(opts.state.as_deref(), &config, &opts.input, opts.shard);
+    let state_path = state_path(opts.state.as_deref(), &config, opts.shard);
+    check_earlier_default(opts, &config, &state_path)?;
+    let results_path = opts
+        .results
+        .clone()
+        .or_else(|| config.run.results.clone())
+        .unwrap_or_else(|| crate::results::default_path(&opts.input, opts.shard));
+    let files = OutputFiles {
+        failed: crate::results::failed_path(&results_path),
+        results: results_path,
+    };
+    check_outputs(opts, &config, &files, &state_path)?;
     let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
     let concurrency = opts.concurrency.unwrap_or(config.run.concurrency).max(1);
 
@@ -220,15 +322,17 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     let lock = if opts.dry_run {
         None
     } else {
-        Some(StateLock::acquire(&state_path).map_err(|e| JobError {
-            code: if e.is_locked() { 4 } else { 2 },
-            message: e.to_string(),
-        })?)
+        Some(StateLock::acquire(&state_path).map_err(state_error)?)
     };
+    // Yesterday's summary must not pass for today's while this run goes, nor
+    // stay behind if it fails: it is written again at the end.
+    if let Some(summary) = &opts.summary_json {
+        crate::outputs::remove_stale(summary).map_err(usage)?;
+    }
     let state = if opts.dry_run && !state_path.exists() {
         None
     } else {
-        Some(StateFile::open(&state_path).map_err(|e| usage(e.to_string()))?)
+        Some(StateFile::open(&state_path).map_err(state_error)?)
     };
 
     let options = serde_json::json!({
@@ -239,7 +343,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     let (run_id, resumed, done) = match (&state, opts.dry_run) {
         (Some(state), false) => {
             let (id, resumed, done) = choose_run(
-                state, &opts, &input_fp, &config_fp, &options, &names, total_rows,
+                state, opts, &input_fp, &config_fp, &options, &names, total_rows,
             )?;
             (Some(id), resumed, done)
         }
@@ -394,17 +498,13 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         }
     }
     progress.finish().await;
-    if let Some(problem) = [read_problem.err(), forward_problem.err(), writer_problem]
+    // The writer's own error first: the others only say that it stopped.
+    if let Some(problem) = [writer_problem, read_problem.err(), forward_problem.err()]
         .into_iter()
         .flatten()
         .next()
     {
-        return Err(JobError {
-            code: EXIT_RESUMABLE,
-            message: format!(
-                "{problem}; what was committed is safe: run the same command again to resume"
-            ),
-        });
+        return Err(stopped_on(problem, state.as_ref()));
     }
 
     let stopped: Vec<String> = targets
@@ -425,7 +525,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         // Dry run: nothing recorded; report the live tally.
         let counts = live_counts(&tally, &names);
         let any_bad = counts.iter().any(|(_, c)| c[2] + c[3] + c[4] > 0);
-        return Ok(RunReport {
+        let run_report = RunReport {
             run_id: None,
             exit_code: if any_bad || empty_input { 1 } else { 0 },
             counts,
@@ -439,7 +539,11 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             resumed,
             state: state_path,
             latency,
-        });
+        };
+        if let Some(path) = &opts.summary_json {
+            write_summary(path, &run_report, opts, started_at).map_err(usage)?;
+        }
+        return Ok(run_report);
     };
     let run_id = run_id.ok_or_else(|| usage("no run was recorded"))?;
     let recorded = state.row_count(run_id).map_err(|e| usage(e.to_string()))?;
@@ -465,48 +569,47 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         0
     };
 
-    let results_path = opts
-        .results
-        .clone()
-        .or_else(|| config.run.results.clone())
-        .unwrap_or_else(|| crate::results::default_path(&opts.input, opts.shard));
+    let unwritten = |problem: String, file: &Path| {
+        let rows_to_fix = file == files.failed;
+        unwritten(
+            problem,
+            file,
+            rows_to_fix,
+            &state,
+            run_id,
+            opts,
+            &state_path,
+        )
+    };
     let results = crate::results::write_file(
         &state,
         run_id,
         &opts.input,
-        &results_path,
+        &files.results,
         Select::All,
         opts.shard,
         &targets,
     )
-    .map_err(|e| unwritten(e, run_id, &state_path))?;
+    .map_err(|e| unwritten(e, &files.results))?;
     let failed_rows = if any_bad {
-        let path = crate::results::failed_path(&results_path);
         Some(
             crate::results::write_file(
                 &state,
                 run_id,
                 &opts.input,
-                &path,
+                &files.failed,
                 Select::Failed,
                 opts.shard,
                 &targets,
             )
-            .map_err(|e| unwritten(e, run_id, &state_path))?,
+            .map_err(|e| unwritten(e, &files.failed))?,
         )
     } else {
+        // An earlier run's rows to fix are not this run's.
+        crate::outputs::remove_stale(&files.failed).map_err(|e| unwritten(e, &files.failed))?;
         None
     };
-    let status = if unfinished {
-        RunStatus::Interrupted
-    } else {
-        RunStatus::Finished
-    };
-    state
-        .finish_run(run_id, status, exit_code)
-        .map_err(|e| usage(e.to_string()))?;
-    drop(lock);
-    Ok(RunReport {
+    let run_report = RunReport {
         run_id: Some(run_id),
         exit_code,
         counts,
@@ -518,9 +621,55 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         failed_rows,
         elapsed: started.elapsed(),
         resumed,
-        state: state_path,
+        state: state_path.clone(),
         latency,
-    })
+    };
+    // Before the run is recorded finished: if the summary cannot be written,
+    // the run stays resumable, and running the same command again writes
+    // every file without sending anything.
+    if let Some(path) = &opts.summary_json {
+        write_summary(path, &run_report, opts, started_at).map_err(|e| unwritten(e, path))?;
+    }
+    let status = if unfinished {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Finished
+    };
+    state
+        .finish_run(run_id, status, exit_code)
+        .map_err(|e| stopped_on(e.to_string(), Some(&state)))?;
+    drop(lock);
+    Ok(run_report)
+}
+
+/// `--summary-json`: the report as JSON, renamed into place.
+fn write_summary(
+    path: &Path,
+    report: &RunReport,
+    opts: &RunOptions,
+    started_at: std::time::SystemTime,
+) -> Result<(), String> {
+    crate::outputs::write_json(
+        path,
+        &report.summary_json(opts.dry_run, opts.shard, started_at),
+    )
+}
+
+/// A run that stopped on a problem of the state file or of its own threads.
+/// If the file turns out damaged, running again cannot help (exit 2, and
+/// what to do); otherwise what was committed is safe and a resume goes on.
+fn stopped_on(problem: String, state: Option<&StateFile>) -> JobError {
+    if let Some(Err(e)) = state.map(StateFile::check)
+        && e.is_damaged()
+    {
+        return usage(e.to_string());
+    }
+    JobError {
+        code: EXIT_RESUMABLE,
+        message: format!(
+            "{problem}; what was committed is safe: run the same command again to resume"
+        ),
+    }
 }
 
 /// What this invocation continues or starts: the newest unfinished run of the
@@ -601,16 +750,47 @@ fn choose_run(
     }
 }
 
-/// A results file that could not be written, after every row was recorded:
-/// nothing needs sending again, only the file needs writing.
-fn unwritten(problem: String, run: RunId, state: &Path) -> JobError {
-    usage(format!(
-        "{problem}; every row is recorded in {}: fix that and run the same command again \
-         (nothing is sent twice), or write the file with `invitesync export {} --state {}`",
-        state.display(),
-        run.0,
-        state.display()
-    ))
+/// An output that could not be written after every row was recorded: the
+/// run is left resumable (exit 3), so the same command sends nothing and
+/// writes the files; an earlier file of that name is removed rather than
+/// left to pass for this run's.
+#[allow(clippy::too_many_arguments)]
+fn unwritten(
+    problem: String,
+    file: &Path,
+    rows_to_fix: bool,
+    state: &StateFile,
+    run: RunId,
+    opts: &RunOptions,
+    state_path: &Path,
+) -> JobError {
+    let _ = state.finish_run(run, RunStatus::Interrupted, EXIT_RESUMABLE);
+    let _ = crate::outputs::remove_stale(file);
+    let q = |p: &Path| crate::shell::quote(&p.display().to_string());
+    let export = if opts.summary_json.as_deref() == Some(file) {
+        String::new()
+    } else {
+        let only = if rows_to_fix { " --only failed" } else { "" };
+        format!(
+            ", or write it with `invitesync export {}{only} --state {} --output {}`",
+            run.0,
+            q(state_path),
+            q(file)
+        )
+    };
+    let again = if opts.new_run {
+        "the same command without --new-run"
+    } else {
+        "the same command again"
+    };
+    JobError {
+        code: EXIT_RESUMABLE,
+        message: format!(
+            "{problem}; every row is recorded in {} and nothing needs sending again: fix that \
+             and run {again} (it resumes, sends nothing and writes the files){export}",
+            state_path.display()
+        ),
+    }
 }
 
 /// The options a resume must repeat, as the flags that set them:

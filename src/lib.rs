@@ -5,6 +5,11 @@
 //! and per-vendor limits, each ends as an [`outcome::Outcome`] that the state
 //! file records, and the results file is written from there.
 
+// First, so that its `println!` and friends replace the standard ones in
+// every module below: no print can panic on a closed pipe.
+#[macro_use]
+pub mod stdio;
+
 pub mod change;
 pub mod cli;
 pub mod client;
@@ -19,6 +24,7 @@ pub mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod outcome;
+pub mod outputs;
 pub mod plan;
 pub mod progress;
 pub mod reader;
@@ -27,6 +33,7 @@ pub mod retry;
 pub mod sandbox;
 pub mod secret;
 pub mod send;
+pub mod shell;
 pub mod shutdown;
 pub mod state;
 pub mod tally;

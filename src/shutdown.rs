@@ -1,11 +1,12 @@
 //! Stopping on request, as a value the pipeline can pass around.
 //!
-//! The first Ctrl-C (or SIGTERM, as sent by systemd and Kubernetes) asks the
-//! run to stop: no new rows are read or sent, requests already in flight may
-//! finish within the grace period, everything finished is committed, and the
-//! run can be resumed. A second one stops at once: SQLite's transactions keep
-//! the state file consistent, and the rows whose answer was not committed are
-//! simply sent again on resume.
+//! The first Ctrl-C (or SIGTERM, as sent by systemd and Kubernetes, or
+//! SIGHUP, when the terminal or SSH session closes) asks the run to stop: no
+//! new rows are read or sent, requests already in flight may finish within
+//! the grace period, everything finished is committed, and the run can be
+//! resumed. A second Ctrl-C or SIGTERM stops at once: SQLite's transactions
+//! keep the state file consistent, and the rows whose answer was not
+//! committed are simply sent again on resume.
 
 use tokio_util::sync::CancellationToken;
 
@@ -30,23 +31,20 @@ impl Shutdown {
         self.token.is_cancelled()
     }
 
-    /// Listens for Ctrl-C and SIGTERM for the rest of the process's life.
+    /// Listens for Ctrl-C, SIGTERM and SIGHUP for the rest of the process's life.
     pub fn listen_for_signals(&self) {
         let token = self.token.clone();
         tokio::spawn(async move {
-            let mut count = 0;
+            let mut stopping = false;
             loop {
-                if !next_signal().await {
+                let Some(signal) = next_signal().await else {
                     return;
-                }
-                count += 1;
-                if count == 1 {
-                    crate::logs::notice(
-                        crate::logs::Level::Warn,
-                        "\nStopping: no new requests; waiting for those in flight. Press Ctrl-C again to stop at once.",
-                    );
+                };
+                if !stopping {
+                    stopping = true;
+                    crate::logs::notice(crate::logs::Level::Warn, signal.stopping());
                     token.cancel();
-                } else {
+                } else if signal != Signal::Hangup {
                     crate::logs::notice(
                         crate::logs::Level::Warn,
                         "\nStopped at once. Run the same command again to resume.",
@@ -58,21 +56,81 @@ impl Shutdown {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM; false if signals cannot be listened to.
-async fn next_signal() -> bool {
+/// The signals that stop a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Ctrl-C.
+    Interrupt,
+    /// systemd, Kubernetes, `kill`.
+    Terminate,
+    /// The terminal went away: a closed SSH session or terminal window. It
+    /// stops the run cleanly like SIGTERM, never at once: the kernel and the
+    /// shell may both send it, and nobody is left to mean "now".
+    Hangup,
+}
+
+impl Signal {
+    fn stopping(self) -> &'static str {
+        match self {
+            Signal::Hangup => {
+                "\nStopping: the terminal closed (SIGHUP); no new requests; waiting for those in flight."
+            }
+            _ => {
+                "\nStopping: no new requests; waiting for those in flight. Press Ctrl-C again to stop at once."
+            }
+        }
+    }
+}
+
+/// Waits for Ctrl-C, SIGTERM or SIGHUP; `None` if signals cannot be listened to.
+async fn next_signal() -> Option<Signal> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return tokio::signal::ctrl_c().await.is_ok();
+            return tokio::signal::ctrl_c()
+                .await
+                .ok()
+                .map(|()| Signal::Interrupt);
+        };
+        // Under `nohup` the run is meant to outlive the terminal: listening
+        // would replace the ignoring it inherited.
+        let mut hup = match hangup_ignored() {
+            true => None,
+            false => signal(SignalKind::hangup()).ok(),
+        };
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r.is_ok(),
-            r = term.recv() => r.is_some(),
+            r = tokio::signal::ctrl_c() => r.ok().map(|()| Signal::Interrupt),
+            r = term.recv() => r.map(|()| Signal::Terminate),
+            r = hangup => r.map(|()| Signal::Hangup),
         }
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await.is_ok()
+        tokio::signal::ctrl_c()
+            .await
+            .ok()
+            .map(|()| Signal::Interrupt)
     }
+}
+
+/// Whether the process started with SIGHUP ignored (`nohup`), as the
+/// kernel reports it. Where that cannot be read, SIGHUP is listened to.
+#[cfg(unix)]
+fn hangup_ignored() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        // Signal n is bit n - 1; SIGHUP is 1.
+        .is_some_and(|mask| mask & 1 != 0)
 }

@@ -285,3 +285,103 @@ fn ctrl_c_stops_cleanly_and_the_same_command_resumes() {
     assert!(done[1..].iter().all(|r| r[outcome] != "pending"));
     rt.block_on(async { drop(world) });
 }
+
+/// A closed terminal or SSH session (SIGHUP) stops the run as SIGTERM does:
+/// cleanly, results written, exit 3, and the same command resumes. The
+/// kernel and the shell may both send it, so a second one does not stop at
+/// once.
+#[cfg(unix)]
+#[test]
+fn sighup_stops_cleanly_like_sigterm_and_the_same_command_resumes() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (text, _) = input();
+    let world = rt.block_on(World::start(None, ""));
+    let mut f = FaultSettings::default();
+    f.global.latency_ms = Some(50);
+    world.sandbox.set_faults(f).expect("faults");
+    world.write("invites.csv", &text);
+    let cfg = world.config.to_str().unwrap().to_string();
+    let bin = assert_cmd::cargo::cargo_bin("invitesync");
+    let child = Command::new(&bin)
+        .current_dir(world.dir.path())
+        .args(["run", "invites.csv", "--config", &cfg, "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The signals are listened to before the lock is taken.
+    let lock = world.path("invitesync.db.lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::metadata(&lock).is_ok_and(|m| m.len() > 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGHUP).expect("SIGHUP");
+    kill(pid, Signal::SIGHUP).expect("SIGHUP again");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("SIGHUP"), "{stderr}");
+    assert!(!stderr.contains("Stopped at once"), "{stderr}");
+    let partial = read_csv(&world.path("invites.results.csv"));
+    assert_eq!(partial.len(), ROWS + 1, "a clean stop writes the results");
+    let outcome = partial[0].iter().position(|c| c == "outcome").unwrap();
+    assert!(partial[1..].iter().any(|r| r[outcome] == "pending"));
+
+    world
+        .sandbox
+        .set_faults(FaultSettings::default())
+        .expect("faults");
+    let out = world.cli(&["run", "invites.csv", "--config", &cfg, "--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(resumed)"), "{stderr}");
+    let done = read_csv(&world.path("invites.results.csv"));
+    assert!(done[1..].iter().all(|r| r[outcome] != "pending"));
+    rt.block_on(async { drop(world) });
+}
+
+/// Under `nohup` a run is meant to outlive its terminal: SIGHUP, ignored
+/// when it started, stays ignored and the run finishes.
+#[cfg(unix)]
+#[test]
+fn sighup_is_ignored_under_nohup() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let world = rt.block_on(World::start(None, ""));
+    let mut f = FaultSettings::default();
+    f.global.latency_ms = Some(300);
+    world.sandbox.set_faults(f).expect("faults");
+    let mut text = String::from(HEADER) + "\n";
+    for i in 0..40 {
+        text.push_str(&format!("gate,ev1,inv{i},,,,,sent,,\n"));
+    }
+    world.write("invites.csv", &text);
+    let cfg = world.config.to_str().unwrap().to_string();
+    let bin = assert_cmd::cargo::cargo_bin("invitesync");
+    let child = Command::new("nohup")
+        .current_dir(world.dir.path())
+        .arg(&bin)
+        .args(["run", "invites.csv", "--config", &cfg, "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nohup");
+    let lock = world.path("invitesync.db.lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::metadata(&lock).is_ok_and(|m| m.len() > 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGHUP).expect("SIGHUP");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let results = read_csv(&world.path("invites.results.csv"));
+    assert_eq!(results.len(), 41);
+    rt.block_on(async { drop(world) });
+}

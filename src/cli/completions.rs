@@ -1,6 +1,7 @@
 //! Shell completions and man pages, generated from the same definitions as
 //! `--help` so they never disagree.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::CommandFactory;
@@ -41,8 +42,19 @@ pub struct ManArgs {
 
 pub fn execute(args: CompletionsArgs) -> i32 {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "invitesync", &mut std::io::stdout());
-    exit::OK
+    // Generated whole first: clap_complete panics on a write error.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "invitesync", &mut script);
+    match crate::stdio::Stdout.write_all(&script) {
+        Ok(()) => exit::OK,
+        Err(e) => fail(
+            exit::USAGE,
+            format!(
+                "cannot write the completions: {}",
+                crate::fs_error::reason(&e)
+            ),
+        ),
+    }
 }
 
 pub fn man(args: ManArgs) -> i32 {
@@ -75,7 +87,7 @@ pub fn man(args: ManArgs) -> i32 {
             }
         },
     };
-    match clap_mangen::Man::new(page).render(&mut std::io::stdout()) {
+    match clap_mangen::Man::new(page).render(&mut crate::stdio::Stdout) {
         Ok(()) => exit::OK,
         Err(e) => fail(
             exit::USAGE,

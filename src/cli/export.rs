@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use crate::job;
+use crate::outputs::Named;
 use crate::results::Select;
 use crate::state::RunId;
 
-use super::{exit, fail};
+use super::{StateArgs, exit, fail};
 
 const EXPORT_HELP: &str = "\
+The state file is found as `run` finds it: --state, else [run] state in the
+config, else invitesync.db in the current directory.
+
 Examples:
   invitesync export                           # the latest run's results again
   invitesync export 3 --only failed --output fix-me.csv
@@ -30,9 +34,8 @@ pub struct ExportArgs {
     /// The run's number (see `invitesync status`); default: the latest run
     pub run: Option<i64>,
 
-    /// State file (default: invitesync.db in the current directory)
-    #[arg(long, value_name = "FILE", default_value = "invitesync.db")]
-    pub state: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
 
     /// Only these rows
     #[arg(long, value_enum)]
@@ -44,7 +47,7 @@ pub struct ExportArgs {
 }
 
 pub fn execute(args: ExportArgs) -> i32 {
-    let state = match super::open_state(&args.state) {
+    let (state, state_path) = match args.state.open() {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -54,7 +57,7 @@ pub fn execute(args: ExportArgs) -> i32 {
     };
     let run = match run {
         Ok(Some(r)) => r,
-        Ok(None) => return fail(exit::USAGE, format!("no runs in {}", args.state.display())),
+        Ok(None) => return fail(exit::USAGE, format!("no runs in {}", state_path.display())),
         Err(e) => return fail(exit::USAGE, e),
     };
     let (fingerprint, _) = match job::scan_input(&run.input_path) {
@@ -94,6 +97,25 @@ pub fn execute(args: ExportArgs) -> i32 {
         Select::All => default_results.clone(),
         Select::Failed => crate::results::failed_path(&default_results),
     });
+    // Never over the files it reads: the run's input, the state file.
+    let mut protected = vec![Named::new(
+        format!("run {}'s input", run.id),
+        &run.input_path,
+    )];
+    protected.extend(crate::outputs::state_files(&state_path));
+    let out = Named::new(
+        if args.output.is_some() {
+            "--output"
+        } else {
+            "the output"
+        },
+        &output,
+    );
+    if let Err(e) = crate::outputs::check_distinct(std::slice::from_ref(&out), &protected)
+        .and_then(|()| crate::outputs::check_writable(&out))
+    {
+        return fail(exit::USAGE, e);
+    }
     match crate::results::export_file(&state, run.id, &run.input_path, &output, select, shard) {
         Ok(path) => {
             crate::logs::notice(

@@ -30,8 +30,12 @@ Exit codes:
   0  every row updated or unchanged
   1  the run finished with invalid, rejected or failed rows
   2  usage or configuration error
-  3  the run stopped early and can be resumed (Ctrl-C, a vendor stopped, credentials refused)
+  3  the run stopped early and can be resumed (Ctrl-C, SIGTERM, SIGHUP, a vendor stopped,
+     credentials refused, an output not written)
   4  another run holds the state file
+
+State file: --state, else [run] state in the config, else invitesync.db in the
+current directory; the same for run, status and export.
 
 Environment:
   RUST_LOG=debug        more detail in the logs (any tracing filter, e.g. invitesync=trace)
@@ -163,7 +167,7 @@ pub fn main(cli: Cli) -> i32 {
             return exit::USAGE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Run(a) => run::execute(a).await,
             Command::Validate(a) => validate::execute(a),
@@ -173,22 +177,82 @@ pub fn main(cli: Cli) -> i32 {
             Command::Completions(a) => completions::execute(a),
             Command::Man(a) => completions::man(a),
         }
-    })
+    });
+    crate::stdio::finish(code)
 }
 
-/// Opens the state file a reading command (`status`, `export`) was pointed
-/// at; one that does not exist is a usage error, never created empty.
-pub fn open_state(path: &std::path::Path) -> Result<crate::state::StateFile, i32> {
-    if !path.exists() {
-        return Err(fail(
-            exit::USAGE,
-            format!(
-                "{} does not exist; pass --state FILE (the file `run` used)",
-                path.display()
-            ),
-        ));
+/// Where the state file is, for the commands that read it (`status`,
+/// `export`) and only read it: the rule `run` follows
+/// ([`crate::state::location`]), with `[run] state` taken from the config
+/// named by `--config` or `INVITESYNC_CONFIG`, or from `invitesync.toml`
+/// here if there is one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
+    /// State file (overrides `[run] state`; default: invitesync.db in the current directory, as for `run`)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// The configuration file whose `[run] state` to read (default: invitesync.toml, if present)
+    #[arg(long, short = 'c', value_name = "FILE", env = "INVITESYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// The state file's path, by the shared rule.
+    pub fn path(&self) -> Result<PathBuf, i32> {
+        if let Some(state) = &self.state {
+            return Ok(state.clone());
+        }
+        let default = std::path::Path::new("invitesync.toml");
+        let config = match &self.config {
+            Some(c) => Some(c.as_path()),
+            None => default.is_file().then_some(default),
+        };
+        let configured = match config {
+            Some(c) => {
+                crate::config::Config::load(c, false)
+                    .map_err(|e| fail(exit::USAGE, format!("{}; or pass --state FILE", e.0)))?
+                    .run
+                    .state
+            }
+            None => None,
+        };
+        Ok(crate::state::location(None, configured.as_deref(), None))
     }
-    crate::state::StateFile::open(path).map_err(|e| fail(exit::USAGE, e))
+
+    /// Opens the state file; one that does not exist is a usage error, never
+    /// created empty.
+    pub fn open(&self) -> Result<(crate::state::StateFile, PathBuf), i32> {
+        let path = self.path()?;
+        if !path.exists() {
+            return Err(fail(exit::USAGE, missing_state(&path)));
+        }
+        let state = crate::state::StateFile::open(&path).map_err(|e| fail(exit::USAGE, e))?;
+        Ok((state, path))
+    }
+}
+
+/// Says where `run` keeps the state file, and names the state files that are
+/// here (a shard's, say) when the default is not.
+fn missing_state(path: &std::path::Path) -> String {
+    let mut here: Vec<String> = std::fs::read_dir(".")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("invitesync") && n.ends_with(".db"))
+                .collect()
+        })
+        .unwrap_or_default();
+    here.sort();
+    let found = match here.as_slice() {
+        [] => String::new(),
+        names => format!(" (here: {})", names.join(", ")),
+    };
+    format!(
+        "{} does not exist; `run` keeps its state file in the directory it runs in, unless \
+         --state or [run] state say otherwise: run this from there, or pass --state FILE{found}",
+        path.display()
+    )
 }
 
 /// Prints an error the way every command does: one or two lines, no

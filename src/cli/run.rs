@@ -34,7 +34,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
 
-    /// State file (overrides `[run] state`; default: invitesync.db beside the input)
+    /// State file (overrides `[run] state`; default: invitesync.db in the current directory)
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 
@@ -165,7 +165,6 @@ pub async fn execute(args: RunArgs) -> i32 {
         ProgressMode::Auto
     };
     let how = invocation(&args);
-    let summary_json = args.summary_json.clone();
     // A dry run sends nothing, so it has nothing for monitoring to count.
     let metrics = if args.dry_run {
         None
@@ -199,7 +198,6 @@ pub async fn execute(args: RunArgs) -> i32 {
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     let dry_run = opts.dry_run;
-    let started_at = std::time::SystemTime::now();
     let (input, config) = (opts.input.clone(), opts.config.clone());
     match job::run(opts, shutdown).await {
         Ok(report) => {
@@ -207,25 +205,6 @@ pub async fn execute(args: RunArgs) -> i32 {
                 log_summary(&report, dry_run, &input, &config);
             } else {
                 eprint!("{}", summary::text(&report, dry_run, &how));
-            }
-            if let Some(path) = &summary_json {
-                let mut doc = summary::json(&report);
-                if let Some(map) = doc.as_object_mut() {
-                    map.insert("dry_run".into(), dry_run.into());
-                    map.insert(
-                        "shard".into(),
-                        shard.map(|(k, n)| format!("{k}/{n}")).into(),
-                    );
-                    map.insert("would_send".into(), report.dry_run.would_send.into());
-                    map.insert("started_at".into(), rfc3339(started_at).into());
-                    map.insert(
-                        "finished_at".into(),
-                        rfc3339(std::time::SystemTime::now()).into(),
-                    );
-                }
-                if let Err(e) = write_json(path, &doc) {
-                    crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {e}"));
-                }
             }
             if let Some(m) = &metrics {
                 m.finish(crate::metrics::Ending {
@@ -246,24 +225,9 @@ pub async fn execute(args: RunArgs) -> i32 {
                 })
                 .await;
             }
-            if let Some(path) = &summary_json {
-                let doc = serde_json::json!({
-                    "exit_code": e.code,
-                    "error": e.message,
-                    "started_at": rfc3339(started_at),
-                    "finished_at": rfc3339(std::time::SystemTime::now()),
-                });
-                if let Err(w) = write_json(path, &doc) {
-                    crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
-                }
-            }
             fail(e.code, e.message)
         }
     }
-}
-
-fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// The summary as JSON log lines (`--log-format json`): one per vendor, then
@@ -285,6 +249,7 @@ fn log_summary(r: &RunReport, dry_run: bool, input: &std::path::Path, config: &s
     let shown = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
     let results = shown(&r.results).unwrap_or_default();
     let failed_rows = shown(&r.failed_rows).unwrap_or_default();
+    let state = r.state.display().to_string();
     let hint = if r.exit_code == exit::RESUMABLE {
         format!(
             "to resume: invitesync run {} --config {}",
@@ -315,6 +280,7 @@ fn log_summary(r: &RunReport, dry_run: bool, input: &std::path::Path, config: &s
                 duration_seconds = r.elapsed.as_secs_f64(),
                 results,
                 failed_rows,
+                state,
                 hint,
                 "run finished"
             )
@@ -358,27 +324,6 @@ fn invocation(args: &RunArgs) -> Invocation {
         config: args.config.config.display().to_string(),
         options,
     }
-}
-
-/// `--summary-json`, written beside `path` and renamed into place.
-fn write_json(path: &std::path::Path, doc: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string());
-    write_atomically(path, &(text + "\n"))
-}
-
-/// Writes beside `path` and renames into place, so that a monitoring agent
-/// polling the summary never reads half of one, and a failed write leaves
-/// the previous night's intact.
-fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", path.display())
-        })
 }
 
 #[cfg(test)]

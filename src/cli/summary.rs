@@ -11,6 +11,7 @@ use indicatif::HumanCount;
 use crate::job::RunReport;
 use crate::latency::{Latency, human};
 use crate::outcome::Outcome;
+use crate::outputs::rfc3339;
 
 use super::exit;
 
@@ -38,18 +39,7 @@ impl Invocation {
     }
 }
 
-/// Quotes a word for a POSIX shell only when it needs it.
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
+pub use crate::shell::quote as shell_quote;
 
 /// The table printed at the end of a run, then the lines that say what next.
 pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {
@@ -91,6 +81,9 @@ pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {
     if let Some(p) = &r.failed_rows {
         let _ = writeln!(s, "rows to fix: {}", p.display());
         let _ = writeln!(s, "  fix them, then: {}", fix_command(p, r, how));
+    }
+    if r.run_id.is_some() {
+        let _ = writeln!(s, "state: {}", absolute(&r.state).display());
     }
     if r.exit_code == exit::RESUMABLE {
         let _ = writeln!(s, "to resume: {}", how.command());
@@ -171,7 +164,9 @@ fn fix_command(failed: &Path, r: &RunReport, how: &Invocation) -> String {
         "--config".into(),
         how.config.clone(),
     ];
-    if r.state != failed.with_file_name("invitesync.db") {
+    // The same config gives the fix command the same `[run] state`; only a
+    // state file named otherwise must be repeated.
+    if r.state != Path::new(&crate::state::default_name(None)) {
         words.push("--state".into());
         words.push(r.state.display().to_string());
     }
@@ -180,6 +175,38 @@ fn fix_command(failed: &Path, r: &RunReport, how: &Invocation) -> String {
         .map(|w| shell_quote(w))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+impl RunReport {
+    /// The `--summary-json` document: [`json`] with what the report does not
+    /// hold itself.
+    pub fn summary_json(
+        &self,
+        dry_run: bool,
+        shard: Option<(u32, u32)>,
+        started_at: std::time::SystemTime,
+    ) -> serde_json::Value {
+        let mut doc = json(self);
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("dry_run".into(), dry_run.into());
+            map.insert(
+                "shard".into(),
+                shard.map(|(k, n)| format!("{k}/{n}")).into(),
+            );
+            map.insert("would_send".into(), self.dry_run.would_send.into());
+            map.insert("started_at".into(), rfc3339(started_at).into());
+            map.insert(
+                "finished_at".into(),
+                rfc3339(std::time::SystemTime::now()).into(),
+            );
+        }
+        doc
+    }
+}
+
+/// Where a file is, for a reader who may be elsewhere (cron mail, a log).
+fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// `--summary-json`: counts per vendor and outcome, round trips, files, exit code.
@@ -308,14 +335,6 @@ mod tests {
             t.contains("fix them, then: invitesync run in.failed.csv --config c.toml\n"),
             "{t}"
         );
-    }
-
-    #[test]
-    fn words_are_quoted_only_when_needed() {
-        assert_eq!(shell_quote("a/b-c_d.csv"), "a/b-c_d.csv");
-        assert_eq!(shell_quote("it's here"), r"'it'\''s here'");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("$HOME"), "'$HOME'");
     }
 
     #[test]

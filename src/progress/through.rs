@@ -28,14 +28,11 @@ pub(super) fn hide() {
 }
 
 /// Writes `bytes` to stderr, around the bars if they are shown. Errors are
-/// ignored: there is nowhere left to report a broken stderr.
+/// ignored: there is nowhere left to report a broken stderr, and a closed
+/// one silences the rest ([`crate::stdio`]).
 pub fn write_stderr(bytes: &[u8]) {
     let bars = BARS.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let write = || {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(bytes);
-        let _ = err.flush();
-    };
+    let write = || crate::stdio::write_stderr(bytes);
     match bars {
         Some(bars) => bars.suspend(write),
         None => write(),

@@ -36,13 +36,56 @@ pub enum StateError {
         supported: i64,
     },
 
-    /// The file exists but is not ours: garbage, or another program's database.
+    /// The file is another program's SQLite database.
     #[error(
         "{} is not an invitesync state file ({detail}); pass another --state file \
          or move this one away",
         .path.display()
     )]
     NotAStateFile { path: PathBuf, detail: String },
+
+    /// The file is not an SQLite database at all: some other file, or a state
+    /// file whose first page was overwritten. Which, only its owner knows.
+    #[error(
+        "{} is not an SQLite database ({detail}): if it is not the state file, pass the \
+         right --state file; if it is, it is damaged: restore it from a backup, or move it \
+         aside to start a fresh ledger (rows applied before are then sent again): {}",
+        .path.display(),
+        move_aside(.path, *.wal)
+    )]
+    NotADatabase {
+        path: PathBuf,
+        detail: String,
+        /// Whether a `-wal` file with content lies beside it (it must move too).
+        wal: bool,
+    },
+
+    /// An SQLite database whose pages are damaged (a disk fault, a partial
+    /// copy, a truncated file): SQLite's own check says what is wrong.
+    #[error(
+        "state file {} is damaged ({detail}); restore it from a backup, or move it aside to \
+         start a fresh ledger (rows applied before are then sent again): {}",
+        .path.display(),
+        move_aside(.path, *.wal)
+    )]
+    Damaged {
+        path: PathBuf,
+        detail: String,
+        /// Whether a `-wal` file with content lies beside it (it must move too).
+        wal: bool,
+    },
+
+    /// A `-wal` file without its database: the state file was moved or
+    /// deleted and its log left behind.
+    #[error(
+        "{} does not exist but its log {} does: the state file was moved or deleted \
+         without it. Put the state file back, or move the log aside too: mv {} {}",
+        .path.display(),
+        .wal.display(),
+        crate::shell::quote(&.wal.display().to_string()),
+        crate::shell::quote(&format!("{}.orphaned", .wal.display()))
+    )]
+    OrphanLog { path: PathBuf, wal: PathBuf },
 
     /// A file-system operation failed (creating the file, the lock, permissions).
     #[error("cannot {action} {}: {source}{}", .path.display(), io_hint(.source))]
@@ -82,14 +125,24 @@ pub enum StateError {
 
 impl StateError {
     pub(crate) fn sqlite(path: &Path, action: &'static str, source: rusqlite::Error) -> Self {
-        if matches!(
-            source.sqlite_error_code(),
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
-        ) {
-            return StateError::NotAStateFile {
-                path: path.to_path_buf(),
-                detail: source.to_string(),
-            };
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt) => {
+                return StateError::damaged(path, format!("SQLite: {source}"));
+            }
+            Some(ErrorCode::NotADatabase) => {
+                // SQLite says this of garbage and of a state file whose
+                // header is broken; the magic string tells them apart.
+                return if has_sqlite_magic(path) {
+                    StateError::damaged(path, format!("SQLite: {source}"))
+                } else {
+                    StateError::NotADatabase {
+                        path: path.to_path_buf(),
+                        detail: format!("SQLite: {source}"),
+                        wal: has_log(path),
+                    }
+                };
+            }
+            _ => {}
         }
         StateError::Sqlite {
             path: path.to_path_buf(),
@@ -106,10 +159,67 @@ impl StateError {
         }
     }
 
+    /// A damaged state file; `detail` says what SQLite found.
+    pub(crate) fn damaged(path: &Path, detail: String) -> Self {
+        StateError::Damaged {
+            path: path.to_path_buf(),
+            detail,
+            wal: has_log(path),
+        }
+    }
+
     /// Whether another process holds the state file: the CLI's exit code 4.
     pub fn is_locked(&self) -> bool {
         matches!(self, StateError::Locked { .. })
     }
+
+    /// Whether the file is damaged (or is not a database): running again
+    /// cannot help, a person must restore it or move it aside.
+    pub fn is_damaged(&self) -> bool {
+        matches!(
+            self,
+            StateError::Damaged { .. } | StateError::NotADatabase { .. }
+        )
+    }
+}
+
+/// `invitesync.db` → `invitesync.db-wal`, SQLite's name for its log.
+pub(crate) fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Whether a log with content lies beside the database (an empty one is
+/// only what opening it created).
+fn has_log(path: &Path) -> bool {
+    std::fs::metadata(wal_path(path)).is_ok_and(|m| m.len() > 0)
+}
+
+/// Whether the file begins as every SQLite database does.
+fn has_sqlite_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"SQLite format 3\0")
+}
+
+/// The command that moves a damaged file aside, its `-wal` with it: a log
+/// left behind would be replayed into the fresh file created in its place.
+/// The `-shm` beside them is only an index, rebuilt from the log.
+fn move_aside(path: &Path, wal: bool) -> String {
+    let text = path.display().to_string();
+    let quote = crate::shell::quote;
+    let mut cmd = format!("mv {} {}", quote(&text), quote(&format!("{text}.damaged")));
+    if wal {
+        cmd.push_str(&format!(
+            " && mv {} {}",
+            quote(&format!("{text}-wal")),
+            quote(&format!("{text}.damaged-wal"))
+        ));
+    }
+    cmd
 }
 
 fn holder_text(pid: &Option<u32>, host: &Option<String>) -> String {

@@ -18,6 +18,12 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Result, StateError};
 
+/// How often, and how long apart, [`StateLock::acquire`] tries again when
+/// the lock is held: long enough for a `status` to let go of it, short
+/// enough that a real overlap is reported at once.
+const HOLDER_RETRIES: u32 = 5;
+const HOLDER_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Who holds a lock, as written in its lock file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LockHolder {
@@ -48,17 +54,27 @@ impl StateLock {
     pub fn acquire(state_path: &Path) -> Result<StateLock> {
         let path = Self::lock_path(state_path);
         let mut file = open_lock_file(&path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let holder = read_holder(&mut file);
-                return Err(StateError::Locked {
-                    state: state_path.to_path_buf(),
-                    pid: holder.pid,
-                    host: holder.host,
-                });
+        // `status` takes the lock shared for an instant to see whether a run
+        // is alive ([`StateLock::holder`]); a run starting at that instant
+        // tries again for a moment rather than report an overlapping run.
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if tries < HOLDER_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(HOLDER_PAUSE);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    let holder = read_holder(&mut file);
+                    return Err(StateError::Locked {
+                        state: state_path.to_path_buf(),
+                        pid: holder.pid,
+                        host: holder.host,
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(StateError::io(&path, "lock", e)),
             }
-            Err(TryLockError::Error(e)) => return Err(StateError::io(&path, "lock", e)),
         }
         let me = format!(
             "pid={}\nhost={}\nstarted_at={}\n",
@@ -77,8 +93,8 @@ impl StateLock {
 
     /// Who holds the lock of `state_path` right now, if anyone. For `status`,
     /// to tell a live run from one whose process died. It takes a shared lock
-    /// for an instant, so a run starting at that very instant may be refused
-    /// once; `status` is not worth more care than that.
+    /// for an instant, which a run starting at that very instant waits out
+    /// ([`StateLock::acquire`] tries a few times).
     pub fn holder(state_path: &Path) -> Result<Option<LockHolder>> {
         let path = Self::lock_path(state_path);
         let mut file = match File::open(&path) {

@@ -28,6 +28,7 @@
 mod checkpoint;
 mod error;
 mod ledger;
+mod location;
 mod lock;
 mod pending;
 mod query;
@@ -47,6 +48,7 @@ use rusqlite::Connection;
 
 pub use error::{Result, StateError};
 pub use ledger::{LedgerEntry, LedgerReader};
+pub use location::{default_name, earlier_default, location};
 pub use lock::{LockHolder, StateLock};
 pub use query::{DoneSet, RowRecordView, VendorCounts};
 pub use runs::{NewRun, RunId, RunInfo, RunStatus};
@@ -69,9 +71,11 @@ pub struct StateFile {
 impl StateFile {
     /// Opens the state file at `path`, creating it (mode 0600) if missing and
     /// bringing its schema up to date. Fails with a message naming the file
-    /// if it is not a state file or comes from a newer release.
+    /// if it is not a state file, is damaged ([`check_pages`]) or comes from
+    /// a newer release.
     pub fn open(path: &Path) -> Result<StateFile> {
         let mut conn = connect(path)?;
+        check_pages(&conn, path)?;
         schema::migrate(&mut conn, path)?;
         Ok(StateFile {
             conn,
@@ -81,6 +85,12 @@ impl StateFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Checks the file's pages again ([`check_pages`]): after a failure,
+    /// tells a damaged file from a passing fault (a full disk, say).
+    pub fn check(&self) -> Result<()> {
+        check_pages(&self.conn, &self.path)
     }
 
     /// A new [`LedgerReader`] on its own connection to this file.
@@ -117,6 +127,46 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The most problems SQLite's check reports; the first few say enough, and
+/// a badly damaged file would otherwise list thousands.
+const CHECK_PROBLEMS: u32 = 5;
+
+/// Refuses a damaged file before anything is sent, rather than failing on the
+/// damaged page mid-run (and again on every resume).
+///
+/// `PRAGMA quick_check` reads every page once and checks the B-trees, the
+/// records and the free list; it skips only `integrity_check`'s comparison
+/// of each index with its table, which here is nearly free to skip: the row
+/// and ledger tables are their own keys, and the one secondary index is on
+/// the small `runs` table. It costs about the time of reading the file (a
+/// few tenths of a second for a state file of a million rows, from the page
+/// cache), once per command, against minutes of requests a run makes. A
+/// damaged write-ahead log needs no check of its own: SQLite stops reading
+/// it at the first frame whose checksum fails, which is what a crash leaves
+/// behind, and checks the pages as they are with the frames it kept.
+fn check_pages(conn: &Connection, path: &Path) -> Result<()> {
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA quick_check({CHECK_PROBLEMS})"))
+        .map_err(|e| StateError::sqlite(path, "check", e))?;
+    let found: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| StateError::sqlite(path, "check", e))?;
+    if found.len() == 1 && found[0] == "ok" {
+        return Ok(());
+    }
+    let detail: Vec<String> = found
+        .iter()
+        .filter(|line| !line.starts_with("*** "))
+        .take(3)
+        .map(|line| line.chars().take(160).collect())
+        .collect();
+    Err(StateError::damaged(
+        path,
+        format!("SQLite's quick_check found: {}", detail.join("; ")),
+    ))
+}
+
 /// A connection for the writer and readers: the file must already be at this
 /// release's schema (they start after [`StateFile::open`]), but migrating
 /// here too costs two pragma reads and keeps them usable on their own.
@@ -130,6 +180,14 @@ fn connect_current(path: &Path) -> Result<Connection> {
 /// readable by others, not even for an instant. The explicit chmod undoes a
 /// umask that would remove the owner's own write bit.
 fn create_private(path: &Path) -> Result<()> {
+    let wal = error::wal_path(path);
+    if !path.exists() && std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        // SQLite would replay that log into the new file as if it were its own.
+        return Err(StateError::OrphanLog {
+            path: path.into(),
+            wal,
+        });
+    }
     match OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -130,7 +130,8 @@ fn state_refuses_garbage_and_other_databases() {
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, "vendor,scope\n".repeat(100)).unwrap();
     let err = StateFile::open(&garbage).unwrap_err();
-    assert!(matches!(err, StateError::NotAStateFile { .. }), "{err:?}");
+    assert!(matches!(err, StateError::NotADatabase { .. }), "{err:?}");
+    assert!(err.is_damaged());
     let msg = err.to_string();
     assert!(
         msg.contains("garbage.db") && msg.contains("--state"),
@@ -536,4 +537,72 @@ fn state_reader_snapshots_never_miss_a_merge() {
     reader.release();
     drop(w);
     assert!(join.join().unwrap().unwrap().ledger_merges >= 5);
+}
+
+/// A state file with many rows, closed cleanly (no log beside it).
+fn filled(dir: &Path) -> PathBuf {
+    let path = dir.join("invitesync.db");
+    let state = StateFile::open(&path).unwrap();
+    let run = state.create_run(&new_run(&dir.join("in.csv"))).unwrap();
+    let (w, join) = Writer::spawn(&path, run, vendors()).unwrap();
+    for i in 0..5_000 {
+        w.record(row(i, Outcome::Updated), Some(i + 1)).unwrap();
+    }
+    drop(w);
+    join.join().unwrap().unwrap();
+    drop(state);
+    path
+}
+
+#[test]
+fn a_damaged_state_file_is_refused_on_open_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = filled(dir.path());
+    let good = std::fs::read(&path).unwrap();
+    let pages = good.len() / 4096;
+    assert!(pages > 20, "{pages} pages");
+
+    // One page in the middle overwritten: nothing reads it on open, only
+    // the check finds it.
+    let mut bad = good.clone();
+    let at = (pages / 2) * 4096;
+    bad[at..at + 4096].fill(0x5a);
+    std::fs::write(&path, &bad).unwrap();
+    let err = StateFile::open(&path).unwrap_err();
+    assert!(matches!(err, StateError::Damaged { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("invitesync.db is damaged"), "{msg}");
+    assert!(msg.contains("restore it from a backup"), "{msg}");
+    assert!(
+        msg.contains(&format!("mv {} {}.damaged", path.display(), path.display())),
+        "{msg}"
+    );
+
+    // Cut short.
+    std::fs::write(&path, &good[..good.len() / 3]).unwrap();
+    let err = StateFile::open(&path).unwrap_err();
+    assert!(err.is_damaged(), "{err:?}");
+
+    // The first page gone: not even SQLite's.
+    let mut bad = good.clone();
+    bad[..4096].fill(0);
+    std::fs::write(&path, &bad).unwrap();
+    let err = StateFile::open(&path).unwrap_err();
+    assert!(matches!(err, StateError::NotADatabase { .. }), "{err:?}");
+
+    std::fs::write(&path, &good).unwrap();
+    StateFile::open(&path).unwrap();
+}
+
+#[test]
+fn a_log_without_its_state_file_is_not_replayed_into_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invitesync.db");
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    std::fs::write(&wal, [1u8; 4096]).unwrap();
+    let err = StateFile::open(&path).unwrap_err();
+    assert!(matches!(err, StateError::OrphanLog { .. }), "{err:?}");
+    assert!(err.to_string().contains("invitesync.db-wal"), "{err}");
+    assert!(!path.exists(), "no state file is created");
 }

@@ -1,15 +1,20 @@
 //! The command line as an operator meets it, through the built binary: help,
 //! completions and man pages ([`help`]), `validate` ([`validate`]), error
 //! messages ([`errors`]), the progress output when there is no terminal and
-//! the summary ([`run`]), and secrets kept out of the logs ([`secrets`]).
+//! the summary ([`run`]), secrets kept out of the logs ([`secrets`]), the
+//! files a run writes ([`outputs`]), the state file ([`state`]), and closed
+//! pipes ([`pipes`]).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod errors;
 mod help;
+mod outputs;
+mod pipes;
 mod run;
 mod secrets;
+mod state;
 mod validate;
 
 use std::process::Output;

@@ -110,6 +110,8 @@ session_token = {{ file = "secrets/hub" }}
         RunOptions {
             input: input.to_path_buf(),
             config: self.config.clone(),
+            // In the world's directory, as the binary run there would keep it.
+            state: Some(self.path("invitesync.db")),
             progress: ProgressMode::Quiet,
             ..RunOptions::default()
         }
