@@ -198,7 +198,9 @@ struct Loaded {
 }
 
 fn load(opts: &RunOptions) -> Result<Loaded, JobError> {
-    let config = Config::load(&opts.config, !opts.dry_run).map_err(|e| usage(e.0))?;
+    // A dry run reads the secrets too: one that is missing must fail now, as
+    // it would fail the real run, not after the plan looked fine.
+    let config = Config::load(&opts.config, true).map_err(|e| usage(e.0))?;
     let adapters = config.adapters().map_err(|e| usage(e.0))?;
     Ok(Loaded { config, adapters })
 }
@@ -259,6 +261,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
 
     let client = Client::new(config.run.request_timeout, concurrency).map_err(usage)?;
     let shards = opts.shard.map_or(1, |(_, n)| n);
+    let redactor = Arc::new(config.redactor());
     let targets: Arc<Vec<Target>> = Arc::new(
         config
             .vendors
@@ -275,6 +278,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
                     shards,
                 )
                 .with_credential_sources(settings)
+                .with_redactor(redactor.clone())
             })
             .collect(),
     );

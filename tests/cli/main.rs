@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod echo;
 mod errors;
 mod help;
 mod run;
