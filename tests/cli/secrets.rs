@@ -295,13 +295,14 @@ fn secret_and_config_paths_that_are_not_small_files_are_refused_at_once() {
         (w.path("adir"), "is a directory"),
     ];
     #[cfg(unix)]
-    {
+    let _writer = {
         paths.push(("/dev/zero".into(), "is a device"));
         let fifo = w.path("fifo");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.is_ok_and(|s| s.success()), "mkfifo");
-        paths.push((fifo, "is a named pipe"));
-    }
+        paths.push((fifo.clone(), "is a named pipe"));
+        FifoWriter::start(fifo)
+    };
     let original = std::fs::read_to_string(&w.config).expect("config");
     for (path, why) in &paths {
         std::fs::write(
@@ -355,6 +356,54 @@ fn secret_and_config_paths_that_are_not_small_files_are_refused_at_once() {
     }
     let sent: u64 = w.sandbox.stats().vendors.values().map(|v| v.requests).sum();
     assert_eq!(sent, 0, "nothing was sent");
+}
+
+/// Should the program open the named pipe after all, this writer lets it
+/// read an end of file instead of waiting forever, so that the test fails
+/// rather than hangs. Dropping it releases its own last wait.
+#[cfg(unix)]
+struct FifoWriter {
+    fifo: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(unix)]
+impl FifoWriter {
+    fn start(fifo: std::path::PathBuf) -> FifoWriter {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (path, flag) = (fifo.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                // Blocks until a reader opens the pipe; closing it at once
+                // gives that reader an end of file.
+                if std::fs::OpenOptions::new().write(true).open(&path).is_err() {
+                    break;
+                }
+            }
+        });
+        FifoWriter {
+            fifo,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for FifoWriter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Opening for reading and writing never waits, and wakes the writer;
+        // held until it is gone, so that no open of its can wait after this.
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.fifo);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 #[cfg(unix)]
