@@ -124,7 +124,12 @@ fn redactor_of(adapter: &dyn Adapter) -> Redactor {
 
 /// What the vendor said, with every configured secret cut out.
 fn redacted(redactor: &Redactor, reply: Reply) -> Reply {
-    let clean = |t: Option<String>| t.map(|t| redactor.text(&t).into_owned());
+    let clean = |t: Option<String>| {
+        t.map(|t| match redactor.text(&t) {
+            std::borrow::Cow::Borrowed(_) => t,
+            std::borrow::Cow::Owned(clean) => clean,
+        })
+    };
     Reply {
         remote_id: clean(reply.remote_id),
         remote_updated_at: clean(reply.remote_updated_at),
