@@ -1,6 +1,7 @@
 //! A vendor gone wrong for the redaction tests: an HTTP server on 127.0.0.1
 //! that quotes the credentials it was sent back in every answer, raw,
-//! percent-encoded and JSON-escaped, in the shapes each vendor's errors take.
+//! percent-encoded and JSON-escaped, in the shapes each vendor's errors take,
+//! and in a response header too.
 //!
 //! Paths decide the answer: an invite id containing `ok` gets a 2xx whose
 //! ids are the echo, `plain` a text 422, `r401` a 401; anything else a JSON
@@ -146,7 +147,8 @@ fn answer(stream: TcpStream) -> std::io::Result<()> {
     let mut out = stream;
     write!(
         out,
-        "HTTP/1.1 {status} Echo\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} Echo\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         X-Echo: {raw}\r\n{extra}Connection: close\r\n\r\n{text}",
         text.len()
     )?;
     out.flush()
