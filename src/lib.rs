@@ -20,6 +20,7 @@ pub mod logs;
 pub mod outcome;
 pub mod plan;
 pub mod progress;
+pub mod ranges;
 pub mod reader;
 pub mod redact;
 pub mod results;

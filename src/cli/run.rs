@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config;
 use crate::job::RunReport;
 use crate::job::{self, RunOptions};
 use crate::outcome::Outcome;
 use crate::progress::ProgressMode;
+use crate::ranges;
 use crate::shutdown::Shutdown;
 
 use super::summary::{self, Invocation};
@@ -53,7 +53,7 @@ pub struct RunArgs {
     pub force: bool,
 
     /// Send rows again when the ledger's entry is older than this (e.g. 7d, 12h)
-    #[arg(long, value_name = "DURATION", value_parser = |s: &str| parse_duration(s, &config::RECHECK_AFTER))]
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| ranges::parse_duration(s, &ranges::RECHECK_AFTER))]
     pub recheck_after: Option<Duration>,
 
     /// Take only shard K of N (0-based) by invite key; `auto/N` takes K from JOB_COMPLETION_INDEX
@@ -61,7 +61,7 @@ pub struct RunArgs {
     pub shard: Option<String>,
 
     /// Requests in flight, all vendors together (overrides `[run] concurrency`)
-    #[arg(long, value_name = "N", value_parser = config::parse_concurrency)]
+    #[arg(long, value_name = "N", value_parser = ranges::parse_concurrency)]
     pub concurrency: Option<usize>,
 
     /// Keep every vendor at its concurrency cap instead of adapting to it
@@ -73,21 +73,13 @@ pub struct RunArgs {
     pub quiet: bool,
 
     /// Log a progress line at this interval instead of drawing a bar (default when stderr is not a terminal: 10s)
-    #[arg(long, value_name = "DURATION", value_parser = |s: &str| parse_duration(s, &config::LOG_INTERVAL))]
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| ranges::parse_duration(s, &ranges::LOG_INTERVAL))]
     pub log_interval: Option<Duration>,
 
     /// Write counts per vendor and outcome, durations and the exit code as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
 }
-
-fn parse_duration(s: &str, bounds: &config::Bounds) -> Result<Duration, String> {
-    config::parse_duration(s, bounds)
-}
-
-/// The most shards a file can be split into (as many as a Kubernetes
-/// Indexed Job can have pods).
-const MAX_SHARDS: u32 = 100_000;
 
 /// Reads `K/N` or `auto/N`.
 pub fn parse_shard(text: &str) -> Result<(u32, u32), String> {
@@ -98,9 +90,12 @@ pub fn parse_shard(text: &str) -> Result<(u32, u32), String> {
         .trim()
         .parse()
         .ok()
-        .filter(|n| (1..=MAX_SHARDS).contains(n))
+        .filter(|n| (1..=ranges::MAX_SHARDS).contains(n))
         .ok_or_else(|| {
-            format!("--shard `{text}`: N must be a whole number from 1 to {MAX_SHARDS}")
+            format!(
+                "--shard `{text}`: N must be a whole number from 1 to {}",
+                ranges::MAX_SHARDS
+            )
         })?;
     let k: u32 = if k.trim() == "auto" {
         let v = std::env::var("JOB_COMPLETION_INDEX")
