@@ -7,6 +7,9 @@ BIN=${BIN:-target/release/invitesync}
 WORK=target/demo
 rm -rf "$WORK" && mkdir -p "$WORK"
 cp samples/invites.csv "$WORK/invites.csv"
+# Git keeps no file modes but the executable bit: make the sample credentials
+# private, as invitesync asks of any secret file.
+chmod 600 samples/secrets/*
 
 "$BIN" sandbox --port "$PORT" --seed samples/seed.csv >"$WORK/sandbox.log" 2>&1 &
 SANDBOX=$!

@@ -15,7 +15,12 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::secret::Secret;
+use crate::ranges::{
+    BACKOFF, BACKOFF_CAP, Bounds, CONCURRENCY, GRACE_PERIOD, MAX_ATTEMPTS, REQUEST_TIMEOUT,
+    RETRY_AFTER_CAP, Whole, parse_duration, whole,
+};
+use crate::redact::Redactor;
+use crate::secret::{Registry, Secret, Source};
 
 /// A configuration mistake, already phrased for the user.
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +50,24 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// The most requests a rate may name per period.
+    pub const MAX_REQUESTS: u64 = 1_000_000;
+
     pub fn parse(text: &str) -> Result<RateLimit, String> {
         let (n, unit) = text.split_once('/').ok_or_else(|| {
             format!("`{text}` is not a rate; write it as \"10/s\", \"600/min\" or \"5000/h\"")
         })?;
-        let requests: u32 = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-            format!("`{n}` in `{text}` is not a positive whole number of requests")
-        })?;
+        let n = n.trim();
+        let requests = n
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=Self::MAX_REQUESTS).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "`{n}` in `{text}` is not a whole number of requests from 1 to {}",
+                    Self::MAX_REQUESTS
+                )
+            })?;
         let per = match unit.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
@@ -62,7 +78,10 @@ impl RateLimit {
                 ));
             }
         };
-        Ok(RateLimit { requests, per })
+        Ok(RateLimit {
+            requests: requests as u32,
+            per,
+        })
     }
 
     /// Requests per second, for arithmetic (sharding, reports).
@@ -111,6 +130,8 @@ pub struct Config {
     pub path: PathBuf,
     pub run: RunConfig,
     pub vendors: Vec<(VendorConfig, VendorSettings)>,
+    /// Every secret read for the vendor tables (filled by [`Config::adapters`]).
+    pub secrets: Registry,
 }
 
 #[derive(Deserialize)]
@@ -125,8 +146,8 @@ struct RawFile {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRun {
-    concurrency: Option<usize>,
-    max_attempts: Option<u32>,
+    concurrency: Option<Whole>,
+    max_attempts: Option<Whole>,
     request_timeout: Option<String>,
     backoff_base: Option<String>,
     backoff_cap: Option<String>,
@@ -140,9 +161,9 @@ struct RawRun {
 struct RawVendor {
     kind: Option<String>,
     base_url: Option<String>,
-    concurrency: Option<usize>,
+    concurrency: Option<Whole>,
     rate_limit: Option<String>,
-    max_attempts: Option<u32>,
+    max_attempts: Option<Whole>,
     backoff_base: Option<String>,
     backoff_cap: Option<String>,
     #[serde(flatten)]
@@ -159,6 +180,8 @@ pub struct VendorSettings {
     rest: toml::Table,
     resolve_secrets: bool,
     base_dir: PathBuf,
+    /// Where each secret read is remembered, shared by all vendor tables.
+    found: Registry,
 }
 
 impl VendorSettings {
@@ -169,6 +192,7 @@ impl VendorSettings {
             rest,
             resolve_secrets: true,
             base_dir: PathBuf::from("."),
+            found: Registry::default(),
         }
     }
 
@@ -177,9 +201,10 @@ impl VendorSettings {
         &self.table
     }
 
-    /// A required secret: `{ env = "VAR" }` or `{ file = "PATH" }`. When the
-    /// command does not send anything (`validate`, `--dry-run`), secrets are
-    /// not read and an empty placeholder is returned.
+    /// A required secret: `{ env = "VAR" }` or `{ file = "PATH" }`, read and
+    /// checked (see [`crate::secret::read`]). When the config was loaded
+    /// without secrets (tests of the vendors' rules), the source is only
+    /// checked for its form and an empty placeholder is returned.
     pub fn secret(&mut self, key: &str) -> Result<Secret, ConfigError> {
         let table = self.table.clone();
         let Some(value) = self.rest.remove(key) else {
@@ -211,40 +236,17 @@ impl VendorSettings {
         if !self.resolve_secrets {
             return Ok(Secret::new(""));
         }
-        let (value, from) = if let Some(var) = env {
-            match std::env::var(var) {
-                Ok(v) => (v, format!("environment variable {var}")),
-                Err(std::env::VarError::NotPresent) => {
-                    return err(format!(
-                        "{where_}: environment variable {var} is not set; export it (or point `{key}` at a file with `{{ file = \"PATH\" }}`)"
-                    ));
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return err(format!(
-                        "{where_}: environment variable {var} is not valid UTF-8; set it to the credential as text"
-                    ));
-                }
-            }
-        } else {
-            let path = self.base_dir.join(file.unwrap_or_default());
-            match std::fs::read_to_string(&path) {
-                Ok(v) => (v, format!("file {}", path.display())),
-                Err(e) => {
-                    return err(format!(
-                        "{where_}: cannot read {}: {}; check the path (relative paths start at the config file) and that this user may read it",
-                        path.display(),
-                        crate::fs_error::reason(&e)
-                    ));
-                }
-            }
+        let path = self.base_dir.join(file.unwrap_or_default());
+        let from = match env {
+            Some(var) => Source::Env(var),
+            None => Source::File(&path),
         };
-        let value = value.trim().to_string();
-        if value.is_empty() {
-            return err(format!(
-                "{where_}: {from} is empty; put the credential in it"
-            ));
+        let read = crate::secret::read(from).map_err(|e| ConfigError(format!("{where_}: {e}")))?;
+        if let Some(w) = read.warning {
+            crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {where_}: {w}"));
         }
-        Ok(Secret::new(value))
+        self.found.add(&read.secret);
+        Ok(read.secret)
     }
 
     /// Where a secret comes from, for messages that ask the user to check it:
@@ -253,10 +255,10 @@ impl VendorSettings {
     pub fn secret_source(&self, key: &str) -> Option<String> {
         let source = self.rest.get(key)?.as_table()?;
         if let Some(var) = source.get("env").and_then(|v| v.as_str()) {
-            return Some(format!("environment variable {var}"));
+            return Some(Source::Env(var).to_string());
         }
         let file = source.get("file").and_then(|v| v.as_str())?;
-        Some(format!("file {}", self.base_dir.join(file).display()))
+        Some(Source::File(&self.base_dir.join(file)).to_string())
     }
 
     /// An optional string setting.
@@ -280,25 +282,30 @@ impl VendorSettings {
     }
 }
 
-fn duration(where_: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+fn duration(
+    where_: &str,
+    text: Option<&str>,
+    default: Duration,
+    b: &Bounds,
+) -> Result<Duration, ConfigError> {
     match text {
         None => Ok(default),
-        Some(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-            ConfigError(format!(
-                "{where_}: `{t}` is not a duration ({e}); write e.g. \"30s\", \"250ms\", \"2m\""
-            ))
-        }),
+        Some(t) => parse_duration(t, b).map_err(|e| ConfigError(format!("{where_}: {e}"))),
     }
 }
 
 /// Prefixes a message with the config file's name, unless it has it already,
 /// so that an error says which file to open.
+///
+/// Any URL the message quotes loses its `user:password@` here, whatever
+/// check produced it.
 fn in_file(path: &Path, e: ConfigError) -> ConfigError {
     let name = path.display().to_string();
-    if e.0.starts_with(&name) {
-        e
+    let message = crate::redact::urls_in(&e.0).into_owned();
+    if message.starts_with(&name) {
+        ConfigError(message)
     } else {
-        ConfigError(format!("{name}: {}", e.0))
+        ConfigError(format!("{name}: {message}"))
     }
 }
 
@@ -329,14 +336,16 @@ fn is_loopback(url: &Url) -> bool {
 
 /// Checks a vendor's base URL; `where_` names the key for messages.
 pub fn check_base_url(where_: &str, text: &str) -> Result<Url, ConfigError> {
+    // The URL as messages show it: never with its `user:password@`.
+    let shown = crate::redact::url(text);
     let mut url = Url::parse(text.trim())
-        .map_err(|e| ConfigError(format!("{where_}: `{text}` is not a URL ({e})")))?;
+        .map_err(|e| ConfigError(format!("{where_}: `{shown}` is not a URL ({e})")))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
         "http" => {
             return err(format!(
-                "{where_}: plain http:// is refused for `{text}` (credentials would cross the network in clear); use https://"
+                "{where_}: plain http:// is refused for `{shown}` (credentials would cross the network in clear); use https://"
             ));
         }
         other => {
@@ -351,7 +360,7 @@ pub fn check_base_url(where_: &str, text: &str) -> Result<Url, ConfigError> {
         || url.password().is_some()
     {
         return err(format!(
-            "{where_}: give only scheme, host, port and path prefix (no query, fragment or credentials)"
+            "{where_}: give only scheme, host, port and path prefix (no query, fragment or credentials): `{shown}`"
         ));
     }
     // The vendor paths are appended to this prefix; keep it without a trailing slash.
@@ -360,23 +369,41 @@ pub fn check_base_url(where_: &str, text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+/// The most read from a config file; a real one is a few kilobytes, and a
+/// wrong path (`/dev/zero`, a log) must not fill the memory.
+pub const CONFIG_CAP: u64 = 1024 * 1024;
+
 impl Config {
-    /// Reads and checks the file. `resolve_secrets` is false for commands that
-    /// send nothing, so that `validate` works without credentials.
+    /// Reads and checks the file. With `resolve_secrets` false the secrets'
+    /// sources are checked for their form only; every command that reads a
+    /// config reads its secrets too, so that a missing one is found by
+    /// `validate` and `--dry-run` as it would be by the real run.
     pub fn load(path: &Path, resolve_secrets: bool) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                "; pass --config FILE (or set INVITESYNC_CONFIG)"
-            } else {
-                ""
+        let bytes = crate::small_file::read(path, CONFIG_CAP).map_err(|e| {
+            let hint = match &e {
+                e if e.is_not_found() => "; pass --config FILE (or set INVITESYNC_CONFIG)",
+                crate::small_file::SmallFileError::Io(_) => "",
+                _ => "; pass the invitesync.toml file with --config FILE",
             };
             ConfigError(format!(
-                "cannot read the config file {}: {}{hint}",
+                "cannot read the config file {}: {e}{hint}",
                 path.display(),
-                crate::fs_error::reason(&e)
+            ))
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            ConfigError(format!(
+                "{}: not UTF-8 text (a byte at offset {} is not); save the config as UTF-8",
+                path.display(),
+                e.utf8_error().valid_up_to()
             ))
         })?;
         Self::parse(&text, path, resolve_secrets).map_err(|e| in_file(path, e))
+    }
+
+    /// A redactor of every secret that [`Config::adapters`] read, for what
+    /// the vendors answer.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(&self.secrets.all())
     }
 
     /// The vendor adapters, in config order: this is where each kind takes
@@ -394,30 +421,27 @@ impl Config {
         let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         let r = raw.run;
         let retry = RetryPolicy {
-            max_attempts: r.max_attempts.unwrap_or(6),
+            max_attempts: whole("run.max_attempts", r.max_attempts, &MAX_ATTEMPTS, 6)? as u32,
             backoff_base: duration(
                 "run.backoff_base",
                 r.backoff_base.as_deref(),
                 Duration::from_millis(250),
+                &BACKOFF,
             )?,
             backoff_cap: duration(
                 "run.backoff_cap",
                 r.backoff_cap.as_deref(),
                 Duration::from_secs(60),
+                &BACKOFF_CAP,
             )?,
             retry_after_cap: duration(
                 "run.retry_after_cap",
                 r.retry_after_cap.as_deref(),
                 Duration::from_secs(300),
+                &RETRY_AFTER_CAP,
             )?,
         };
-        if retry.max_attempts == 0 {
-            return err("run.max_attempts: must be at least 1");
-        }
-        let concurrency = r.concurrency.unwrap_or(64);
-        if concurrency == 0 {
-            return err("run.concurrency: must be at least 1");
-        }
+        let concurrency = whole("run.concurrency", r.concurrency, &CONCURRENCY, 64)? as usize;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let run = RunConfig {
             concurrency,
@@ -425,12 +449,14 @@ impl Config {
                 "run.request_timeout",
                 r.request_timeout.as_deref(),
                 Duration::from_secs(30),
+                &REQUEST_TIMEOUT,
             )?,
             retry,
             grace_period: duration(
                 "run.grace_period",
                 r.grace_period.as_deref(),
                 Duration::from_secs(10),
+                &GRACE_PERIOD,
             )?,
             state: r.state.map(|p| base_dir.join(p)),
             results: r.results.map(|p| base_dir.join(p)),
@@ -441,6 +467,7 @@ impl Config {
                 path.display()
             ));
         }
+        let secrets = Registry::default();
         let mut vendors = Vec::with_capacity(raw.vendors.len());
         for (name, v) in raw.vendors {
             let table = format!("vendors.{name}");
@@ -460,9 +487,11 @@ impl Config {
                 return err(format!("{table}: missing `base_url`"));
             };
             let base_url = check_base_url(&format!("{table}.base_url"), &base)?;
-            if v.concurrency == Some(0) {
-                return err(format!("{table}.concurrency: must be at least 1"));
-            }
+            let vconcurrency = v
+                .concurrency
+                .map(|n| whole(&format!("{table}.concurrency"), Some(n), &CONCURRENCY, 0))
+                .transpose()?
+                .map(|n| n as usize);
             let rate_limit = v
                 .rate_limit
                 .as_deref()
@@ -470,34 +499,39 @@ impl Config {
                 .transpose()
                 .map_err(|e| ConfigError(format!("{table}.rate_limit: {e}")))?;
             let vretry = RetryPolicy {
-                max_attempts: v.max_attempts.unwrap_or(run.retry.max_attempts),
+                max_attempts: whole(
+                    &format!("{table}.max_attempts"),
+                    v.max_attempts,
+                    &MAX_ATTEMPTS,
+                    u64::from(run.retry.max_attempts),
+                )? as u32,
                 backoff_base: duration(
                     &format!("{table}.backoff_base"),
                     v.backoff_base.as_deref(),
                     run.retry.backoff_base,
+                    &BACKOFF,
                 )?,
                 backoff_cap: duration(
                     &format!("{table}.backoff_cap"),
                     v.backoff_cap.as_deref(),
                     run.retry.backoff_cap,
+                    &BACKOFF_CAP,
                 )?,
                 retry_after_cap: run.retry.retry_after_cap,
             };
-            if vretry.max_attempts == 0 {
-                return err(format!("{table}.max_attempts: must be at least 1"));
-            }
             let settings = VendorSettings {
                 table: table.clone(),
                 rest: v.rest,
                 resolve_secrets,
                 base_dir: base_dir.clone(),
+                found: secrets.clone(),
             };
             vendors.push((
                 VendorConfig {
                     name,
                     kind,
                     base_url,
-                    concurrency: v.concurrency,
+                    concurrency: vconcurrency,
                     rate_limit,
                     retry: vretry,
                 },
@@ -508,6 +542,7 @@ impl Config {
             path: path.to_path_buf(),
             run,
             vendors,
+            secrets,
         })
     }
 }

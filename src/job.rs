@@ -249,7 +249,9 @@ struct Loaded {
 }
 
 fn load(opts: &RunOptions) -> Result<Loaded, JobError> {
-    let config = Config::load(&opts.config, !opts.dry_run).map_err(|e| usage(e.0))?;
+    // A dry run reads the secrets too: one that is missing must fail now, as
+    // it would fail the real run, not after the plan looked fine.
+    let config = Config::load(&opts.config, true).map_err(|e| usage(e.0))?;
     let adapters = config.adapters().map_err(|e| usage(e.0))?;
     Ok(Loaded { config, adapters })
 }
@@ -359,6 +361,7 @@ async fn run_job(
 
     let client = Client::new(config.run.request_timeout, concurrency).map_err(usage)?;
     let shards = opts.shard.map_or(1, |(_, n)| n);
+    let redactor = Arc::new(config.redactor());
     let targets: Arc<Vec<Target>> = Arc::new(
         config
             .vendors
@@ -375,6 +378,7 @@ async fn run_job(
                     shards,
                 )
                 .with_credential_sources(settings)
+                .with_redactor(redactor.clone())
             })
             .collect(),
     );

@@ -7,6 +7,12 @@
 //! up hammering a throttled vendor). A row that cannot be finished because
 //! the vendor was stopped or the run is ending comes back as `None`: it stays
 //! pending for a resume, it is not `failed`.
+//!
+//! Whatever the vendor answers (its error text, the ids it reports) and
+//! whatever the connection failed with leaves here only through the
+//! target's [`Redactor`]: this is the one door by which vendor text reaches
+//! the state file, the results and the logs, so no configured secret that a
+//! vendor echoes gets any further.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,6 +27,7 @@ use crate::config::{RetryPolicy, VendorConfig, VendorSettings};
 use crate::latency::Histogram;
 use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
 use crate::outcome::Outcome;
+use crate::redact::Redactor;
 use crate::retry::{Backoff, Class, classify, is_backpressure};
 use crate::tally::Tally;
 use crate::vendors::{Adapter, Reply};
@@ -41,6 +48,9 @@ pub struct Target {
     /// `vendors.gate.api_key`, and where it comes from once
     /// [`Target::with_credential_sources`] has been told.
     pub credentials: String,
+    /// Cuts every configured secret (of every vendor) out of what this
+    /// vendor answers; see [`Target::with_redactor`].
+    pub redactor: Arc<Redactor>,
 }
 
 impl Target {
@@ -73,8 +83,16 @@ impl Target {
             digest,
             latency: Histogram::default(),
             credentials: credential_text(&config.name, adapter.credential_keys(), |_| None),
+            redactor: Arc::new(redactor_of(&*adapter)),
             adapter,
         }
+    }
+
+    /// Redacts the secrets of the whole config, not only this vendor's, from
+    /// this vendor's answers (see [`crate::config::Config::redactor`]).
+    pub fn with_redactor(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = redactor;
+        self
     }
 
     /// Names where each credential comes from (an environment variable, a
@@ -92,6 +110,30 @@ impl Target {
             tracing::warn!(vendor = %self.name, "stopping traffic to this vendor: {reason}");
         }
         self.limit.close();
+    }
+}
+
+/// Until [`Target::with_redactor`] says more: the secrets the adapter
+/// itself shows (digest credentials), so that no target starts without one.
+fn redactor_of(adapter: &dyn Adapter) -> Redactor {
+    match adapter.digest_credentials() {
+        Some((user, pass)) => Redactor::new([user, pass]),
+        None => Redactor::default(),
+    }
+}
+
+/// What the vendor said, with every configured secret cut out.
+fn redacted(redactor: &Redactor, reply: Reply) -> Reply {
+    let clean = |t: Option<String>| {
+        t.map(|t| match redactor.text(&t) {
+            std::borrow::Cow::Borrowed(_) => t,
+            std::borrow::Cow::Owned(clean) => clean,
+        })
+    };
+    Reply {
+        remote_id: clean(reply.remote_id),
+        remote_updated_at: clean(reply.remote_updated_at),
+        error: clean(reply.error),
     }
 }
 
@@ -167,6 +209,12 @@ pub async fn send(
             .send(target.adapter.request(change), target.digest.as_ref())
             .await;
         vt.answered(result.as_ref().ok().map(|a| a.status));
+        let result = result.map_err(|e| {
+            (
+                e.is_timeout(),
+                target.redactor.text(&e.to_string()).into_owned(),
+            )
+        });
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {
@@ -203,7 +251,7 @@ pub async fn send(
                         target.credentials
                     ));
                 }
-                let reply = target.adapter.read(status, &answer.body);
+                let reply = redacted(&target.redactor, target.adapter.read(status, &answer.body));
                 match class {
                     Class::Success => {
                         return Some(Sent {
@@ -239,10 +287,10 @@ pub async fn send(
                     Class::Transient => (answer.retry_after, (Some(status), reply)),
                 }
             }
-            Err(e) => {
+            Err((timed_out, e)) => {
                 target.limit.release(
                     slot,
-                    if e.is_timeout() {
+                    if timed_out {
                         Signal::Backpressure
                     } else {
                         Signal::Ignore
@@ -256,7 +304,7 @@ pub async fn send(
                     return None;
                 }
                 let reply = Reply {
-                    error: Some(e.to_string()),
+                    error: Some(e),
                     ..Reply::default()
                 };
                 (None, (None, reply))

@@ -7,6 +7,7 @@ use crate::job::RunReport;
 use crate::job::{self, RunOptions};
 use crate::outcome::Outcome;
 use crate::progress::ProgressMode;
+use crate::ranges;
 use crate::shutdown::Shutdown;
 
 use super::summary::{self, Invocation};
@@ -55,7 +56,7 @@ pub struct RunArgs {
     pub force: bool,
 
     /// Send rows again when the ledger's entry is older than this (e.g. 7d, 12h)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| ranges::parse_duration(s, &ranges::RECHECK_AFTER))]
     pub recheck_after: Option<Duration>,
 
     /// Take only shard K of N (0-based) by invite key; `auto/N` takes K from JOB_COMPLETION_INDEX
@@ -63,7 +64,7 @@ pub struct RunArgs {
     pub shard: Option<String>,
 
     /// Requests in flight, all vendors together (overrides `[run] concurrency`)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = ranges::parse_concurrency)]
     pub concurrency: Option<usize>,
 
     /// Keep every vendor at its concurrency cap instead of adapting to it
@@ -75,7 +76,7 @@ pub struct RunArgs {
     pub quiet: bool,
 
     /// Log a progress line at this interval instead of drawing a bar (default when stderr is not a terminal: 10s)
-    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| ranges::parse_duration(s, &ranges::LOG_INTERVAL))]
     pub log_interval: Option<Duration>,
 
     /// Write counts per vendor and outcome, durations and the exit code as JSON to FILE
@@ -108,19 +109,6 @@ fn parse_job(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 7d, 12h, 30s"))
-}
-
-/// A `--log-interval`: a duration above zero.
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        d if d.is_zero() => Err(format!("`{s}` is no interval; write e.g. 10s or 1m")),
-        d => Ok(d),
-    }
-}
-
 /// Reads `K/N` or `auto/N`.
 pub fn parse_shard(text: &str) -> Result<(u32, u32), String> {
     let (k, n) = text
@@ -130,18 +118,29 @@ pub fn parse_shard(text: &str) -> Result<(u32, u32), String> {
         .trim()
         .parse()
         .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| format!("--shard `{text}`: N must be a whole number of at least 1"))?;
+        .filter(|n| (1..=ranges::MAX_SHARDS).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "--shard `{text}`: N must be a whole number from 1 to {}",
+                ranges::MAX_SHARDS
+            )
+        })?;
     let k: u32 = if k.trim() == "auto" {
         let v = std::env::var("JOB_COMPLETION_INDEX")
             .map_err(|_| format!("--shard `{text}`: JOB_COMPLETION_INDEX is not set (it is set in a Kubernetes Indexed Job)"))?;
-        v.trim()
-            .parse()
-            .map_err(|_| format!("--shard `{text}`: JOB_COMPLETION_INDEX `{v}` is not a number"))?
+        v.trim().parse().map_err(|_| {
+            format!(
+                "--shard `{text}`: JOB_COMPLETION_INDEX `{v}` is not a whole number from 0 to {}",
+                n - 1
+            )
+        })?
     } else {
-        k.trim()
-            .parse()
-            .map_err(|_| format!("--shard `{text}`: K must be a whole number"))?
+        k.trim().parse().map_err(|_| {
+            format!(
+                "--shard `{text}`: K must be a whole number from 0 to {}",
+                n - 1
+            )
+        })?
     };
     if k >= n {
         return Err(format!(

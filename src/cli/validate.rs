@@ -1,5 +1,6 @@
 //! `invitesync validate`: every row checked against the vendors' rules,
-//! offline, without credentials.
+//! offline. The credentials are read (a missing one is a config error, as
+//! in `run`) but nothing is sent.
 //!
 //! Problems go to stdout (they are the command's output, to be piped or
 //! saved), one per line as `FILE:LINE: [VENDOR] COLUMN: REASON`, the form
@@ -29,7 +30,8 @@ Examples:
 Control characters in cells and names are shown escaped (\u{1b}, \n), never sent to the terminal.
 
 Exit code 0 when every row is valid, 1 when some are not or the file has no data rows (only a
-header), 2 when the file or config cannot be read. No credentials are needed and nothing is sent.";
+header), 2 when the file or config cannot be read. The config's credentials must be readable (as
+for `run`); nothing is sent.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = VALIDATE_HELP)]
@@ -57,7 +59,7 @@ struct Group {
 }
 
 pub fn execute(args: ValidateArgs) -> i32 {
-    let config = match Config::load(&args.config.config, false) {
+    let config = match Config::load(&args.config.config, true) {
         Ok(c) => c,
         Err(e) => return fail(exit::USAGE, e),
     };

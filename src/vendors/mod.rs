@@ -401,11 +401,20 @@ pub fn request_with_body(
         http::header::ACCEPT,
         http::HeaderValue::from_static(content_type),
     );
+    let mut unsendable = false;
     for (name, value) in headers {
-        if let Ok(mut v) = http::HeaderValue::from_str(value) {
-            v.set_sensitive(true);
-            h.insert(*name, v);
+        match http::HeaderValue::from_str(value) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                h.insert(*name, v);
+            }
+            Err(_) => unsendable = true,
         }
+    }
+    if unsendable {
+        // Never send without the credential: a relative URI is refused by
+        // the client. (The config refuses such secrets before this.)
+        *req.uri_mut() = http::Uri::default();
     }
     req
 }

@@ -226,3 +226,170 @@ fn a_resume_with_other_options_names_them() {
         "{err}"
     );
 }
+
+#[test]
+fn a_password_in_a_base_url_is_never_printed() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    w.write("in.csv", &format!("{HEADER}\ngate,ev1,inv1,,,,,sent,,\n"));
+    for url in [
+        "http://u:PASSWORD@api.securegate.example",
+        "https://u:PASSWORD@api.securegate.example/v1",
+        "http://u:PASSWORD@[not-a-host",
+        "https://u:PASS/WORD@api.securegate.example",
+        "http://u:PASSWORD@127.0.0.1:1",
+    ] {
+        w.write_config(&format!(
+            "[vendors.remote]\nkind = \"securegate\"\nbase_url = \"{url}\"\napi_key = {{ file = \"secrets/gate\" }}\n"
+        ));
+        for (cmd, format) in [("run", "text"), ("run", "json"), ("validate", "text")] {
+            let o = cli(
+                w,
+                &[
+                    cmd,
+                    "in.csv",
+                    "-c",
+                    "invitesync.toml",
+                    "--log-format",
+                    format,
+                    "--summary-json",
+                    "summary.json",
+                ][..if cmd == "run" { 8 } else { 6 }],
+                &[],
+            );
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{url}: {err}");
+            assert!(err.contains("vendors.remote.base_url"), "{url}: {err}");
+            assert!(err.contains("[redacted]@"), "{url}: {err}");
+            for shown in [err, stdout(&o)] {
+                assert!(
+                    !shown.contains("PASS") && !shown.contains("u:"),
+                    "{url}: {shown}"
+                );
+            }
+            if cmd == "run" {
+                let summary = std::fs::read_to_string(w.path("summary.json")).expect("summary");
+                assert!(!summary.contains("PASS"), "{summary}");
+            }
+        }
+    }
+}
+
+#[test]
+fn numbers_out_of_range_are_usage_errors_naming_the_key_and_the_range() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    w.write("in.csv", &format!("{HEADER}\ngate,ev1,inv1,,,,,sent,,\n"));
+    let flags: &[(&[&str], &str)] = &[
+        (
+            &["--concurrency", "18446744073709551615"],
+            "'--concurrency <N>': `18446744073709551615` is not a whole number from 1 to 10000",
+        ),
+        (&["--concurrency", "0"], "from 1 to 10000"),
+        (
+            &["--log-interval", "0s"],
+            "'--log-interval <DURATION>': `0s` is out of range; use a duration from 1ms to 24h",
+        ),
+        (
+            &["--log-interval", "584942417355y"],
+            "use one from 1ms to 24h",
+        ),
+        (
+            &["--recheck-after", "500000000000y"],
+            "'--recheck-after <DURATION>': `500000000000y` is out of range; use a duration from 0s to 36500d",
+        ),
+        (
+            &["--shard", "0/4294967296"],
+            "--shard `0/4294967296`: N must be a whole number from 1 to 100000",
+        ),
+        (
+            &["--shard", "99999999999/4"],
+            "K must be a whole number from 0 to 3",
+        ),
+    ];
+    for (args, want) in flags {
+        let mut all = vec!["run", "in.csv", "-c", "invitesync.toml"];
+        all.extend_from_slice(args);
+        let o = cli(w, &all, &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let run = |key: &str, value: &str| format!("[run]\n{key} = {value}\n");
+    let gate = |key: &str, value: &str| {
+        format!(
+            "[vendors.g2]\nkind = \"securegate\"\nbase_url = \"https://g.example\"\n\
+             api_key = {{ file = \"secrets/gate\" }}\n{key} = {value}\n"
+        )
+    };
+    let keys: Vec<(String, &str)> = vec![
+        (
+            run("concurrency", "18446744073709551615"),
+            "run.concurrency: 18446744073709551615 is out of range; use a whole number from 1 to 10000",
+        ),
+        (
+            run("concurrency", "-1"),
+            "run.concurrency: -1 is out of range",
+        ),
+        (
+            run("max_attempts", "4294967296"),
+            "run.max_attempts: 4294967296 is out of range; use a whole number from 1 to 100",
+        ),
+        (
+            run("request_timeout", "\"584942417355y\""),
+            "run.request_timeout: `584942417355y` is not a duration",
+        ),
+        (
+            run("request_timeout", "\"0s\""),
+            "run.request_timeout: `0s` is out of range; use a duration from 1ms to 1h",
+        ),
+        (
+            run("grace_period", "\"100000000y\""),
+            "run.grace_period: `100000000y` is out of range; use a duration from 0s to 1h",
+        ),
+        (
+            run("backoff_base", "\"2h\""),
+            "run.backoff_base: `2h` is out of range",
+        ),
+        (
+            run("backoff_cap", "\"1000y\""),
+            "run.backoff_cap: `1000y` is out of range; use a duration from 0s to 24h",
+        ),
+        (
+            run("retry_after_cap", "\"1000y\""),
+            "run.retry_after_cap: `1000y` is out of range",
+        ),
+        (
+            gate("concurrency", "18446744073709551615"),
+            "vendors.g2.concurrency: 18446744073709551615 is out of range; use a whole number from 1 to 10000",
+        ),
+        (
+            gate("max_attempts", "0"),
+            "vendors.g2.max_attempts: 0 is out of range",
+        ),
+        (
+            gate("rate_limit", "\"1000000000000/s\""),
+            "vendors.g2.rate_limit: `1000000000000` in `1000000000000/s` is not a whole number of requests from 1 to 1000000",
+        ),
+        (
+            gate("backoff_cap", "\"1000y\""),
+            "vendors.g2.backoff_cap: `1000y` is out of range",
+        ),
+    ];
+    for (table, want) in keys {
+        // `[run]` may appear once: this one replaces the harness's.
+        let base = std::fs::read_to_string(&w.config).expect("config");
+        let text = if table.starts_with("[run]") {
+            let vendors = &base[base.find("[vendors.").expect("vendors")..];
+            format!("{table}\n{vendors}")
+        } else {
+            format!("{base}\n{table}")
+        };
+        std::fs::write(w.path("range.toml"), text).expect("config");
+        for cmd in ["run", "validate"] {
+            let o = cli(w, &[cmd, "in.csv", "-c", "range.toml"], &[]);
+            let err = error_message(&o, 2);
+            assert!(err.contains(&format!("range.toml: {want}")), "{err}");
+        }
+    }
+}

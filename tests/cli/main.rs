@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod echo;
 mod errors;
 mod help;
 mod outputs;

@@ -56,24 +56,6 @@ fn validate_reports_every_problem_with_line_column_and_reason() {
 }
 
 #[test]
-fn validate_of_a_clean_file_exits_0_without_credentials() {
-    // A vendor whose secret is in an unset variable: validate sends nothing,
-    // so it does not need it.
-    let s = Setup::new(
-        None,
-        "[vendors.extra]\nkind = \"securegate\"\nbase_url = \"https://gate.example\"\napi_key = { env = \"INVITESYNC_TEST_SURELY_UNSET\" }\n",
-    );
-    let w = s.world();
-    w.write(
-        "ok.csv",
-        &format!("{HEADER}\ngate,ev1,inv1,,,,,accepted,,\nextra,ev1,inv1,,,,,sent,,\n"),
-    );
-    let o = cli(w, &["validate", "ok.csv", "-c", "invitesync.toml"], &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("2 rows, 2 valid, 0 invalid"));
-}
-
-#[test]
 fn a_misspelt_column_is_pointed_out_by_run_and_validate() {
     let s = Setup::new(None, "");
     let w = s.world();

@@ -45,7 +45,12 @@ impl World {
             ("om-private", c.om_private_key.as_str()),
             ("hub", c.ctrl_hub_token.as_str()),
         ] {
-            std::fs::write(secrets.join(name), format!("{value}\n")).expect("secret file");
+            let file = secrets.join(name);
+            std::fs::write(&file, format!("{value}\n")).expect("secret file");
+            // As a credential file should be: readable by its owner alone.
+            #[cfg(unix)]
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("secret file mode");
         }
         let world = World {
             config: dir.path().join("invitesync.toml"),
