@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod digest;
 pub mod dispatch;
+pub mod exit;
 pub mod fs_error;
 pub mod input;
 pub mod job;

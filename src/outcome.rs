@@ -48,6 +48,19 @@ impl Outcome {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// A person must look at a row that ended so: it is in the rows to fix.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, Outcome::Invalid | Outcome::Rejected | Outcome::Failed)
+    }
+
+    /// Whether counts by outcome (indexed by [`Outcome::index`]) hold a row
+    /// that needs attention.
+    pub fn any_need_attention(counts: &[u64; 5]) -> bool {
+        Outcome::ALL
+            .iter()
+            .any(|o| o.needs_attention() && counts[o.index()] > 0)
+    }
 }
 
 impl std::fmt::Display for Outcome {

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::change::{Change, VendorId};
-use crate::client::{Client, DigestAuth};
+use crate::client::{Client, DigestAuth, SendError};
 use crate::config::{RetryPolicy, VendorConfig, VendorSettings};
 use crate::latency::Histogram;
 use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
@@ -209,12 +209,8 @@ pub async fn send(
             .send(target.adapter.request(change), target.digest.as_ref())
             .await;
         vt.answered(result.as_ref().ok().map(|a| a.status));
-        let result = result.map_err(|e| {
-            (
-                e.is_timeout(),
-                target.redactor.text(&e.to_string()).into_owned(),
-            )
-        });
+        let result =
+            result.map_err(|e| (e.clone(), target.redactor.text(&e.to_string()).into_owned()));
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {
@@ -287,10 +283,24 @@ pub async fn send(
                     Class::Transient => (answer.retry_after, (Some(status), reply)),
                 }
             }
-            Err((timed_out, e)) => {
+            Err((SendError::Unsendable(_), e)) => {
+                // The request could not be built from this row: another
+                // attempt would build the same, and the vendor is not at fault.
+                target.limit.release(slot, Signal::Ignore);
+                return Some(Sent {
+                    outcome: Outcome::Invalid,
+                    http_status: None,
+                    attempts: attempts - 1,
+                    reply: Reply {
+                        error: Some(format!("{e}; fix the row")),
+                        ..Reply::default()
+                    },
+                });
+            }
+            Err((failure, e)) => {
                 target.limit.release(
                     slot,
-                    if timed_out {
+                    if failure.is_timeout() {
                         Signal::Backpressure
                     } else {
                         Signal::Ignore

@@ -11,7 +11,7 @@
 use tokio_util::sync::CancellationToken;
 
 /// Exit code of a run that stopped early and can be resumed.
-pub const EXIT_RESUMABLE: i32 = 3;
+pub const EXIT_RESUMABLE: i32 = crate::exit::Exit::Resumable.code();
 
 #[derive(Clone, Default)]
 pub struct Shutdown {

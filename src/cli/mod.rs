@@ -16,13 +16,14 @@ pub mod status;
 pub mod summary;
 pub mod validate;
 
-/// Exit codes (DESIGN §5).
+/// Exit codes as the commands return them ([`crate::exit::Exit`]).
 pub mod exit {
-    pub const OK: i32 = 0;
-    pub const ROWS_NEED_ATTENTION: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const RESUMABLE: i32 = 3;
-    pub const LOCKED: i32 = 4;
+    use crate::exit::Exit;
+    pub const OK: i32 = Exit::Ok.code();
+    pub const ROWS_NEED_ATTENTION: i32 = Exit::RowsNeedAttention.code();
+    pub const USAGE: i32 = Exit::Usage.code();
+    pub const RESUMABLE: i32 = Exit::Resumable.code();
+    pub const LOCKED: i32 = Exit::Locked.code();
 }
 
 const AFTER_HELP: &str = "\

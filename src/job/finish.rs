@@ -1,0 +1,234 @@
+//! After the pipeline: what the state file recorded, the exit code, the
+//! results, the rows to fix and the summary, and the run closed.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::pipeline::{Ended, stopped_on};
+use super::prepare::Prepared;
+use super::{JobError, RunOptions, RunReport, usage};
+use crate::exit::Exit;
+use crate::outcome::Outcome;
+use crate::results::Select;
+use crate::shutdown::EXIT_RESUMABLE;
+use crate::state::{RunId, RunStatus, StateFile};
+use crate::tally::Tally;
+
+pub(super) fn finish(
+    opts: &RunOptions,
+    p: Prepared,
+    ended: Ended,
+    started: Instant,
+    started_at: std::time::SystemTime,
+) -> Result<RunReport, JobError> {
+    let Prepared {
+        names,
+        total_rows,
+        empty_input,
+        state_path,
+        files,
+        lock,
+        state,
+        run_id,
+        resumed,
+        targets,
+        ..
+    } = p;
+    let Ended {
+        report,
+        tally,
+        stopped,
+        interrupted,
+        latency,
+        pending_live,
+    } = ended;
+    let Some(state) = state.filter(|_| !opts.dry_run) else {
+        // Dry run: nothing recorded; report the live tally.
+        let counts = live_counts(&tally, &names);
+        let any_bad = counts.iter().any(|(_, c)| Outcome::any_need_attention(c));
+        let run_report = RunReport {
+            run_id: None,
+            exit_code: Exit::for_run(false, any_bad || empty_input).code(),
+            counts,
+            pending: 0,
+            dry_run: report,
+            stopped,
+            interrupted,
+            results: None,
+            failed_rows: None,
+            elapsed: started.elapsed(),
+            resumed,
+            state: state_path,
+            latency,
+        };
+        if let Some(path) = &opts.summary_json {
+            write_summary(path, &run_report, opts, started_at).map_err(usage)?;
+        }
+        return Ok(run_report);
+    };
+    let run_id = run_id.ok_or_else(|| usage("no run was recorded"))?;
+    let recorded = state
+        .row_count(run_id)
+        .map_err(|e| stopped_on(e.to_string(), Some(&state)))?;
+    let counts: Vec<(Option<String>, [u64; 5])> = state
+        .counts(run_id)
+        .map_err(|e| stopped_on(e.to_string(), Some(&state)))?
+        .into_iter()
+        .map(|c| (c.vendor, c.by_outcome))
+        .collect();
+    let ours_total = if opts.shard.is_some() {
+        recorded + pending_live
+    } else {
+        total_rows
+    };
+    let pending = ours_total.saturating_sub(recorded).max(pending_live);
+    let any_bad = counts.iter().any(|(_, c)| Outcome::any_need_attention(c));
+    let unfinished = interrupted || !stopped.is_empty() || pending > 0;
+    let exit_code = Exit::for_run(unfinished, any_bad || empty_input).code();
+
+    let unwritten = |problem: String, file: &Path| {
+        let rows_to_fix = file == files.failed;
+        unwritten(
+            problem,
+            file,
+            rows_to_fix,
+            &state,
+            run_id,
+            opts,
+            &state_path,
+        )
+    };
+    let results = crate::results::write_file(
+        &state,
+        run_id,
+        &opts.input,
+        &files.results,
+        Select::All,
+        opts.shard,
+        &targets,
+    )
+    .map_err(|e| unwritten(e, &files.results))?;
+    let failed_rows = if any_bad {
+        Some(
+            crate::results::write_file(
+                &state,
+                run_id,
+                &opts.input,
+                &files.failed,
+                Select::Failed,
+                opts.shard,
+                &targets,
+            )
+            .map_err(|e| unwritten(e, &files.failed))?,
+        )
+    } else {
+        // An earlier run's rows to fix are not this run's.
+        crate::outputs::remove_stale(&files.failed).map_err(|e| unwritten(e, &files.failed))?;
+        None
+    };
+    let run_report = RunReport {
+        run_id: Some(run_id),
+        exit_code,
+        counts,
+        pending,
+        dry_run: report,
+        stopped,
+        interrupted,
+        results: Some(results),
+        failed_rows,
+        elapsed: started.elapsed(),
+        resumed,
+        state: state_path.clone(),
+        latency,
+    };
+    // Before the run is recorded finished: if the summary cannot be written,
+    // the run stays resumable, and running the same command again writes
+    // every file without sending anything.
+    if let Some(path) = &opts.summary_json {
+        write_summary(path, &run_report, opts, started_at).map_err(|e| unwritten(e, path))?;
+    }
+    let status = if unfinished {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Finished
+    };
+    state
+        .finish_run(run_id, status, exit_code)
+        .map_err(|e| stopped_on(e.to_string(), Some(&state)))?;
+    drop(lock);
+    Ok(run_report)
+}
+
+/// `--summary-json`: the report as JSON, renamed into place.
+fn write_summary(
+    path: &Path,
+    report: &RunReport,
+    opts: &RunOptions,
+    started_at: std::time::SystemTime,
+) -> Result<(), String> {
+    crate::outputs::write_json(
+        path,
+        &report.summary_json(opts.dry_run, opts.shard, started_at),
+    )
+}
+
+/// An output that could not be written after every row was recorded: the
+/// run is left resumable (exit 3), so the same command sends nothing and
+/// writes the files; an earlier file of that name is removed rather than
+/// left to pass for this run's.
+#[allow(clippy::too_many_arguments)]
+fn unwritten(
+    problem: String,
+    file: &Path,
+    rows_to_fix: bool,
+    state: &StateFile,
+    run: RunId,
+    opts: &RunOptions,
+    state_path: &Path,
+) -> JobError {
+    let _ = state.finish_run(run, RunStatus::Interrupted, EXIT_RESUMABLE);
+    let _ = crate::outputs::remove_stale(file);
+    let q = |p: &Path| crate::shell::quote(&p.display().to_string());
+    let export = if opts.summary_json.as_deref() == Some(file) {
+        String::new()
+    } else {
+        let only = if rows_to_fix { " --only failed" } else { "" };
+        format!(
+            ", or write it with `invitesync export {}{only} --state {} --output {}`",
+            run.0,
+            q(state_path),
+            q(file)
+        )
+    };
+    let again = if opts.new_run {
+        "the same command without --new-run"
+    } else {
+        "the same command again"
+    };
+    JobError {
+        code: EXIT_RESUMABLE,
+        message: format!(
+            "{problem}; every row is recorded in {} and nothing needs sending again: fix that \
+             and run {again} (it resumes, sends nothing and writes the files){export}",
+            state_path.display()
+        ),
+    }
+}
+
+fn live_counts(tally: &Tally, names: &[String]) -> Vec<(Option<String>, [u64; 5])> {
+    let mut out = Vec::new();
+    let row = |t: &crate::tally::VendorTally| {
+        let mut c = [0u64; 5];
+        for o in Outcome::ALL {
+            c[o.index()] = t.count(o);
+        }
+        c
+    };
+    if tally.unrouted().finished() > 0 {
+        out.push((None, row(tally.unrouted())));
+    }
+    for (i, t) in tally.vendors().iter().enumerate() {
+        out.push((names.get(i).cloned(), row(t)));
+    }
+    out
+}
