@@ -75,6 +75,17 @@ impl InviteKey {
     }
 }
 
+/// `--shard (k, n)`: whether this process owns a row. A row that plans to a
+/// change goes by its invite (so every change to one invite lands in one
+/// shard, in order); an invalid row, which has no invite, by its number.
+/// The one rule for the reader, which sends, and the results, which report.
+pub fn owns_row((k, n): (u32, u32), key: Option<&InviteKey>, row_index: u64) -> bool {
+    match key {
+        Some(key) => key.in_shard(k, n),
+        None => n <= 1 || row_index % u64::from(n) == u64::from(k),
+    }
+}
+
 /// The identity of a change's content (method, path, body), so that the ledger
 /// can say "this exact change was applied already".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

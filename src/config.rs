@@ -27,6 +27,12 @@ use crate::secret::{Registry, Secret, Source};
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError(message)
+    }
+}
+
 fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
 }

@@ -62,7 +62,7 @@ impl<'a> Fields<'a> {
                     .map_err(|_| Invalid::new(KNOWN_COLUMNS[k], "not valid UTF-8"))?
                     .trim();
                 // A rows-to-fix file fed back reads as the values it was written from.
-                *slot = crate::results::unneutralise(text).trim();
+                *slot = crate::cells::unneutralise(text).trim();
             }
         }
         Ok(Fields {

@@ -10,6 +10,7 @@
 #[macro_use]
 pub mod stdio;
 
+pub mod cells;
 pub mod change;
 pub mod cli;
 pub mod client;

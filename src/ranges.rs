@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
-
 /// The range a duration setting accepts, and the range in words for messages.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
@@ -121,18 +119,18 @@ pub(crate) fn whole(
     value: Option<Whole>,
     range: &std::ops::RangeInclusive<u64>,
     default: u64,
-) -> Result<u64, ConfigError> {
+) -> Result<u64, String> {
     match value {
         None => Ok(default),
         Some(Whole(n)) => u64::try_from(n)
             .ok()
             .filter(|n| range.contains(n))
             .ok_or_else(|| {
-                ConfigError(format!(
+                format!(
                     "{where_}: {n} is out of range; use a whole number from {} to {}",
                     range.start(),
                     range.end()
-                ))
+                )
             }),
     }
 }
@@ -158,7 +156,7 @@ mod tests {
         }
         assert_eq!(whole("k", None, &MAX_ATTEMPTS, 6).unwrap(), 6);
         assert_eq!(
-            whole("k", Some(Whole(-1)), &MAX_ATTEMPTS, 6).unwrap_err().0,
+            whole("k", Some(Whole(-1)), &MAX_ATTEMPTS, 6).unwrap_err(),
             "k: -1 is out of range; use a whole number from 1 to 100"
         );
     }

@@ -60,8 +60,8 @@ pub fn read_rows(
         }
         match router.plan(&header, &row) {
             Ok(change) => {
-                if let Some((k, n)) = shard
-                    && !change.key.in_shard(k, n)
+                if let Some(shard) = shard
+                    && !crate::change::owns_row(shard, Some(&change.key), row.index)
                 {
                     tally.elsewhere.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -101,8 +101,8 @@ pub fn read_rows(
                 }
             }
             Err(problem) => {
-                if let Some((k, n)) = shard
-                    && row.index % u64::from(n) != u64::from(k)
+                if let Some(shard) = shard
+                    && !crate::change::owns_row(shard, None, row.index)
                 {
                     tally.elsewhere.fetch_add(1, Ordering::Relaxed);
                     continue;

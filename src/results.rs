@@ -19,15 +19,12 @@ use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
 
+use crate::cells::{CsvOut, copied};
+pub use crate::cells::{neutralise, unneutralise};
 use crate::input::{InputRow, Reader};
 use crate::outcome::{Outcome, format_millis};
 use crate::plan::Router;
-use crate::send::Target;
 use crate::state::{RunId, StateFile};
-use cells::{CsvOut, copied};
-pub use cells::{neutralise, unneutralise};
-
-mod cells;
 
 /// The columns added after the input's own.
 pub const OUTCOME_COLUMNS: [&str; 7] = [
@@ -331,16 +328,15 @@ pub fn write_file(
     path: &Path,
     select: Select,
     shard: Option<(u32, u32)>,
-    targets: &[Target],
+    router: &Router<'_>,
 ) -> Result<PathBuf, String> {
-    let router = Router::new(targets.iter().map(|t| (t.name.as_str(), &*t.adapter)));
     let header = Reader::open(input).map_err(|e| e.0)?.header().clone();
     let ours = |row: &crate::input::InputRow| match shard {
         None => true,
-        Some((k, n)) => match router.plan(&header, row) {
-            Ok(change) => change.key.in_shard(k, n),
-            Err(_) => row.index % u64::from(n) == u64::from(k),
-        },
+        Some(shard) => {
+            let planned = router.plan(&header, row);
+            crate::change::owns_row(shard, planned.as_ref().ok().map(|c| &c.key), row.index)
+        }
     };
     write_rows(state, run, input, path, select, ours)
 }

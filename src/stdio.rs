@@ -81,18 +81,11 @@ pub(crate) fn write_stderr(bytes: &[u8]) {
     }
 }
 
-/// The exit code once the output is flushed: `code`, unless stdout failed
-/// for a reason other than a closed pipe, in which case that is reported
-/// and a command that otherwise succeeded exits 2 (its output is not whole).
-pub fn finish(code: i32) -> i32 {
+/// Flushes standard output; says why it failed, if it did for a reason
+/// other than a closed pipe (the command's output is then not whole).
+pub fn flush_stdout() -> Option<&'static str> {
     let _ = Stdout.flush();
-    match STDOUT_FAILED.get() {
-        Some(why) if code == 0 || code == 1 => crate::cli::fail(
-            crate::cli::exit::USAGE,
-            format!("cannot write to standard output: {why}"),
-        ),
-        _ => code,
-    }
+    STDOUT_FAILED.get().map(String::as_str)
 }
 
 /// `println!` for this crate: never panics on a closed pipe.

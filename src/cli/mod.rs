@@ -179,7 +179,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Man(a) => completions::man(a),
         }
     });
-    crate::stdio::finish(code)
+    finish(code)
 }
 
 /// Where the state file is, for the commands that read it (`status`,
@@ -258,6 +258,19 @@ fn missing_state(path: &std::path::Path) -> String {
 
 /// Prints an error the way every command does: one or two lines, no
 /// backtrace; under `--log-format json`, one JSON line with the exit code.
+/// The exit code once the output is flushed: `code`, unless stdout failed
+/// for a reason other than a closed pipe, in which case that is reported
+/// and a command that otherwise succeeded exits 2 (its output is not whole).
+fn finish(code: i32) -> i32 {
+    match crate::stdio::flush_stdout() {
+        Some(why) if code == exit::OK || code == exit::ROWS_NEED_ATTENTION => fail(
+            exit::USAGE,
+            format!("cannot write to standard output: {why}"),
+        ),
+        _ => code,
+    }
+}
+
 pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
     if crate::logs::json() {
         tracing::error!(exit_code = code, "{message}");

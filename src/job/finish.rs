@@ -98,6 +98,7 @@ pub(super) fn finish(
             &state_path,
         )
     };
+    let router = crate::plan::Router::new(targets.iter().map(|t| (t.name.as_str(), &*t.adapter)));
     let results = crate::results::write_file(
         &state,
         run_id,
@@ -105,7 +106,7 @@ pub(super) fn finish(
         &files.results,
         Select::All,
         opts.shard,
-        &targets,
+        &router,
     )
     .map_err(|e| unwritten(e, &files.results))?;
     let failed_rows = if any_bad {
@@ -117,7 +118,7 @@ pub(super) fn finish(
                 &files.failed,
                 Select::Failed,
                 opts.shard,
-                &targets,
+                &router,
             )
             .map_err(|e| unwritten(e, &files.failed))?,
         )

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::error::{Result, StateError};
-use super::pending::Pending;
+use super::pending::{LedgerEntry, Pending};
 use crate::change::Fingerprint;
 
 /// The most lookups served from one snapshot.
@@ -34,14 +34,6 @@ const SNAPSHOT_GETS: u32 = 1_024;
 /// The longest a busy reader keeps a snapshot: a snapshot in use stops a
 /// checkpoint from finishing and the WAL from starting over.
 const SNAPSHOT_AGE: Duration = Duration::from_millis(20);
-
-/// The last change applied to one invite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LedgerEntry {
-    pub fingerprint: Fingerprint,
-    /// Unix milliseconds of the row that applied it (for `--recheck-after`).
-    pub applied_at: i64,
-}
 
 /// Ledger lookups on a dedicated read connection. `Send`, not `Sync`: give
 /// each thread that looks things up its own reader. Drop it, or call

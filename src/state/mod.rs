@@ -47,9 +47,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use error::{Result, StateError};
-pub use ledger::{LedgerEntry, LedgerReader};
+pub use ledger::LedgerReader;
 pub use location::{default_name, earlier_default, location};
 pub use lock::{LockHolder, StateLock};
+pub use pending::LedgerEntry;
 pub use query::{DoneSet, RowRecordView, VendorCounts};
 pub use runs::{NewRun, RunId, RunInfo, RunStatus};
 pub use schema::SCHEMA_VERSION;

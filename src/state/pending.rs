@@ -23,8 +23,15 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use rusqlite::Connection;
 
 use super::error::{Result, StateError};
-use super::ledger::LedgerEntry;
 use crate::change::Fingerprint;
+
+/// The last change applied to one invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub fingerprint: Fingerprint,
+    /// Unix milliseconds of the row that applied it (for `--recheck-after`).
+    pub applied_at: i64,
+}
 
 /// The unmerged ledger changes of one state file, newest per key.
 #[derive(Debug, Default)]

@@ -33,8 +33,8 @@ use rusqlite::{Connection, Statement, params};
 
 use super::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 use super::error::{Result, StateError};
-use super::ledger::LedgerEntry;
 use super::outcome_code;
+use super::pending::LedgerEntry;
 use super::pending::{Pending, merge_journal};
 use super::queue::{Queue, Taken};
 use super::runs::RunId;
