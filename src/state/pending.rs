@@ -95,8 +95,18 @@ impl Pending {
     pub(crate) fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        // Give the memory back: a merge happens at most every few seconds.
-        *map = HashMap::new();
+        // Keep the memory: the next batches fill it again, and growing it
+        // back from nothing would hold the old and the new table at once at
+        // every doubling, which is how a long run's memory crept up.
+        map.clear();
+    }
+
+    /// Makes room for the `n` entries the writer lets gather between merges,
+    /// once, so the map never grows (and never holds two tables) mid-run.
+    pub(crate) fn reserve(&self, n: usize) {
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        let more = n.saturating_sub(map.len());
+        map.reserve(more);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, LedgerEntry>> {

@@ -137,6 +137,8 @@ impl Writer {
     ) -> Result<(WriterHandle, JoinHandle<Result<WriterStats>>)> {
         let conn = open_writer_connection(path, run_id, &options)?;
         let pending = Pending::for_file(&conn, path)?;
+        // A merge follows the batch that reaches the threshold.
+        pending.reserve(options.ledger_merge_rows + options.batch_rows);
         let checkpointer = match options.background_checkpoint {
             true => Some(Checkpointer::spawn(path)?),
             false => None,
