@@ -199,7 +199,7 @@ struct Loaded {
 
 fn load(opts: &RunOptions) -> Result<Loaded, JobError> {
     let config = Config::load(&opts.config, !opts.dry_run).map_err(|e| usage(e.0))?;
-    let adapters = config.adapters().map_err(|e| usage(e.0))?;
+    let adapters = crate::vendors::build::adapters(&config).map_err(|e| usage(e.0))?;
     Ok(Loaded { config, adapters })
 }
 

@@ -27,6 +27,8 @@ pub mod sandbox;
 pub mod secret;
 pub mod send;
 pub mod shutdown;
+pub mod sim;
 pub mod state;
 pub mod tally;
+pub mod text;
 pub mod vendors;
