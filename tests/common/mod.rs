@@ -52,9 +52,9 @@ pub struct World {
 }
 
 impl World {
-    /// A sandbox (seeded when `seed` is given) and a config with an account
-    /// for each vendor kind, named as [`config::account`] says (mighty, gate,
-    /// om, hub); `extra` is appended to the config.
+    /// A sandbox (seeded when `seed` is given) and a config with the accounts
+    /// the tests' inputs name ([`config::account`]: mighty, gate, om, hub);
+    /// `extra` is appended to the config.
     pub async fn start(seed: Option<&str>, extra: &str) -> World {
         let options = SandboxOptions::ephemeral();
         let sandbox = match seed {
