@@ -28,7 +28,7 @@ use common::World;
 
 /// The binary in the world's directory with `env` set, stdout and stderr
 /// captured, for a test that spawns several at once.
-pub(crate) fn unattended(world: &World, args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn piped(world: &World, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = world.command(args);
     cmd.envs(env.iter().copied())
         .stdout(Stdio::piped())

@@ -8,7 +8,7 @@ use invitesync::state::StateFile;
 
 use crate::common::{HEADER, World, column, read_csv};
 use crate::model::{count, row, set_faults, updates};
-use crate::{lossy, text_of, unattended};
+use crate::{lossy, piped, text_of};
 
 #[test]
 fn shards_cover_the_file_exactly_once() {
@@ -46,7 +46,7 @@ fn shards_cover_the_file_exactly_once() {
             let state = format!("shard-{k}.db");
             let summary = format!("summary-{k}.json");
             let index = k.to_string();
-            unattended(
+            piped(
                 &world,
                 &[
                     "run",
@@ -155,7 +155,7 @@ fn shards_cover_the_file_exactly_once() {
     let children: Vec<_> = (0..2)
         .map(|k| {
             let shard = format!("{k}/2");
-            unattended(
+            piped(
                 &world,
                 &["run", "export.csv", "--config", &cfg, "--shard", &shard],
                 &[],
