@@ -18,7 +18,7 @@ demo: build
 test:
 	bash scripts/test.sh
 
-## Throughput, latency-bound, adaptive, rate-limit, memory, resume and checkpoint ratios (DESIGN §10).
+## Throughput, latency-bound, adaptive, rate-limit, memory, resume and checkpoint ratios (README, Performance).
 bench: build
 	BIN=$(BIN) bash scripts/bench.sh
 

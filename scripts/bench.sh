@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DESIGN §10's performance targets, measured against the sandbox on
+# The performance targets (README, Performance), measured against the sandbox on
 # 127.0.0.1 in one run: each scenario's ratio next to its target, printed and
 # written to target/bench/report.md.
 #

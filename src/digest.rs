@@ -220,7 +220,7 @@ fn choose<'a>(www_authenticate: impl IntoIterator<Item = &'a str>) -> Result<Dig
             offered.join(", ")
         };
         let why = problem.map(|p| format!(": {p}")).unwrap_or_default();
-        crate::vendors::one_line(&format!(
+        crate::text::one_line(&format!(
             "the server asked for authentication but offered no Digest challenge we can answer (schemes offered: {offered}){why}"
         ))
     })

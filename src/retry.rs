@@ -26,7 +26,7 @@ pub enum Class {
     Final,
 }
 
-/// Classifies an HTTP status code (DESIGN §6).
+/// Classifies an HTTP status code (docs/ARCHITECTURE.md, §4: retry).
 pub fn classify(status: u16) -> Class {
     match status {
         200..=299 => Class::Success,

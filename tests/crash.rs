@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{HEADER, ORG, World, read_csv};
@@ -149,7 +149,6 @@ fn sigkill_at_random_moments_then_resume_loses_nothing() {
     slow(&world);
     world.write("invites.csv", &text);
     let cfg = world.config.to_str().unwrap().to_string();
-    let bin = assert_cmd::cargo::cargo_bin("invitesync");
     let mut kills = 0;
     let mut completed = false;
     let mut resent_after_done = Vec::new();
@@ -157,9 +156,8 @@ fn sigkill_at_random_moments_then_resume_loses_nothing() {
     for round in 0..6 {
         let before = updates(&world);
         let done = done_rows(&world);
-        let mut child = Command::new(&bin)
-            .current_dir(world.dir.path())
-            .args(["run", "invites.csv", "--config", &cfg, "--quiet"])
+        let mut child = world
+            .command(&["run", "invites.csv", "--config", &cfg, "--quiet"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -250,10 +248,8 @@ fn ctrl_c_stops_cleanly_and_the_same_command_resumes() {
     slow(&world);
     world.write("invites.csv", &text);
     let cfg = world.config.to_str().unwrap().to_string();
-    let bin = assert_cmd::cargo::cargo_bin("invitesync");
-    let child = Command::new(&bin)
-        .current_dir(world.dir.path())
-        .args(["run", "invites.csv", "--config", &cfg, "--quiet"])
+    let child = world
+        .command(&["run", "invites.csv", "--config", &cfg, "--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -304,10 +300,8 @@ fn sighup_stops_cleanly_like_sigterm_and_the_same_command_resumes() {
     world.sandbox.set_faults(f).expect("faults");
     world.write("invites.csv", &text);
     let cfg = world.config.to_str().unwrap().to_string();
-    let bin = assert_cmd::cargo::cargo_bin("invitesync");
-    let child = Command::new(&bin)
-        .current_dir(world.dir.path())
-        .args(["run", "invites.csv", "--config", &cfg, "--quiet"])
+    let child = world
+        .command(&["run", "invites.csv", "--config", &cfg, "--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -363,10 +357,8 @@ fn sighup_is_ignored_under_nohup() {
     }
     world.write("invites.csv", &text);
     let cfg = world.config.to_str().unwrap().to_string();
-    let bin = assert_cmd::cargo::cargo_bin("invitesync");
-    let child = Command::new("nohup")
+    let child = common::wrapped("nohup")
         .current_dir(world.dir.path())
-        .arg(&bin)
         .args(["run", "invites.csv", "--config", &cfg, "--quiet"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -35,19 +35,11 @@ impl Setup {
         self.world.as_ref().expect("world")
     }
 
-    /// The binary in the world's directory, with no INVITESYNC_* variable
-    /// from the environment and no RUST_LOG.
+    /// The binary in the world's directory, in the tests' clean environment.
     fn bin(&self, args: &[&str]) -> Output {
-        let mut cmd = assert_cmd::Command::cargo_bin("invitesync").expect("binary built");
-        cmd.current_dir(self.world().dir.path())
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1");
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("INVITESYNC_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.args(args).output().expect("binary runs")
+        let mut cmd = self.world().command(args);
+        cmd.env("NO_COLOR", "1");
+        cmd.output().expect("binary runs")
     }
 
     /// `invitesync run FILE --config ... --quiet` plus `extra`.

@@ -1,8 +1,8 @@
 //! A hostile vendor: 5xx, resets, hangs, throttling, refused credentials.
+//! How fast the runner goes under a rate limit is `make bench`'s to measure;
+//! here, what it does: how many requests a limit answers 429.
 
 mod common;
-
-use std::time::Instant;
 
 use common::{HEADER, World, column, read_csv};
 use invitesync::sandbox::{FaultSettings, Faults, Kind};
@@ -76,14 +76,13 @@ async fn an_unknown_rate_limit_is_learned_without_a_storm_of_429s() {
     world.sandbox.set_faults(f).unwrap();
     let rows = 500;
     let input = world.write("in.csv", &gate_rows(rows));
-    let start = Instant::now();
     let report = world.run(&input).await;
-    let secs = start.elapsed().as_secs_f64();
     assert_eq!(report.exit_code, 0, "{report:?}");
+    let results = read_csv(&world.path("in.results.csv"));
+    assert!(column(&results, "outcome").iter().all(|o| o == "updated"));
+    // Learned, not hammered: once the limit is known, few requests meet it.
     let gate = world.sandbox.stats().vendor(Kind::Securegate);
     let share = gate.status(429) as f64 / gate.requests as f64;
-    let rate = rows as f64 / secs;
-    assert!(rate > 60.0, "achieved {rate:.0}/s against a limit of 100/s");
     assert!(
         share < 0.15,
         "{} of {} requests were 429",
@@ -92,6 +91,10 @@ async fn an_unknown_rate_limit_is_learned_without_a_storm_of_429s() {
     );
 }
 
+/// A configured rate limit holds for every request, retries included. The
+/// sandbox enforces the same 50/s (with a burst of 40) and fails 30 % of
+/// requests: retries that skipped the limit would push past it and be
+/// answered 429; a runner that keeps it never is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_rate_limit_is_kept_by_first_sends_and_retries() {
     let world = World::start(None, "").await;
@@ -107,17 +110,27 @@ async fn a_configured_rate_limit_is_kept_by_first_sends_and_retries() {
     std::fs::write(&world.config, cfg).unwrap();
     let mut f = FaultSettings::default();
     f.global.error_rate = Some(0.3);
+    f.vendors.insert(
+        Kind::Securegate,
+        Faults {
+            rate_limit: Some(50.0),
+            burst: Some(40.0),
+            ..Faults::default()
+        },
+    );
     world.sandbox.set_faults(f).unwrap();
-    let input = world.write("in.csv", &gate_rows(60));
-    let start = Instant::now();
+    let input = world.write("in.csv", &gate_rows(200));
     let report = world.run(&input).await;
     assert_eq!(report.exit_code, 0);
-    let requests = world.sandbox.stats().vendor(Kind::Securegate).requests;
-    let floor = (requests as f64 - 2.0) / 50.0;
-    assert!(
-        start.elapsed().as_secs_f64() >= floor * 0.9,
-        "{requests} requests (retries included) took {:?}, faster than 50/s allows",
-        start.elapsed()
+    let gate = world.sandbox.stats().vendor(Kind::Securegate);
+    let errors: u64 = [500, 502, 503, 504].iter().map(|c| gate.status(*c)).sum();
+    assert!(errors > 0, "retries happened");
+    assert_eq!(
+        gate.status(429),
+        0,
+        "{} requests (retries included), {} over the limit",
+        gate.requests,
+        gate.status(429)
     );
 }
 

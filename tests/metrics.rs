@@ -51,13 +51,7 @@ impl Drop for Setup {
 }
 
 fn cmd(world: &World, args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_invitesync"));
-    c.current_dir(world.dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("INVITESYNC_CONFIG")
-        .env_remove("INVITESYNC_LOG_FORMAT")
-        .args(args);
-    c
+    world.command(args)
 }
 
 fn stderr(o: &Output) -> String {

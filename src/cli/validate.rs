@@ -63,7 +63,7 @@ pub fn execute(args: ValidateArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(exit::USAGE, e),
     };
-    let adapters = match config.adapters() {
+    let adapters = match crate::vendors::build::adapters(&config) {
         Ok(a) => a,
         Err(e) => return fail(exit::USAGE, e),
     };

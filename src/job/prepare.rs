@@ -280,6 +280,6 @@ fn load(opts: &RunOptions) -> Result<Loaded, JobError> {
     // A dry run reads the secrets too: one that is missing must fail now, as
     // it would fail the real run, not after the plan looked fine.
     let config = Config::load(&opts.config, true).map_err(|e| usage(e.0))?;
-    let adapters = config.adapters().map_err(|e| usage(e.0))?;
+    let adapters = crate::vendors::build::adapters(&config).map_err(|e| usage(e.0))?;
     Ok(Loaded { config, adapters })
 }

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::faults::FaultSettings;
+use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
+
+use super::knobs::FaultSettings;
+use crate::vendors::Kind;
 
 /// `invitesync sandbox`'s options. Every field has a flag; `Default` gives the
 /// same values as the command line without flags.
@@ -29,25 +32,10 @@ pub struct SandboxOptions {
     #[arg(long)]
     pub no_invite_stats: bool,
 
-    /// Mighty Networks bearer token expected
-    #[arg(long, value_name = "TOKEN", default_value = "sandbox-mighty-token")]
-    pub mighty_token: String,
-
-    /// Securegate `x-api-key` expected
-    #[arg(long, value_name = "KEY", default_value = "sandbox-securegate-key")]
-    pub securegate_api_key: String,
-
-    /// Ops Manager public key (the digest username) expected
-    #[arg(long, value_name = "KEY", default_value = "sandbox-om-public")]
-    pub om_public_key: String,
-
-    /// Ops Manager private key (the digest password) expected
-    #[arg(long, value_name = "KEY", default_value = "sandbox-om-private")]
-    pub om_private_key: String,
-
-    /// Ctrl-Hub `X-Session-Token` expected
-    #[arg(long, value_name = "TOKEN", default_value = "sandbox-ctrlhub-token")]
-    pub ctrl_hub_token: String,
+    /// The credentials each vendor kind expects: a flag per credential
+    /// (`--mighty-token`, `--securegate-api-key`, ...), from the list of kinds.
+    #[command(flatten)]
+    pub credentials: Credentials,
 
     /// A digest nonce goes stale after this many accepted requests (0: never)
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -112,11 +100,7 @@ impl Default for SandboxOptions {
             seed: None,
             stateless: false,
             no_invite_stats: false,
-            mighty_token: "sandbox-mighty-token".into(),
-            securegate_api_key: "sandbox-securegate-key".into(),
-            om_public_key: "sandbox-om-public".into(),
-            om_private_key: "sandbox-om-private".into(),
-            ctrl_hub_token: "sandbox-ctrlhub-token".into(),
+            credentials: Credentials::default(),
             nonce_max_uses: 0,
             nonce_max_age_s: 300,
             latency_ms: None,
@@ -145,13 +129,7 @@ impl SandboxOptions {
 
     /// The credentials the sandbox expects.
     pub fn credentials(&self) -> Credentials {
-        Credentials {
-            mighty_token: self.mighty_token.clone(),
-            securegate_api_key: self.securegate_api_key.clone(),
-            om_public_key: self.om_public_key.clone(),
-            om_private_key: self.om_private_key.clone(),
-            ctrl_hub_token: self.ctrl_hub_token.clone(),
-        }
+        self.credentials.clone()
     }
 
     pub(crate) fn nonce_max_age(&self) -> Duration {
@@ -181,17 +159,10 @@ impl SandboxOptions {
     }
 
     pub(crate) fn check(&self) -> Result<(), String> {
-        let creds = [
-            ("--mighty-token", &self.mighty_token),
-            ("--securegate-api-key", &self.securegate_api_key),
-            ("--om-public-key", &self.om_public_key),
-            ("--om-private-key", &self.om_private_key),
-            ("--ctrl-hub-token", &self.ctrl_hub_token),
-        ];
-        for (flag, value) in creds {
+        for (flag, value) in self.credentials.iter() {
             if value.is_empty() || value.chars().any(|c| c.is_control() || c == '"') {
                 return Err(format!(
-                    "{flag}: must be non-empty printable text without quotes"
+                    "--{flag}: must be non-empty printable text without quotes"
                 ));
             }
         }
@@ -202,15 +173,97 @@ impl SandboxOptions {
     }
 }
 
-/// What the sandbox expects from clients; print these or put them in a
-/// config's secret files.
+/// What the sandbox expects from clients, one value per credential of each
+/// vendor kind, by the flag that sets it (`securegate-api-key`); print these
+/// or put them in a config's secret files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
-    pub mighty_token: String,
-    pub securegate_api_key: String,
-    pub om_public_key: String,
-    pub om_private_key: String,
-    pub ctrl_hub_token: String,
+    values: Vec<(&'static str, String)>,
+}
+
+impl Default for Credentials {
+    /// Each credential's default, as the command line without flags.
+    fn default() -> Self {
+        let values = Kind::ALL
+            .iter()
+            .flat_map(|k| k.vendor().credentials)
+            .map(|c| (c.flag, c.default.to_string()))
+            .collect();
+        Credentials { values }
+    }
+}
+
+impl Credentials {
+    /// The value the flag `flag` (without dashes) sets.
+    pub fn get(&self, flag: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Changes one value; false if no credential has that flag.
+    pub fn set(&mut self, flag: &str, value: &str) -> bool {
+        match self.values.iter_mut().find(|(f, _)| *f == flag) {
+            Some((_, v)) => {
+                *v = value.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `(flag, value)` of every credential, kinds in the list's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.values.iter().map(|(f, v)| (*f, v.as_str()))
+    }
+
+    /// The values a kind's credentials have, in the kind's order.
+    pub fn of(&self, kind: Kind) -> Vec<(&'static str, String)> {
+        kind.vendor()
+            .credentials
+            .iter()
+            .map(|c| (c.flag, self.get(c.flag).unwrap_or_default().to_string()))
+            .collect()
+    }
+}
+
+impl clap::Args for Credentials {
+    fn augment_args(mut cmd: Command) -> Command {
+        for c in Kind::ALL.iter().flat_map(|k| k.vendor().credentials) {
+            cmd = cmd.arg(
+                Arg::new(c.flag)
+                    .long(c.flag)
+                    .value_name(c.value_name)
+                    .default_value(c.default)
+                    .help(c.help)
+                    .action(ArgAction::Set)
+                    .value_parser(clap::value_parser!(String)),
+            );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for Credentials {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut c = Credentials::default();
+        c.update_from_arg_matches(matches)?;
+        Ok(c)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for (flag, value) in &mut self.values {
+            if let Some(v) = matches.get_one::<String>(flag) {
+                value.clone_from(v);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -250,12 +303,31 @@ mod tests {
         let s = cli.options.fault_settings().unwrap();
         assert_eq!(s.global.latency_ms, Some(50));
         assert_eq!(s.global.reject_auth, Some(true));
-        assert_eq!(
-            s.vendors[&super::super::Kind::Securegate].rate_limit,
-            Some(200.0)
-        );
+        assert_eq!(s.vendors[&Kind::Securegate].rate_limit, Some(200.0));
         assert!(Cli::try_parse_from(["sandbox", "--seed", "x.csv", "--stateless"]).is_err());
         let bad = Cli::try_parse_from(["sandbox", "--error-rate", "2"]).unwrap();
         assert!(bad.options.fault_settings().is_err());
+    }
+
+    /// Every credential of every kind is a flag of its own.
+    #[test]
+    fn every_credential_is_a_flag() {
+        let mut args = vec!["sandbox".to_string()];
+        for c in Kind::ALL.iter().flat_map(|k| k.vendor().credentials) {
+            args.push(format!("--{}", c.flag));
+            args.push(format!("x-{}", c.flag));
+        }
+        let cli = Cli::try_parse_from(&args).unwrap();
+        let creds = cli.options.credentials();
+        assert_eq!(creds.iter().count(), (args.len() - 1) / 2);
+        for (flag, value) in creds.iter() {
+            assert_eq!(value, format!("x-{flag}"));
+        }
+        let mut empty = SandboxOptions::default();
+        assert!(empty.credentials.set("om-private-key", ""));
+        assert_eq!(
+            empty.check().unwrap_err(),
+            "--om-private-key: must be non-empty printable text without quotes"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The sandbox as a whole: statistics, fault knobs, modes, shutdown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -179,48 +179,31 @@ async fn errors_resets_and_latency_are_injected() {
     // Nothing was applied, so the invite has no record yet.
     assert!(s.invite("securegate/ev/a").is_none());
 
+    // An hour of latency: the client gives up long before the answer.
     t.sandbox
         .set_faults(faults(Faults {
-            latency_ms: Some(150),
+            latency_ms: Some(3_600_000),
             ..Faults::default()
         }))
         .unwrap();
-    let start = Instant::now();
-    assert_eq!(
-        gate_put(&t, "ev", "a", "sent")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert!(start.elapsed() >= Duration::from_millis(150));
+    let err = gate_put(&t, "ev", "a", "sent")
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
     t.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn latency_grows_past_the_knee() {
-    let t = Kit::open().await;
-    t.sandbox
-        .set_faults(faults(Faults {
-            latency_ms: Some(100),
-            knee: Some(1),
-            ..Faults::default()
-        }))
-        .unwrap();
-    let start = Instant::now();
-    let sends = (0..4).map(|i| gate_put(&t, "ev", &format!("k{i}"), "sent").send());
-    for r in futures::future::join_all(sends).await {
-        assert_eq!(r.unwrap().status(), 200);
+/// Polls `done` every 20 ms, up to a generous bound; whether it came true.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..1000 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Alone, each would take 100 ms; four in flight past a knee of one take
-    // up to four times as long.
-    assert!(
-        start.elapsed() >= Duration::from_millis(200),
-        "{:?}",
-        start.elapsed()
-    );
-    t.stop().await;
+    done()
 }
 
 #[tokio::test]
@@ -239,16 +222,9 @@ async fn hangs_outlast_the_client_and_end_at_shutdown() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     // The client gave up and closed; the server drops the hung request.
-    let mut in_flight = 1;
-    for _ in 0..50 {
-        in_flight = t.sandbox.vendor_stats().vendor(Kind::Securegate).in_flight;
-        if in_flight == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(in_flight, 0);
-    // A hung request still open at shutdown does not hold it up.
+    let in_flight = || t.sandbox.vendor_stats().vendor(Kind::Securegate).in_flight;
+    assert!(eventually(|| in_flight() == 0).await);
+    // A hung request still open at shutdown is answered then, not left hanging.
     let client = t.client.clone();
     let url = t.url("/events/ev/invites/h");
     let pending = tokio::spawn(async move {
@@ -260,16 +236,10 @@ async fn hangs_outlast_the_client_and_end_at_shutdown() {
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let start = Instant::now();
+    assert!(eventually(|| in_flight() == 1).await);
     t.stop().await;
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        start.elapsed()
-    );
-    let answer = pending.await.unwrap();
-    assert!(answer.map(|r| r.status() == 503).unwrap_or(true));
+    let answer = pending.await.unwrap().expect("an answer");
+    assert_eq!(answer.status(), 503);
 }
 
 #[tokio::test]
@@ -373,67 +343,10 @@ async fn bad_seeds_and_options_are_refused() {
         Sandbox::start(&missing).await,
         Err(SandboxError::SeedFile { .. })
     ));
-    let empty_key = SandboxOptions {
-        mighty_token: String::new(),
-        ..SandboxOptions::ephemeral()
-    };
+    let mut empty_key = SandboxOptions::ephemeral();
+    assert!(empty_key.credentials.set("mighty-token", ""));
     assert!(matches!(
         Sandbox::start(&empty_key).await,
         Err(SandboxError::Options(_))
     ));
-}
-
-/// A rough throughput check of the vendor path against the bare health
-/// route, same client and concurrency: `cargo test --release -- --ignored
-/// throughput --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn throughput() {
-    let t = Kit::open().await;
-    const N: usize = 20_000;
-    const CONCURRENCY: usize = 64;
-    for round in 0..2 {
-        for vendor in [false, true] {
-            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let start = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..CONCURRENCY {
-                let (client, next) = (t.client.clone(), next.clone());
-                let base = t.sandbox.base_url();
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= N {
-                            break;
-                        }
-                        let r = if vendor {
-                            client
-                                .put(format!("{base}/events/ev/invites/inv-{i}"))
-                                .header("x-api-key", "sandbox-securegate-key")
-                                .header("content-type", "application/json")
-                                .body(r#"{"status":"accepted"}"#)
-                                .send()
-                                .await
-                        } else {
-                            client.get(format!("{base}/_sandbox/health")).send().await
-                        };
-                        let r = r.unwrap();
-                        assert!(r.status().is_success());
-                        r.bytes().await.unwrap();
-                    }
-                }));
-            }
-            for task in tasks {
-                task.await.unwrap();
-            }
-            let rate = N as f64 / start.elapsed().as_secs_f64();
-            let what = if vendor {
-                "securegate PUT"
-            } else {
-                "health GET"
-            };
-            eprintln!("round {round}: {what}: {rate:.0} requests/s");
-        }
-    }
-    t.stop().await;
 }

@@ -92,7 +92,11 @@ fn refused_credentials_stop_the_vendor_and_say_which_key_to_check() {
     }
 
     // The key is fixed; the command the summary gave finishes the run.
-    let key = w.sandbox.credentials().securegate_api_key.clone();
+    let key = w
+        .sandbox
+        .credentials()
+        .get("securegate-api-key")
+        .expect("key");
     std::fs::write(&secret_file, key).expect("secret");
     let o = cli(w, &["run", "in.csv", "--config", "invitesync.toml"], &[]);
     let err = stderr(&o);

@@ -22,33 +22,15 @@ use std::process::Output;
 
 use common::World;
 
-/// The binary in the world's directory, with a clean environment for the
-/// things that change its output: no `RUST_LOG`, no `NO_COLOR`, no config
-/// from the environment, and a fixed width for help text.
+/// The binary in the world's directory, with the clean environment of
+/// [`common::binary`] and `env` on top.
 fn cli(world: &World, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = assert_cmd::Command::cargo_bin("invitesync").expect("binary built");
-    cmd.current_dir(world.dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("NO_COLOR")
-        .env_remove("INVITESYNC_CONFIG")
-        .env_remove("INVITESYNC_LOG_FORMAT")
-        .env("COLUMNS", "100")
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("binary runs")
+    world.cli_env(args, env)
 }
 
 /// The binary with no world (help, version, completions).
 fn bare(args: &[&str]) -> Output {
-    assert_cmd::Command::cargo_bin("invitesync")
-        .expect("binary built")
-        .env_remove("RUST_LOG")
-        .env("COLUMNS", "100")
-        .args(args)
-        .output()
-        .expect("binary runs")
+    common::bare(args)
 }
 
 fn stdout(o: &Output) -> String {

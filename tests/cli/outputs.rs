@@ -2,7 +2,7 @@
 //! each other, checked to be writable before anything is sent, and never an
 //! earlier run's file left to pass for this one's.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use invitesync::sandbox::{FaultSettings, Faults, Kind};
 
@@ -225,10 +225,8 @@ fn an_output_that_fails_at_the_end_exits_resumable_and_nothing_is_sent_again() {
             "summary.json",
         ],
     );
-    let child = Command::new(assert_cmd::cargo::cargo_bin("invitesync"))
-        .current_dir(w.dir.path())
-        .env_remove("INVITESYNC_LOG_FORMAT")
-        .args(&args)
+    let child = w
+        .command(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

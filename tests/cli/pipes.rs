@@ -2,7 +2,7 @@
 //! collector): the output ends quietly, the work goes on, and the exit code
 //! is the work's.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use crate::common::{HEADER, World};
 use crate::{Setup, cli, stderr};
@@ -22,12 +22,8 @@ enum Closed {
 }
 
 fn run_closed(w: &World, args: &[&str], closed: Closed) -> Output {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("invitesync"));
-    cmd.current_dir(w.dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("INVITESYNC_LOG_FORMAT")
-        .args(args);
+    let mut cmd = w.command(args);
+    cmd.env_remove("RUST_BACKTRACE");
     match closed {
         Closed::Stdout => cmd.stdout(closed_pipe()).stderr(Stdio::piped()),
         Closed::Stderr => cmd.stdout(Stdio::piped()).stderr(closed_pipe()),

@@ -11,13 +11,7 @@ fn no_secret_in_any_log_line_even_at_trace_level() {
     let s = Setup::new(None, "");
     let w = s.world();
     let c = w.sandbox.credentials().clone();
-    let secrets = [
-        c.mighty_token.as_str(),
-        c.securegate_api_key.as_str(),
-        c.om_public_key.as_str(),
-        c.om_private_key.as_str(),
-        c.ctrl_hub_token.as_str(),
-    ];
+    let secrets: &[&str] = &c.iter().map(|(_, value)| value).collect::<Vec<_>>();
     let mut text = String::from(HEADER) + "\n";
     for i in 0..5 {
         text.push_str(&format!(

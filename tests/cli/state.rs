@@ -2,7 +2,7 @@
 //! same place, refused when damaged (nothing sent, and what to do), and its
 //! runs shown as they really stand.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use invitesync::sandbox::{FaultSettings, Faults, Kind};
 
@@ -160,9 +160,8 @@ fn a_killed_run_shows_as_interrupted_once_its_lock_is_free() {
     };
     w.sandbox.set_faults(faults).expect("faults");
     w.write("in.csv", &gate_rows(200));
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("invitesync"))
-        .current_dir(w.dir.path())
-        .args(["run", "in.csv", "-c", "invitesync.toml", "-q"])
+    let mut child = w
+        .command(&["run", "in.csv", "-c", "invitesync.toml", "-q"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -1,17 +1,56 @@
 //! A small harness for end-to-end tests: an in-process sandbox on an
 //! ephemeral 127.0.0.1 port, a temporary directory with a config whose
 //! secrets are files, and helpers to run invitesync in-process or as the
-//! built binary.
+//! built binary ([`binary`], the one way every test runs it).
 
 #![allow(dead_code)]
 
+pub mod config;
+
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 
 use invitesync::job::{self, JobError, RunOptions, RunReport};
 use invitesync::progress::ProgressMode;
 use invitesync::sandbox::{Sandbox, SandboxOptions};
 use invitesync::shutdown::Shutdown;
+
+/// The built binary, with an environment that cannot change what it does:
+/// no `INVITESYNC_*` variable (a developer's shell may export some), no
+/// `RUST_LOG`, `NO_COLOR` or `JOB_COMPLETION_INDEX`, help text 100 columns
+/// wide, and stdin closed (no terminal, as under cron). A test that wants a
+/// variable sets it on the command.
+pub fn binary() -> Command {
+    clean(Command::new(env!("CARGO_BIN_EXE_invitesync")))
+}
+
+/// The built binary started by `wrapper` (`nohup`, say): `wrapper BINARY`,
+/// in the same clean environment as [`binary`].
+pub fn wrapped(wrapper: &str) -> Command {
+    let mut cmd = clean(Command::new(wrapper));
+    cmd.arg(env!("CARGO_BIN_EXE_invitesync"));
+    cmd
+}
+
+fn clean(mut cmd: Command) -> Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("INVITESYNC_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env("COLUMNS", "100")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The binary with no world (help, version, completions), output captured.
+pub fn bare(args: &[&str]) -> Output {
+    binary().args(args).output().expect("binary runs")
+}
 
 pub const HEADER: &str =
     "vendor,scope,invite_id,email,first_name,last_name,sender_id,status,roles,note";
@@ -24,8 +63,9 @@ pub struct World {
 }
 
 impl World {
-    /// A sandbox (seeded when `seed` is given) and a config for its four vendors
-    /// named mighty, gate, om and hub; `extra` is appended to the config.
+    /// A sandbox (seeded when `seed` is given) and a config with the accounts
+    /// the tests' inputs name ([`config::account`]: mighty, gate, om, hub);
+    /// `extra` is appended to the config.
     pub async fn start(seed: Option<&str>, extra: &str) -> World {
         let options = SandboxOptions::ephemeral();
         let sandbox = match seed {
@@ -35,23 +75,7 @@ impl World {
             None => Sandbox::start(&options).await.expect("sandbox starts"),
         };
         let dir = tempfile::tempdir().expect("temp dir");
-        let secrets = dir.path().join("secrets");
-        std::fs::create_dir(&secrets).expect("secrets dir");
-        let c = sandbox.credentials().clone();
-        for (name, value) in [
-            ("mighty", c.mighty_token.as_str()),
-            ("gate", c.securegate_api_key.as_str()),
-            ("om-public", c.om_public_key.as_str()),
-            ("om-private", c.om_private_key.as_str()),
-            ("hub", c.ctrl_hub_token.as_str()),
-        ] {
-            let file = secrets.join(name);
-            std::fs::write(&file, format!("{value}\n")).expect("secret file");
-            // As a credential file should be: readable by its owner alone.
-            #[cfg(unix)]
-            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-                .expect("secret file mode");
-        }
+        config::write_secrets(dir.path(), sandbox.credentials()).expect("secret files");
         let world = World {
             config: dir.path().join("invitesync.toml"),
             sandbox,
@@ -66,7 +90,6 @@ impl World {
     }
 
     pub fn write_config(&self, extra: &str) {
-        let base = self.base_url();
         let text = format!(
             r#"[run]
 concurrency = 16
@@ -76,27 +99,8 @@ backoff_base = "10ms"
 backoff_cap = "200ms"
 grace_period = "3s"
 
-[vendors.mighty]
-kind = "mighty_networks"
-base_url = "{base}"
-token = {{ file = "secrets/mighty" }}
-
-[vendors.gate]
-kind = "securegate"
-base_url = "{base}"
-api_key = {{ file = "secrets/gate" }}
-
-[vendors.om]
-kind = "ops_manager"
-base_url = "{base}"
-public_key = {{ file = "secrets/om-public" }}
-private_key = {{ file = "secrets/om-private" }}
-
-[vendors.hub]
-kind = "ctrl_hub"
-base_url = "{base}"
-session_token = {{ file = "secrets/hub" }}
-{extra}"#
+{}{extra}"#,
+            config::vendor_tables(&self.base_url())
         );
         std::fs::write(&self.config, text).expect("config");
     }
@@ -133,15 +137,25 @@ session_token = {{ file = "secrets/hub" }}
             .expect("run completes")
     }
 
+    /// The built binary ([`binary`]) in the world's directory, with `args`.
+    pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = binary();
+        cmd.current_dir(self.dir.path()).args(args);
+        cmd
+    }
+
     /// Runs the built binary with `args` in the world's directory.
     pub fn cli(&self, args: &[&str]) -> Output {
-        assert_cmd::Command::cargo_bin("invitesync")
-            .expect("binary built")
-            .current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
-            .args(args)
-            .output()
-            .expect("binary runs")
+        self.cli_env(args, &[])
+    }
+
+    /// Runs the built binary with `args` and the variables `env` set.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("binary runs")
     }
 }
 

@@ -6,24 +6,79 @@
 //! `{"error": "<code>", "message": "<text>"}`.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::patch;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::conn::ConnHandle;
-use super::stats::{MightyRecord, Record};
-use super::store::{self, SeedRow};
-use super::{Kind, Shared, wire};
+use crate::sim::conn::ConnHandle;
+use crate::sim::gate::Gate;
+use crate::sim::seed::SeedRow;
+use crate::sim::simulation::{Context, Simulation};
+use crate::sim::stats::{Field, InviteStats, Record};
+use crate::sim::store::{self, Table};
+use crate::sim::wire;
+use crate::vendors::vendor::Credential;
 
-const KIND: Kind = Kind::MightyNetworks;
+/// What the sandbox expects, and the flag that changes it.
+pub(super) const CREDENTIALS: &[Credential] = &[Credential {
+    key: "token",
+    flag: "mighty-token",
+    value_name: "TOKEN",
+    default: "sandbox-mighty-token",
+    help: "Mighty Networks bearer token expected",
+}];
+
 /// The "owner of the API key", recorded as sender when a body names no user.
 const OWNER_ID: u64 = 1;
+
+/// The simulated Mighty Networks.
+pub(crate) struct Mighty {
+    gate: Gate,
+    token: String,
+    invites: Table<Invite>,
+}
+
+pub(super) fn start(ctx: &Context) -> Arc<dyn Simulation> {
+    Arc::new(Mighty {
+        gate: ctx.gate(),
+        token: ctx.credential(CREDENTIALS[0].flag),
+        invites: ctx.table(),
+    })
+}
+
+impl Simulation for Mighty {
+    fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route(
+                "/admin/v1/networks/{network_id}/invites/{id}/",
+                patch(update).put(update),
+            )
+            .with_state(self)
+    }
+
+    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
+        let (key, invite) = seed(row, now)?;
+        self.invites.insert(key, invite);
+        Ok(())
+    }
+
+    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
+        self.invites.snapshot_into(out);
+    }
+
+    fn reset_stats(&self) {
+        self.invites.reset_stats();
+    }
+}
 
 pub(crate) struct Invite {
     email: Box<str>,
@@ -72,7 +127,7 @@ fn key(network: &str, id: u64) -> String {
     format!("{network}/{id}")
 }
 
-pub(crate) fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
+fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
     let net = network(&row.scope).ok_or_else(|| {
         format!(
             "mighty_networks scope `{}` is neither an integer nor a subdomain",
@@ -129,17 +184,34 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
-pub(crate) async fn update(
-    State(app): State<Arc<Shared>>,
+/// The fields the body set, as the statistics keep them.
+fn record(email: &str, body: &Body<'_>) -> Record {
+    let text = |v: &str| Field::Text(v.into());
+    let mut fields = vec![("recipient_email", text(email))];
+    if let Some(f) = &body.recipient_first_name {
+        fields.push(("recipient_first_name", text(f)));
+    }
+    if let Some(l) = &body.recipient_last_name {
+        fields.push(("recipient_last_name", text(l)));
+    }
+    if let Some(u) = body.user_id {
+        fields.push(("user_id", Field::Number(u)));
+    }
+    Record::Fields(fields.into())
+}
+
+async fn update(
+    State(app): State<Arc<Mighty>>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path((network_id, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    app.vendor(KIND, &conn, |reject_auth| {
-        respond(&app, reject_auth, &network_id, &id, &headers, body)
-    })
-    .await
+    app.gate
+        .serve(&conn, |reject_auth| {
+            respond(&app, reject_auth, &network_id, &id, &headers, body)
+        })
+        .await
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -152,7 +224,7 @@ fn unauthorized(message: &str) -> Response {
 }
 
 fn respond(
-    app: &Shared,
+    app: &Mighty,
     reject_auth: bool,
     network_id: &str,
     id: &str,
@@ -168,7 +240,7 @@ fn respond(
     let Some(token) = token else {
         return unauthorized("Authorization: Bearer <token> is required");
     };
-    if reject_auth || token != app.creds.mighty_token {
+    if reject_auth || token != app.token {
         return unauthorized("The access token is invalid");
     }
     let Some(net) = network(network_id) else {
@@ -187,7 +259,7 @@ fn respond(
     };
     let key = key(&net, id);
     let refuse = |r: Response| {
-        app.mighty.count(&key);
+        app.invites.count(&key);
         r
     };
     if !wire::is_json(headers) {
@@ -218,14 +290,14 @@ fn respond(
             ));
         }
     };
-    let Some(email) = body.recipient_email else {
+    let Some(email) = &body.recipient_email else {
         return refuse(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_parameter",
             "recipient_email is required",
         ));
     };
-    if !wire::is_email(&email) {
+    if !wire::is_email(email) {
         return refuse(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_parameter",
@@ -233,8 +305,8 @@ fn respond(
         ));
     }
     let now = wire::now_secs();
-    let recording = app.mighty.recording();
-    let reply = app.mighty.update(&app.stats, &key, now, |inv| {
+    let recording = app.invites.recording();
+    let reply = app.invites.update(&key, now, |inv| {
         inv.email = email.as_ref().into();
         if let Some(f) = &body.recipient_first_name {
             inv.first_name = f.as_ref().into();
@@ -256,14 +328,7 @@ fn respond(
             sender_id: inv.sender_id,
             user_id: inv.sender_id,
         };
-        let record = recording.then(|| {
-            Record::Mighty(Box::new(MightyRecord {
-                email: email.as_ref().into(),
-                first_name: body.recipient_first_name.as_deref().map(Into::into),
-                last_name: body.recipient_last_name.as_deref().map(Into::into),
-                user_id: body.user_id,
-            }))
-        });
+        let record = recording.then(|| record(email, &body));
         (
             wire::json(StatusCode::OK, wire::JSON, &response, false),
             record,
@@ -274,10 +339,21 @@ fn respond(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::*;
     use super::*;
-    use crate::sandbox::AppliedValue;
+    use crate::sim::stats::AppliedValue;
+    use crate::sim::testkit::{BodyJson, Kit, Setup};
     use serde_json::Value;
+
+    async fn kit(seed: &'static str) -> Kit {
+        Kit::start(Setup {
+            name: "mighty_networks",
+            simulate: start,
+            credentials: vec![(CREDENTIALS[0].flag, CREDENTIALS[0].default.into())],
+            seed: Some(seed),
+            nonce_max_uses: 0,
+        })
+        .await
+    }
 
     const SEED: &str = "kind,scope,invite_id,email,first_name,last_name,status,roles\n\
                         mighty_networks,acme,1234,claude@example.com,Claude,Monet,,\n\
@@ -292,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn patch_and_put_update_only_the_fields_sent() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(SEED).await;
         let r = req(&t, reqwest::Method::PATCH, "/admin/v1/networks/acme/invites/1234/")
             .body(r#"{"recipient_email":"claude@example.org","recipient_last_name":"Debussy","user_id":123}"#)
             .send()
@@ -325,23 +401,22 @@ mod tests {
             (Some("A"), Some(1))
         );
 
-        let s = t.sandbox.stats();
+        let fields = json!({
+            "recipient_email": "claude@example.org",
+            "recipient_last_name": "Debussy",
+            "user_id": 123,
+        });
         assert_eq!(
-            s.invite("mighty_networks/acme/1234").unwrap().applied[0].value,
-            AppliedValue::Mighty {
-                recipient_email: "claude@example.org".into(),
-                recipient_first_name: None,
-                recipient_last_name: Some("Debussy".into()),
-                user_id: Some(123),
-            }
+            t.invite("mighty_networks/acme/1234").unwrap().applied[0].value,
+            AppliedValue::Fields(fields.as_object().unwrap().clone())
         );
-        assert_eq!(s.invite("mighty_networks/42/7").unwrap().updates, 1);
+        assert_eq!(t.invite("mighty_networks/42/7").unwrap().updates, 1);
         t.stop().await;
     }
 
     #[tokio::test]
     async fn errors() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(SEED).await;
         let ok = r#"{"recipient_email":"x@example.com"}"#;
         let cases: [(&str, &str, u16); 8] = [
             ("/admin/v1/networks/acme/invites/1234", ok, 404),
@@ -400,8 +475,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status(), 415);
-        let s = t.sandbox.stats();
-        let inv = s.invite("mighty_networks/acme/1234").unwrap();
+        let inv = t.invite("mighty_networks/acme/1234").unwrap();
         assert_eq!((inv.requests, inv.updates), (5, 0));
         t.stop().await;
     }

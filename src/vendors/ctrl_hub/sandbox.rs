@@ -4,25 +4,77 @@
 //! documents, with `source.pointer` where a member of the body is at fault.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::patch;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::conn::ConnHandle;
-use super::stats::Record;
-use super::store::{self, SeedRow};
-use super::{Kind, Shared, wire};
+use crate::sim::conn::ConnHandle;
+use crate::sim::gate::Gate;
+use crate::sim::seed::SeedRow;
+use crate::sim::simulation::{Context, Simulation};
+use crate::sim::stats::{InviteStats, Record};
+use crate::sim::store::{self, Table};
+use crate::sim::wire;
+use crate::vendors::vendor::Credential;
 
-const KIND: Kind = Kind::CtrlHub;
+/// What the sandbox expects, and the flag that changes it.
+pub(super) const CREDENTIALS: &[Credential] = &[Credential {
+    key: "session_token",
+    flag: "ctrl-hub-token",
+    value_name: "TOKEN",
+    default: "sandbox-ctrlhub-token",
+    help: "Ctrl-Hub `X-Session-Token` expected",
+}];
+
 const TYPE: &str = "user-invitations";
 /// Invitations expire a week after they are sent.
 const LIFETIME_SECS: u64 = 7 * 86_400;
+
+/// The simulated Ctrl-Hub.
+pub(crate) struct CtrlHub {
+    gate: Gate,
+    token: String,
+    invites: Table<Invite>,
+}
+
+pub(super) fn start(ctx: &Context) -> Arc<dyn Simulation> {
+    Arc::new(CtrlHub {
+        gate: ctx.gate(),
+        token: ctx.credential(CREDENTIALS[0].flag),
+        invites: ctx.table(),
+    })
+}
+
+impl Simulation for CtrlHub {
+    fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/v3/user-invitations/{id}", patch(update))
+            .with_state(self)
+    }
+
+    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
+        let (key, invite) = seed(row, now)?;
+        self.invites.insert(key, invite);
+        Ok(())
+    }
+
+    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
+        self.invites.snapshot_into(out);
+    }
+
+    fn reset_stats(&self) {
+        self.invites.reset_stats();
+    }
+}
 
 pub(crate) struct Invite {
     email: Box<str>,
@@ -40,7 +92,7 @@ impl store::Invite for Invite {
     }
 }
 
-pub(crate) fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
+fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
     if row.invite_id.is_empty() {
         return Err("ctrl_hub needs invite_id".into());
     }
@@ -158,17 +210,18 @@ fn error(status: StatusCode, detail: &str, pointer: Option<&str>) -> Response {
     wire::json(status, wire::JSON_API, &json!({ "errors": [e] }), false)
 }
 
-pub(crate) async fn update(
-    State(app): State<Arc<Shared>>,
+async fn update(
+    State(app): State<Arc<CtrlHub>>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    app.vendor(KIND, &conn, |reject_auth| {
-        respond(&app, reject_auth, &id, &headers, body)
-    })
-    .await
+    app.gate
+        .serve(&conn, |reject_auth| {
+            respond(&app, reject_auth, &id, &headers, body)
+        })
+        .await
 }
 
 /// JSON:API allows only its `ext` and `profile` parameters on its media type.
@@ -190,7 +243,7 @@ fn is_json_api(headers: &HeaderMap) -> bool {
 }
 
 fn respond(
-    app: &Shared,
+    app: &CtrlHub,
     reject_auth: bool,
     id: &str,
     headers: &HeaderMap,
@@ -204,7 +257,7 @@ fn respond(
                 None,
             );
         }
-        Some(t) if reject_auth || t != app.creds.ctrl_hub_token => {
+        Some(t) if reject_auth || t != app.token => {
             return error(
                 StatusCode::UNAUTHORIZED,
                 "The session token is invalid or has expired",
@@ -215,7 +268,7 @@ fn respond(
     }
     let key = wire::key_part(id).into_owned();
     let refuse = |r: Response| {
-        app.ctrl_hub.count(&key);
+        app.invites.count(&key);
         r
     };
     if !is_json_api(headers) {
@@ -286,10 +339,8 @@ fn respond(
             ));
         }
     };
-    let recording = app.ctrl_hub.recording();
-    let reply = app
-        .ctrl_hub
-        .update(&app.stats, &key, wire::now_secs(), |inv| {
+    let recording = app.invites.recording();
+    let reply = app.invites.update(&key, wire::now_secs(), |inv| {
             inv.status = new_status;
             let reply = Reply {
                 data: Data {
@@ -328,8 +379,19 @@ fn respond(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::*;
     use super::*;
+    use crate::sim::testkit::{BodyJson, Kit, Setup};
+
+    async fn kit(seed: &'static str) -> Kit {
+        Kit::start(Setup {
+            name: "ctrl_hub",
+            simulate: start,
+            credentials: vec![(CREDENTIALS[0].flag, CREDENTIALS[0].default.into())],
+            seed: Some(seed),
+            nonce_max_uses: 0,
+        })
+        .await
+    }
 
     const ID: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
     const SEED: &str = "kind,scope,invite_id,email,first_name,last_name,status,roles\n\
@@ -352,7 +414,7 @@ mod tests {
 
     #[tokio::test]
     async fn happy_path_is_a_json_api_document() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(SEED).await;
         let r = send(&t, ID, wire::JSON_API, doc("accepted")).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], wire::JSON_API);
@@ -384,8 +446,7 @@ mod tests {
         )
         .await;
         assert_eq!(r.status(), 200);
-        let s = t.sandbox.stats();
-        let inv = s.invite(&format!("ctrl_hub/{ID}")).unwrap();
+        let inv = t.invite(&format!("ctrl_hub/{ID}")).unwrap();
         assert_eq!(inv.applied.len(), 2);
         assert!(inv.applied[0].seq < inv.applied[1].seq);
         t.stop().await;
@@ -393,7 +454,7 @@ mod tests {
 
     #[tokio::test]
     async fn documented_errors() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(SEED).await;
         let cases = [
             (ID, wire::JSON, doc("accepted"), 415),
             (

@@ -4,24 +4,76 @@
 //! `{"detail": "..."}`.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::put;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::conn::ConnHandle;
-use super::stats::Record;
-use super::store::{self, SeedRow};
-use super::{Kind, Shared, wire};
+use crate::sim::conn::ConnHandle;
+use crate::sim::gate::Gate;
+use crate::sim::seed::SeedRow;
+use crate::sim::simulation::{Context, Simulation};
+use crate::sim::stats::{InviteStats, Record};
+use crate::sim::store::{self, Table};
+use crate::sim::wire;
+use crate::vendors::vendor::Credential;
 
-const KIND: Kind = Kind::Securegate;
-pub(crate) const STATUSES: [&str; 4] = ["pending", "sent", "accepted", "rejected"];
+/// What the sandbox expects, and the flag that changes it.
+pub(super) const CREDENTIALS: &[Credential] = &[Credential {
+    key: "api_key",
+    flag: "securegate-api-key",
+    value_name: "KEY",
+    default: "sandbox-securegate-key",
+    help: "Securegate `x-api-key` expected",
+}];
+
+const STATUSES: [&str; 4] = ["pending", "sent", "accepted", "rejected"];
 const EXPECTED: &str = "'pending', 'sent', 'accepted' or 'rejected'";
+
+/// The simulated Securegate.
+pub(crate) struct Securegate {
+    gate: Gate,
+    api_key: String,
+    invites: Table<Invite>,
+}
+
+pub(super) fn start(ctx: &Context) -> Arc<dyn Simulation> {
+    Arc::new(Securegate {
+        gate: ctx.gate(),
+        api_key: ctx.credential(CREDENTIALS[0].flag),
+        invites: ctx.table(),
+    })
+}
+
+impl Simulation for Securegate {
+    fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/events/{event_id}/invites/{invite_id}", put(update))
+            .with_state(self)
+    }
+
+    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
+        let (key, invite) = seed(row, now)?;
+        self.invites.insert(key, invite);
+        Ok(())
+    }
+
+    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
+        self.invites.snapshot_into(out);
+    }
+
+    fn reset_stats(&self) {
+        self.invites.reset_stats();
+    }
+}
 
 pub(crate) struct Invite {
     first_name: Box<str>,
@@ -54,7 +106,7 @@ fn status(text: &str) -> Option<&'static str> {
     STATUSES.iter().copied().find(|s| *s == text)
 }
 
-pub(crate) fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
+fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
     if row.scope.is_empty() || row.invite_id.is_empty() {
         return Err("securegate needs scope (event_id) and invite_id".into());
     }
@@ -165,21 +217,22 @@ fn parse(body: &[u8]) -> Result<&'static str, Value> {
     }
 }
 
-pub(crate) async fn update(
-    State(app): State<Arc<Shared>>,
+async fn update(
+    State(app): State<Arc<Securegate>>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path((event_id, invite_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    app.vendor(KIND, &conn, |reject_auth| {
-        respond(&app, reject_auth, &event_id, &invite_id, &headers, body)
-    })
-    .await
+    app.gate
+        .serve(&conn, |reject_auth| {
+            respond(&app, reject_auth, &event_id, &invite_id, &headers, body)
+        })
+        .await
 }
 
 fn respond(
-    app: &Shared,
+    app: &Securegate,
     reject_auth: bool,
     event_id: &str,
     invite_id: &str,
@@ -188,12 +241,12 @@ fn respond(
 ) -> Response {
     let key = key(event_id, invite_id);
     let refuse = |r: Response| {
-        app.securegate.count(&key);
+        app.invites.count(&key);
         r
     };
     match wire::header_str(headers, "x-api-key") {
         None => return refuse(detail(StatusCode::UNAUTHORIZED, "Not authenticated")),
-        Some(k) if reject_auth || k != app.creds.securegate_api_key => {
+        Some(k) if reject_auth || k != app.api_key => {
             return refuse(detail(StatusCode::UNAUTHORIZED, "Invalid API key"));
         }
         Some(_) => {}
@@ -213,8 +266,8 @@ fn respond(
         Err(item) => return refuse(validation(item)),
     };
     let now = wire::now_secs();
-    let recording = app.securegate.recording();
-    let reply = app.securegate.update(&app.stats, &key, now, |inv| {
+    let recording = app.invites.recording();
+    let reply = app.invites.update(&key, now, |inv| {
         inv.status = new_status;
         inv.updated = now;
         let session = wire::pseudo_hex(&key, 10);
@@ -245,8 +298,21 @@ fn respond(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::*;
     use super::*;
+    use crate::sim::stats::AppliedValue;
+    use crate::sim::testkit::{BodyJson, Kit, Setup};
+    use crate::sim::wire::MAX_BODY;
+
+    async fn kit(seed: &'static str) -> Kit {
+        Kit::start(Setup {
+            name: "securegate",
+            simulate: start,
+            credentials: vec![(CREDENTIALS[0].flag, CREDENTIALS[0].default.into())],
+            seed: Some(seed),
+            nonce_max_uses: 0,
+        })
+        .await
+    }
 
     const SEED: &str = "kind,scope,invite_id,email,first_name,last_name,status,roles\n\
                         securegate,event-456,invite-123,john.doe@example.com,John,Doe,sent,\n";
@@ -260,7 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn happy_path_answers_the_invite_schema() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(SEED).await;
         let r = put(&t, "/events/event-456/invites/invite-123")
             .body(r#"{"status":"accepted"}"#)
             .send()
@@ -289,12 +355,11 @@ mod tests {
         assert_eq!(v["status"], "accepted");
         assert_eq!(v["email"], "john.doe@example.com");
         assert!(v["last_seen"].is_null());
-        let s = t.sandbox.stats();
-        let inv = s.invite("securegate/event-456/invite-123").unwrap();
+        let inv = t.invite("securegate/event-456/invite-123").unwrap();
         assert_eq!(inv.updates, 1);
         assert_eq!(
             inv.applied[0].value,
-            crate::sandbox::AppliedValue::Status {
+            AppliedValue::Status {
                 status: "accepted".into()
             }
         );
@@ -303,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn documented_errors() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(SEED).await;
         let path = "/events/event-456/invites/invite-123";
 
         let r = put(&t, path)
@@ -370,15 +435,14 @@ mod tests {
         assert_eq!(r.status(), 415);
 
         let r = put(&t, path)
-            .body(vec![b' '; crate::sandbox::MAX_BODY + 1])
+            .body(vec![b' '; MAX_BODY + 1])
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 413);
 
-        let s = t.sandbox.stats();
-        assert_eq!(s.vendor(Kind::Securegate).status(422), 3);
-        let inv = s.invite("securegate/event-456/invite-123").unwrap();
+        assert_eq!(t.vendor().status(422), 3);
+        let inv = t.invite("securegate/event-456/invite-123").unwrap();
         assert_eq!((inv.requests, inv.updates), (6, 0));
         t.stop().await;
     }

@@ -7,20 +7,21 @@
 //! recording costs no extra lock. The global sequence number is taken while
 //! the invite's shard is locked, so for one invite, sequence order is the
 //! order in which updates were applied.
+//!
+//! A vendor kind is its index in the sandbox's list of kinds: the counters
+//! know nothing of which vendor is which.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::Kind;
-
 /// Status codes are counted in a flat array; anything outside is folded into 599.
 const STATUS_SLOTS: usize = 600;
 
 pub(crate) struct Stats {
     seq: AtomicU64,
-    vendors: [VendorCounters; 4],
+    vendors: Box<[VendorCounters]>,
 }
 
 struct VendorCounters {
@@ -42,35 +43,30 @@ impl VendorCounters {
 }
 
 impl Stats {
-    pub(crate) fn new() -> Self {
+    /// Counters for `kinds` vendor kinds, numbered from 0.
+    pub(crate) fn new(kinds: usize) -> Self {
         Stats {
             seq: AtomicU64::new(0),
-            vendors: [(); 4].map(|_| VendorCounters::new()),
+            vendors: (0..kinds).map(|_| VendorCounters::new()).collect(),
         }
     }
 
-    pub(crate) fn received(&self, kind: Kind) {
-        self.vendors[kind.index()]
-            .requests
-            .fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn received(&self, kind: usize) {
+        self.vendors[kind].requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn answered(&self, kind: Kind, status: u16) {
+    pub(crate) fn answered(&self, kind: usize, status: u16) {
         let slot = usize::from(status).min(STATUS_SLOTS - 1);
-        self.vendors[kind.index()].statuses[slot].fetch_add(1, Ordering::Relaxed);
+        self.vendors[kind].statuses[slot].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn reset_connection(&self, kind: Kind) {
-        self.vendors[kind.index()]
-            .resets
-            .fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn reset_connection(&self, kind: usize) {
+        self.vendors[kind].resets.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an applied update and returns its global sequence number (from 1).
-    pub(crate) fn applied(&self, kind: Kind) -> u64 {
-        self.vendors[kind.index()]
-            .updates
-            .fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn applied(&self, kind: usize) -> u64 {
+        self.vendors[kind].updates.fetch_add(1, Ordering::Relaxed);
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -86,69 +82,29 @@ impl Stats {
         }
     }
 
-    pub(crate) fn vendors(&self) -> BTreeMap<Kind, VendorStats> {
-        Kind::ALL
+    /// One vendor kind's counters (`in_flight` is the fault board's to fill).
+    pub(crate) fn vendor(&self, kind: usize) -> VendorStats {
+        let v = &self.vendors[kind];
+        let statuses = v
+            .statuses
             .iter()
-            .map(|&kind| {
-                let v = &self.vendors[kind.index()];
-                let statuses = v
-                    .statuses
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(code, n)| {
-                        let n = n.load(Ordering::Relaxed);
-                        (n > 0).then_some((code as u16, n))
-                    })
-                    .collect();
-                let stats = VendorStats {
-                    requests: v.requests.load(Ordering::Relaxed),
-                    updates: v.updates.load(Ordering::Relaxed),
-                    resets: v.resets.load(Ordering::Relaxed),
-                    in_flight: 0,
-                    statuses,
-                };
-                (kind, stats)
+            .enumerate()
+            .filter_map(|(code, n)| {
+                let n = n.load(Ordering::Relaxed);
+                (n > 0).then_some((code as u16, n))
             })
-            .collect()
+            .collect();
+        VendorStats {
+            requests: v.requests.load(Ordering::Relaxed),
+            updates: v.updates.load(Ordering::Relaxed),
+            resets: v.resets.load(Ordering::Relaxed),
+            in_flight: 0,
+            statuses,
+        }
     }
 
     pub(crate) fn last_seq(&self) -> u64 {
         self.seq.load(Ordering::Relaxed)
-    }
-}
-
-/// `GET /_sandbox/stats`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StatsSnapshot {
-    /// Per vendor kind (`mighty_networks`, `securegate`, `ops_manager`, `ctrl_hub`).
-    pub vendors: BTreeMap<Kind, VendorStats>,
-    /// Per invite that received at least one request since the last reset,
-    /// keyed `kind/scope/invite_id` (Ops Manager: `ops_manager/org_id/username`
-    /// lower-cased; Ctrl-Hub: `ctrl_hub/id`). Empty when per-invite statistics
-    /// are off or `?invites=false` was asked.
-    pub invites: BTreeMap<String, InviteStats>,
-    /// The highest sequence number handed out so far.
-    pub last_seq: u64,
-}
-
-impl StatsSnapshot {
-    pub fn vendor(&self, kind: Kind) -> VendorStats {
-        self.vendors.get(&kind).cloned().unwrap_or_default()
-    }
-
-    pub fn invite(&self, key: &str) -> Option<&InviteStats> {
-        self.invites.get(key)
-    }
-
-    /// All applied updates, across invites, in global arrival order.
-    pub fn applied_in_order(&self) -> Vec<(&str, &Applied)> {
-        let mut all: Vec<(&str, &Applied)> = self
-            .invites
-            .iter()
-            .flat_map(|(k, s)| s.applied.iter().map(move |a| (k.as_str(), a)))
-            .collect();
-        all.sort_by_key(|(_, a)| a.seq);
-        all
     }
 }
 
@@ -191,43 +147,30 @@ pub struct Applied {
     pub value: AppliedValue,
 }
 
-/// What an update set, by vendor: Securegate and Ctrl-Hub a status, Ops
-/// Manager the roles, Mighty Networks the body's fields as sent.
+/// What an update set: a status, roles, or the fields of the body as sent
+/// (only those the body had).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AppliedValue {
-    Mighty {
-        recipient_email: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        recipient_first_name: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        recipient_last_name: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        user_id: Option<u64>,
-    },
-    Roles {
-        roles: Vec<String>,
-    },
-    Status {
-        status: String,
-    },
+    Roles { roles: Vec<String> },
+    Status { status: String },
+    Fields(serde_json::Map<String, serde_json::Value>),
 }
 
 /// The compact form kept in memory: statuses and roles are static strings,
-/// Mighty's fields are boxed so the common case stays two words.
+/// other fields are boxed so the common case stays two words.
 #[derive(Debug, Clone)]
 pub(crate) enum Record {
     Status(&'static str),
     Roles(Box<[&'static str]>),
-    Mighty(Box<MightyRecord>),
+    Fields(Box<[(&'static str, Field)]>),
 }
 
+/// One field of a [`Record::Fields`].
 #[derive(Debug, Clone)]
-pub(crate) struct MightyRecord {
-    pub(crate) email: Box<str>,
-    pub(crate) first_name: Option<Box<str>>,
-    pub(crate) last_name: Option<Box<str>>,
-    pub(crate) user_id: Option<u64>,
+pub(crate) enum Field {
+    Text(Box<str>),
+    Number(u64),
 }
 
 impl Record {
@@ -239,12 +182,18 @@ impl Record {
             Record::Roles(r) => AppliedValue::Roles {
                 roles: r.iter().map(|s| s.to_string()).collect(),
             },
-            Record::Mighty(m) => AppliedValue::Mighty {
-                recipient_email: m.email.to_string(),
-                recipient_first_name: m.first_name.as_deref().map(str::to_string),
-                recipient_last_name: m.last_name.as_deref().map(str::to_string),
-                user_id: m.user_id,
-            },
+            Record::Fields(fields) => AppliedValue::Fields(
+                fields
+                    .iter()
+                    .map(|(name, value)| {
+                        let value = match value {
+                            Field::Text(t) => serde_json::Value::from(t.as_ref()),
+                            Field::Number(n) => serde_json::Value::from(*n),
+                        };
+                        (name.to_string(), value)
+                    })
+                    .collect(),
+            ),
         }
     }
 }
@@ -278,37 +227,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshot_json_shape_round_trips() {
-        let mut s = StatsSnapshot::default();
-        s.vendors.insert(
-            Kind::Securegate,
-            VendorStats {
-                requests: 3,
-                updates: 2,
-                resets: 0,
-                in_flight: 0,
-                statuses: [(200, 2), (404, 1)].into_iter().collect(),
-            },
-        );
+    fn records_serialize_flat_and_round_trip() {
         let rec = InviteRecord {
             requests: 2,
             applied: vec![
                 (1, Record::Status("sent")),
                 (4, Record::Roles(vec!["ORG_OWNER"].into())),
+                (
+                    7,
+                    Record::Fields(
+                        vec![
+                            ("recipient_email", Field::Text("a@b.co".into())),
+                            ("user_id", Field::Number(5)),
+                        ]
+                        .into(),
+                    ),
+                ),
             ],
         };
-        s.invites.insert("securegate/ev/inv".into(), rec.snapshot());
-        let json = serde_json::to_value(&s).unwrap();
-        assert_eq!(json["vendors"]["securegate"]["statuses"]["404"], 1);
+        let stats = rec.snapshot();
+        let json = serde_json::to_value(&stats).unwrap();
         assert_eq!(
-            json["invites"]["securegate/ev/inv"]["applied"][0],
+            json["applied"][0],
             serde_json::json!({"seq": 1, "status": "sent"})
         );
         assert_eq!(
-            json["invites"]["securegate/ev/inv"]["applied"][1],
+            json["applied"][1],
             serde_json::json!({"seq": 4, "roles": ["ORG_OWNER"]})
         );
-        let back: StatsSnapshot = serde_json::from_value(json).unwrap();
-        assert_eq!(back, s);
+        assert_eq!(
+            json["applied"][2],
+            serde_json::json!({"seq": 7, "recipient_email": "a@b.co", "user_id": 5})
+        );
+        let back: InviteStats = serde_json::from_value(json).unwrap();
+        assert_eq!(back, stats);
+    }
+
+    #[test]
+    fn counters_are_per_kind() {
+        let s = Stats::new(2);
+        s.received(1);
+        s.answered(1, 204);
+        s.answered(1, 9999);
+        assert_eq!(s.applied(1), 1);
+        assert_eq!(s.vendor(0), VendorStats::default());
+        let v = s.vendor(1);
+        assert_eq!(
+            (v.requests, v.updates, v.status(204), v.status(599)),
+            (1, 1, 1, 1)
+        );
+        s.reset();
+        assert_eq!(s.vendor(1), VendorStats::default());
+        assert_eq!(s.last_seq(), 0);
     }
 }

@@ -16,13 +16,14 @@ use http::Method;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Adapter, Reply, common_error_text, fallback_error, id_text, looks_like_email, one_line,
-    request_with_body, shown, url,
-};
 use crate::change::{Change, Invalid, Planned};
 use crate::config::{ConfigError, VendorConfig, VendorSettings};
 use crate::input::Fields;
+use crate::text::{one_line, shown};
+use crate::vendors::adapter::{Adapter, Reply};
+use crate::vendors::answer::{common_error_text, fallback_error, id_text};
+use crate::vendors::fields::looks_like_email;
+use crate::vendors::http::{request_with_body, url};
 use crate::secret::Secret;
 
 pub struct OpsManager {
@@ -115,6 +116,14 @@ fn roles(value: &str) -> Result<Vec<&str>, Invalid> {
         ));
     }
     Ok(out)
+}
+
+/// The adapter of one `[vendors.NAME]` table of this kind.
+pub(crate) fn build(
+    config: &VendorConfig,
+    settings: VendorSettings,
+) -> Result<Box<dyn Adapter>, ConfigError> {
+    Ok(Box::new(OpsManager::new(config, settings)?))
 }
 
 impl Adapter for OpsManager {

@@ -11,7 +11,6 @@
 //! load. Everything sleeps at most `hang_ms` and wakes at shutdown, so tests
 //! end by themselves.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -21,7 +20,6 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::Kind;
 use super::wire;
 
 /// The knobs of one scope (global or a vendor). `None` means "not set here":
@@ -67,15 +65,6 @@ pub struct Faults {
     pub retry_after_s: Option<u32>,
 }
 
-/// All knobs: `POST /_sandbox/faults` takes this and replaces the previous
-/// settings entirely, e.g. `{"global":{"latency_ms":5},"vendors":{"securegate":{"rate_limit":200}}}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FaultSettings {
-    pub global: Faults,
-    pub vendors: BTreeMap<Kind, Faults>,
-}
-
 const DEFAULT_HANG: Duration = Duration::from_secs(3600);
 
 impl Faults {
@@ -118,7 +107,9 @@ impl Faults {
         Ok(())
     }
 
-    fn check(&self, scope: &str) -> Result<(), String> {
+    /// Checks the knobs set here; `scope` (`global` or a kind) names them in
+    /// the message.
+    pub(crate) fn check(&self, scope: &str) -> Result<(), String> {
         let shares = [
             ("error_rate", self.error_rate),
             ("reset_rate", self.reset_rate),
@@ -144,45 +135,11 @@ impl Faults {
     }
 }
 
-impl FaultSettings {
-    /// Applies `--fault [KIND.]KEY=VALUE`; without `KIND.` the knob is global.
-    pub fn apply(&mut self, spec: &str) -> Result<(), String> {
-        let (lhs, value) = spec.split_once('=').ok_or_else(|| {
-            format!("`{spec}`: write a fault as [KIND.]KEY=VALUE, e.g. securegate.rate_limit=200")
-        })?;
-        let lhs = lhs.trim();
-        match lhs.split_once('.') {
-            Some((kind, key)) => {
-                let kind = Kind::parse(kind).ok_or_else(|| {
-                    format!("`{spec}`: unknown vendor kind `{kind}`; one of mighty_networks, securegate, ops_manager, ctrl_hub")
-                })?;
-                self.vendors.entry(kind).or_default().set(key, value)
-            }
-            None => self.global.set(lhs, value),
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        self.global.check("global")?;
-        for (kind, f) in &self.vendors {
-            f.check(kind.as_str())?;
-        }
-        for kind in Kind::ALL {
-            let e = self.effective(kind);
-            let sum = e.error_rate + e.reset_rate + e.hang_rate;
-            if sum > 1.0 + 1e-9 {
-                return Err(format!(
-                    "{}: error_rate + reset_rate + hang_rate is {sum}, more than 1",
-                    kind.as_str()
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn effective(&self, kind: Kind) -> Effective {
-        let g = &self.global;
-        let v = self.vendors.get(&kind).cloned().unwrap_or_default();
+impl Effective {
+    /// A vendor's knobs: its own where set, else the global ones, else off.
+    pub(crate) fn resolve(global: &Faults, vendor: Option<&Faults>) -> Effective {
+        let g = global;
+        let v = vendor.cloned().unwrap_or_default();
         let rate = v.rate_limit.or(g.rate_limit).unwrap_or(0.0);
         let e = Effective {
             latency_ms: v.latency_ms.or(g.latency_ms).unwrap_or(0),
@@ -212,23 +169,43 @@ impl FaultSettings {
             ..e
         }
     }
+
+    /// Shares of requests that fail one way or another; at most 1.
+    pub(crate) fn failure_share(&self) -> f64 {
+        self.error_rate + self.reset_rate + self.hang_rate
+    }
+
+    /// The latency before jitter, in milliseconds, with `in_flight` requests
+    /// at the vendor: past the knee it grows in proportion.
+    fn latency(&self, in_flight: usize) -> f64 {
+        let ms = self.latency_ms as f64;
+        if self.knee == 0 {
+            return ms;
+        }
+        let (in_flight, knee) = (in_flight as f64, f64::from(self.knee));
+        if in_flight > knee {
+            ms * in_flight / knee
+        } else {
+            ms
+        }
+    }
 }
 
 /// One vendor's knobs, resolved.
 #[derive(Debug, Clone, Default)]
-struct Effective {
-    active: bool,
-    latency_ms: u64,
-    jitter_ms: u64,
-    error_rate: f64,
-    reset_rate: f64,
-    hang_rate: f64,
-    hang: Duration,
-    rate: f64,
-    burst: f64,
-    knee: u32,
-    reject_auth: bool,
-    retry_after_s: u32,
+pub(crate) struct Effective {
+    pub(crate) active: bool,
+    pub(crate) latency_ms: u64,
+    pub(crate) jitter_ms: u64,
+    pub(crate) error_rate: f64,
+    pub(crate) reset_rate: f64,
+    pub(crate) hang_rate: f64,
+    pub(crate) hang: Duration,
+    pub(crate) rate: f64,
+    pub(crate) burst: f64,
+    pub(crate) knee: u32,
+    pub(crate) reject_auth: bool,
+    pub(crate) retry_after_s: u32,
 }
 
 #[derive(Default)]
@@ -262,15 +239,13 @@ struct VendorFaults {
     in_flight: AtomicUsize,
 }
 
-/// The knobs in force, per vendor.
-#[derive(Default)]
+/// The knobs in force, per vendor kind (numbered from 0).
 pub(crate) struct FaultBoard {
-    settings: Mutex<FaultSettings>,
-    vendors: [VendorFaults; 4],
+    vendors: Box<[VendorFaults]>,
 }
 
 /// What the fault stage decided.
-pub(crate) enum Gate {
+pub(crate) enum Verdict {
     /// Serve the request; `reject_auth` says whether to refuse its credentials.
     Pass {
         reject_auth: bool,
@@ -300,49 +275,40 @@ fn injected(status: StatusCode, retry_after: Option<u32>) -> Response {
 }
 
 impl FaultBoard {
-    pub(crate) fn new(settings: FaultSettings) -> Result<Self, String> {
-        let board = FaultBoard::default();
-        board.set(settings)?;
-        Ok(board)
+    /// No knob set, for `kinds` vendor kinds.
+    pub(crate) fn new(kinds: usize) -> Self {
+        FaultBoard {
+            vendors: (0..kinds).map(|_| VendorFaults::default()).collect(),
+        }
     }
 
-    pub(crate) fn get(&self) -> FaultSettings {
-        self.settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Replaces all knobs; rate-limit buckets start full again.
-    pub(crate) fn set(&self, settings: FaultSettings) -> Result<(), String> {
-        settings.validate()?;
-        let mut current = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-        for kind in Kind::ALL {
-            let e = settings.effective(kind);
-            let v = &self.vendors[kind.index()];
+    /// Replaces all knobs, one [`Effective`] per kind in order (a missing one
+    /// is off); rate-limit buckets start full again. The caller validates.
+    pub(crate) fn set(&self, knobs: Vec<Effective>) {
+        let mut knobs = knobs.into_iter();
+        for v in self.vendors.iter() {
+            let e = knobs.next().unwrap_or_default();
             *v.bucket.lock().unwrap_or_else(|e| e.into_inner()) = Bucket::default();
             v.active.store(e.active, Ordering::Release);
             *v.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(e);
         }
-        *current = settings;
-        Ok(())
     }
 
-    pub(crate) fn enter(&self, kind: Kind) -> InFlight<'_> {
-        let n = &self.vendors[kind.index()].in_flight;
+    pub(crate) fn enter(&self, kind: usize) -> InFlight<'_> {
+        let n = &self.vendors[kind].in_flight;
         n.fetch_add(1, Ordering::Relaxed);
         InFlight(n)
     }
 
-    pub(crate) fn in_flight(&self, kind: Kind) -> u64 {
-        self.vendors[kind.index()].in_flight.load(Ordering::Relaxed) as u64
+    pub(crate) fn in_flight(&self, kind: usize) -> u64 {
+        self.vendors[kind].in_flight.load(Ordering::Relaxed) as u64
     }
 
     /// Runs the request through the knobs. Returns early at `shutdown`.
-    pub(crate) async fn gate(&self, kind: Kind, shutdown: &CancellationToken) -> Gate {
-        let v = &self.vendors[kind.index()];
+    pub(crate) async fn check(&self, kind: usize, shutdown: &CancellationToken) -> Verdict {
+        let v = &self.vendors[kind];
         if !v.active.load(Ordering::Acquire) {
-            return Gate::Pass { reject_auth: false };
+            return Verdict::Pass { reject_auth: false };
         }
         let e = Arc::clone(&v.current.read().unwrap_or_else(|e| e.into_inner()));
 
@@ -354,32 +320,25 @@ impl FaultBoard {
             );
             if let Err(wait) = taken {
                 let secs = wait.ceil().clamp(1.0, 3600.0) as u32;
-                return Gate::Respond(injected(StatusCode::TOO_MANY_REQUESTS, Some(secs)));
+                return Verdict::Respond(injected(StatusCode::TOO_MANY_REQUESTS, Some(secs)));
             }
         }
 
-        let mut ms = e.latency_ms as f64;
+        let mut ms = e.latency(v.in_flight.load(Ordering::Relaxed));
         if e.jitter_ms > 0 {
             ms += fastrand::u64(0..=e.jitter_ms) as f64;
         }
-        if e.knee > 0 {
-            let in_flight = v.in_flight.load(Ordering::Relaxed) as f64;
-            let knee = f64::from(e.knee);
-            if in_flight > knee {
-                ms *= in_flight / knee;
-            }
-        }
         if ms >= 1.0 && !pause(Duration::from_secs_f64(ms / 1000.0), shutdown).await {
-            return Gate::Respond(injected(StatusCode::SERVICE_UNAVAILABLE, None));
+            return Verdict::Respond(injected(StatusCode::SERVICE_UNAVAILABLE, None));
         }
 
         let draw = fastrand::f64();
         if draw < e.reset_rate {
-            return Gate::Reset;
+            return Verdict::Reset;
         }
         if draw < e.reset_rate + e.hang_rate {
             if !pause(e.hang, shutdown).await {
-                return Gate::Respond(injected(StatusCode::SERVICE_UNAVAILABLE, None));
+                return Verdict::Respond(injected(StatusCode::SERVICE_UNAVAILABLE, None));
             }
         } else if draw < e.reset_rate + e.hang_rate + e.error_rate {
             const CODES: [StatusCode; 4] = [
@@ -391,9 +350,9 @@ impl FaultBoard {
             let status = CODES[fastrand::usize(..CODES.len())];
             let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE && fastrand::bool())
                 .then_some(e.retry_after_s);
-            return Gate::Respond(injected(status, retry_after));
+            return Verdict::Respond(injected(status, retry_after));
         }
-        Gate::Pass {
+        Verdict::Pass {
             reject_auth: e.reject_auth,
         }
     }
@@ -413,28 +372,35 @@ mod tests {
 
     #[test]
     fn vendor_knobs_override_global_ones() {
-        let mut s = FaultSettings::default();
-        s.apply("latency_ms=5").unwrap();
-        s.apply("securegate.latency_ms=0").unwrap();
-        s.apply("ctrl_hub.rate_limit=200").unwrap();
-        s.apply("ops_manager.reject_auth=true").unwrap();
-        assert_eq!(s.effective(Kind::MightyNetworks).latency_ms, 5);
-        assert_eq!(s.effective(Kind::Securegate).latency_ms, 0);
-        assert!(!s.effective(Kind::Securegate).active);
-        assert_eq!(s.effective(Kind::CtrlHub).burst, 200.0);
-        assert!(s.effective(Kind::OpsManager).reject_auth);
-        assert!(s.apply("nope=1").is_err());
-        assert!(s.apply("zoom.latency_ms=1").is_err());
-        assert!(s.apply("latency_ms").is_err());
-        s.apply("error_rate=0.7").unwrap();
-        s.apply("reset_rate=0.7").unwrap();
-        assert!(s.validate().is_err());
-        let json: FaultSettings = serde_json::from_str(
-            r#"{"global":{"error_rate":0.1},"vendors":{"securegate":{"knee":8}}}"#,
-        )
-        .unwrap();
-        assert_eq!(json.vendors[&Kind::Securegate].knee, Some(8));
-        assert!(serde_json::from_str::<FaultSettings>(r#"{"global":{"latncy_ms":1}}"#).is_err());
+        let mut global = Faults::default();
+        global.set("latency_ms", "5").unwrap();
+        let mut gate = Faults::default();
+        gate.set("latency_ms", "0").unwrap();
+        let mut hub = Faults::default();
+        hub.set("rate_limit", "200").unwrap();
+        assert_eq!(Effective::resolve(&global, None).latency_ms, 5);
+        let e = Effective::resolve(&global, Some(&gate));
+        assert_eq!(e.latency_ms, 0);
+        assert!(!e.active);
+        assert_eq!(Effective::resolve(&global, Some(&hub)).burst, 200.0);
+        assert!(global.set("nope", "1").is_err());
+        assert!(global.set("latency_ms", "soon").is_err());
+        global.set("error_rate", "1.5").unwrap();
+        assert!(global.check("global").is_err());
+        assert!(serde_json::from_str::<Faults>(r#"{"latncy_ms":1}"#).is_err());
+    }
+
+    #[test]
+    fn latency_grows_past_the_knee() {
+        let mut f = Faults::default();
+        f.set("latency_ms", "100").unwrap();
+        f.set("knee", "2").unwrap();
+        let e = Effective::resolve(&f, None);
+        assert_eq!(e.latency(1), 100.0);
+        assert_eq!(e.latency(2), 100.0);
+        assert_eq!(e.latency(4), 200.0);
+        let flat = Effective::resolve(&Faults::default(), None);
+        assert_eq!(flat.latency(50), 0.0);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Invites in memory, one table per vendor, and the seed file that fills them.
+//! Invites in memory, one table per vendor.
 //!
 //! A table is split into shards, each behind its own short-held mutex, so
 //! concurrent requests for different invites rarely meet on a lock. The
@@ -7,13 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
-use std::io::Read;
 use std::sync::{Mutex, MutexGuard};
 
-use serde::Deserialize;
-
-use super::Kind;
-use super::stats::{InviteRecord, InviteStats, Record, Stats};
+use super::gate::Gate;
+use super::stats::{InviteRecord, InviteStats, Record};
 
 const SHARDS: usize = 64;
 
@@ -43,7 +40,9 @@ struct Slot<V> {
 type Shard<V> = Mutex<HashMap<Box<str>, Slot<V>>>;
 
 pub(crate) struct Table<V> {
-    kind: Kind,
+    /// The kind's name, the first part of every key in the statistics.
+    name: &'static str,
+    gate: Gate,
     mode: Mode,
     recording: bool,
     hasher: std::hash::RandomState,
@@ -57,9 +56,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<V: Invite> Table<V> {
-    pub(crate) fn new(kind: Kind, mode: Mode, recording: bool) -> Self {
+    pub(crate) fn new(name: &'static str, gate: Gate, mode: Mode, recording: bool) -> Self {
         Table {
-            kind,
+            name,
+            gate,
             mode,
             recording: recording && mode != Mode::Stateless,
             hasher: std::hash::RandomState::new(),
@@ -91,7 +91,6 @@ impl<V: Invite> Table<V> {
     /// invite does not exist (a seeded table that lacks it).
     pub(crate) fn update<R>(
         &self,
-        stats: &Stats,
         key: &str,
         now: u64,
         apply: impl FnOnce(&mut V) -> (R, Option<Record>),
@@ -99,7 +98,7 @@ impl<V: Invite> Table<V> {
         if self.mode == Mode::Stateless {
             let mut invite = V::fresh(key, now);
             let (reply, _) = apply(&mut invite);
-            stats.applied(self.kind);
+            self.gate.stats().applied(self.gate.kind());
             return Some(reply);
         }
         let mut shard = lock(self.shard(key));
@@ -117,7 +116,7 @@ impl<V: Invite> Table<V> {
         let (reply, record) = apply(&mut slot.invite);
         // Taken under the shard lock: for one invite, sequence order is the
         // order of application.
-        let seq = stats.applied(self.kind);
+        let seq = self.gate.stats().applied(self.gate.kind());
         if self.recording {
             slot.record.requests = slot.record.requests.saturating_add(1);
             if let Some(r) = record {
@@ -145,10 +144,7 @@ impl<V: Invite> Table<V> {
         for shard in self.shards.iter() {
             for (key, slot) in lock(shard).iter() {
                 if slot.record.requests > 0 || !slot.record.applied.is_empty() {
-                    out.insert(
-                        format!("{}/{key}", self.kind.as_str()),
-                        slot.record.snapshot(),
-                    );
+                    out.insert(format!("{}/{key}", self.name), slot.record.snapshot());
                 }
             }
         }
@@ -168,89 +164,10 @@ impl<V: Invite> Table<V> {
     }
 }
 
-/// One line of a seed file. Columns are matched by name, case-insensitively;
-/// missing columns read as empty.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub(crate) struct SeedRow {
-    pub(crate) kind: String,
-    pub(crate) scope: String,
-    pub(crate) invite_id: String,
-    pub(crate) email: String,
-    pub(crate) first_name: String,
-    pub(crate) last_name: String,
-    pub(crate) status: String,
-    pub(crate) roles: String,
-}
-
-/// A broken seed, with its line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeedError {
-    pub line: u64,
-    pub message: String,
-}
-
-impl std::fmt::Display for SeedError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
-
-/// Reads a seed CSV, calling `add` for each row with its kind. Stops at the
-/// first bad row: a seed is test data, and a silently skipped invite would
-/// turn into a confusing 404 later.
-pub(crate) fn read_seed(
-    input: impl Read,
-    mut add: impl FnMut(Kind, &SeedRow) -> Result<(), String>,
-) -> Result<u64, SeedError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let header = reader
-        .headers()
-        .map_err(|e| SeedError {
-            line: 1,
-            message: e.to_string(),
-        })?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect::<csv::StringRecord>();
-    if !header.iter().any(|h| h == "kind") {
-        return Err(SeedError {
-            line: 1,
-            message: "the header has no `kind` column (expected kind,scope,invite_id,email,first_name,last_name,status,roles)"
-                .into(),
-        });
-    }
-    let mut rows = 0;
-    for result in reader.records() {
-        let record = result.map_err(|e| SeedError {
-            line: e.position().map_or(0, |p| p.line()),
-            message: e.to_string(),
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
-        let row: SeedRow = record.deserialize(Some(&header)).map_err(|e| SeedError {
-            line,
-            message: e.to_string(),
-        })?;
-        rows += 1;
-        let Some(kind) = Kind::parse(&row.kind) else {
-            return Err(SeedError {
-                line,
-                message: format!(
-                    "unknown kind `{}`; one of mighty_networks, securegate, ops_manager, ctrl_hub",
-                    row.kind
-                ),
-            });
-        };
-        add(kind, &row).map_err(|message| SeedError { line, message })?;
-    }
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::gate::Front;
 
     #[derive(Debug, PartialEq)]
     struct Dummy(u32);
@@ -262,12 +179,13 @@ mod tests {
 
     #[test]
     fn modes_decide_what_exists() {
-        let stats = Stats::new();
-        let seeded: Table<Dummy> = Table::new(Kind::Securegate, Mode::Seeded, true);
+        let front = Front::new(1);
+        let table = |mode| Table::<Dummy>::new("k", Gate::new(0, front.clone()), mode, true);
+        let seeded = table(Mode::Seeded);
         seeded.insert("a".into(), Dummy(1));
-        assert_eq!(seeded.update(&stats, "b", 0, |d| (d.0, None)), None);
+        assert_eq!(seeded.update("b", 0, |d| (d.0, None)), None);
         assert_eq!(
-            seeded.update(&stats, "a", 0, |d| {
+            seeded.update("a", 0, |d| {
                 d.0 += 1;
                 (d.0, Some(Record::Status("sent")))
             }),
@@ -278,30 +196,17 @@ mod tests {
         let mut out = BTreeMap::new();
         seeded.snapshot_into(&mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out["securegate/a"].requests, 2);
-        assert_eq!(out["securegate/a"].applied[0].seq, 1);
+        assert_eq!(out["k/a"].requests, 2);
+        assert_eq!(out["k/a"].applied[0].seq, 1);
 
-        let lazy: Table<Dummy> = Table::new(Kind::CtrlHub, Mode::OnDemand, true);
-        assert_eq!(lazy.update(&stats, "x", 0, |d| (d.0, None)), Some(0));
+        let lazy = table(Mode::OnDemand);
+        assert_eq!(lazy.update("x", 0, |d| (d.0, None)), Some(0));
         assert_eq!(lazy.len(), 1);
 
-        let none: Table<Dummy> = Table::new(Kind::CtrlHub, Mode::Stateless, true);
-        assert_eq!(none.update(&stats, "x", 0, |d| (d.0, None)), Some(0));
+        let none = table(Mode::Stateless);
+        assert_eq!(none.update("x", 0, |d| (d.0, None)), Some(0));
         assert_eq!(none.len(), 0);
         assert!(!none.recording());
-    }
-
-    #[test]
-    fn seeds_report_their_line() {
-        let text = "Kind,scope,invite_id,status\nsecuregate,e,i,sent\nnope,e,i,sent\n";
-        let mut seen = Vec::new();
-        let err = read_seed(text.as_bytes(), |k, r| {
-            seen.push((k, r.status.clone()));
-            Ok(())
-        })
-        .unwrap_err();
-        assert_eq!(seen, vec![(Kind::Securegate, "sent".to_string())]);
-        assert_eq!(err.line, 3);
-        assert!(read_seed("a,b\n1,2\n".as_bytes(), |_, _| Ok(())).is_err());
+        assert_eq!(front.stats.vendor(0).updates, 3);
     }
 }

@@ -9,6 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// Request bodies larger than this are answered 413 without being read.
+pub const MAX_BODY: usize = 1024 * 1024;
+
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const JSON_API: &str = "application/vnd.api+json";
 

@@ -6,11 +6,14 @@ use http::Method;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::{Adapter, Reply, fallback_error, one_line, path_segment, request_with_body, url};
 use crate::change::{Change, Invalid, Planned};
 use crate::config::{ConfigError, VendorConfig, VendorSettings};
 use crate::input::Fields;
 use crate::secret::Secret;
+use crate::text::one_line;
+use crate::vendors::adapter::{Adapter, Reply};
+use crate::vendors::answer::fallback_error;
+use crate::vendors::http::{path_segment, request_with_body, url};
 
 /// The `InviteStatus` enum of the vendor's OpenAPI document.
 pub const STATUSES: [&str; 4] = ["pending", "sent", "accepted", "rejected"];
@@ -62,6 +65,14 @@ fn scalar(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// The adapter of one `[vendors.NAME]` table of this kind.
+pub(crate) fn build(
+    config: &VendorConfig,
+    settings: VendorSettings,
+) -> Result<Box<dyn Adapter>, ConfigError> {
+    Ok(Box::new(Securegate::new(config, settings)?))
 }
 
 impl Adapter for Securegate {

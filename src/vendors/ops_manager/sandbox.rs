@@ -5,24 +5,49 @@
 //! `{"detail", "error", "errorCode", "parameters", "reason"}`.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::patch;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::conn::ConnHandle;
-use super::digest::Refusal;
-use super::stats::Record;
-use super::store::{self, SeedRow};
-use super::{Kind, Shared, wire};
+use super::digest::{Digest, Refusal};
+use crate::sim::conn::ConnHandle;
+use crate::sim::gate::Gate;
+use crate::sim::seed::SeedRow;
+use crate::sim::simulation::{Context, Simulation};
+use crate::sim::stats::{InviteStats, Record};
+use crate::sim::store::{self, Table};
+use crate::sim::wire;
+use crate::vendors::vendor::Credential;
 
-const KIND: Kind = Kind::OpsManager;
-pub(crate) const ORG_ROLES: [&str; 5] = [
+/// What the sandbox expects, and the flags that change it: the public key is
+/// the digest username, the private key its password.
+pub(super) const CREDENTIALS: &[Credential] = &[
+    Credential {
+        key: "public_key",
+        flag: "om-public-key",
+        value_name: "KEY",
+        default: "sandbox-om-public",
+        help: "Ops Manager public key (the digest username) expected",
+    },
+    Credential {
+        key: "private_key",
+        flag: "om-private-key",
+        value_name: "KEY",
+        default: "sandbox-om-private",
+        help: "Ops Manager private key (the digest password) expected",
+    },
+];
+
+const ORG_ROLES: [&str; 5] = [
     "ORG_OWNER",
     "ORG_MEMBER",
     "ORG_GROUP_CREATOR",
@@ -31,6 +56,48 @@ pub(crate) const ORG_ROLES: [&str; 5] = [
 ];
 /// Invitations expire 30 days after they are sent.
 const LIFETIME_SECS: u64 = 30 * 86_400;
+
+/// The simulated Ops Manager.
+pub(crate) struct OpsManager {
+    gate: Gate,
+    digest: Digest,
+    invites: Table<Invite>,
+}
+
+pub(super) fn start(ctx: &Context) -> Arc<dyn Simulation> {
+    Arc::new(OpsManager {
+        gate: ctx.gate(),
+        digest: Digest::new(
+            &ctx.credential(CREDENTIALS[0].flag),
+            &ctx.credential(CREDENTIALS[1].flag),
+            ctx.nonce_max_uses,
+            ctx.nonce_max_age,
+        ),
+        invites: ctx.table(),
+    })
+}
+
+impl Simulation for OpsManager {
+    fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/api/public/v1.0/orgs/{org_id}/invites", patch(update))
+            .with_state(self)
+    }
+
+    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
+        let (key, invite) = seed(row, now)?;
+        self.invites.insert(key, invite);
+        Ok(())
+    }
+
+    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
+        self.invites.snapshot_into(out);
+    }
+
+    fn reset_stats(&self) {
+        self.invites.reset_stats();
+    }
+}
 
 pub(crate) struct Invite {
     /// As first written; the key holds it lower-cased.
@@ -62,7 +129,7 @@ fn role(name: &str) -> Option<&'static str> {
     ORG_ROLES.iter().copied().find(|r| *r == name)
 }
 
-pub(crate) fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
+fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
     let org = org_id(&row.scope).ok_or_else(|| {
         format!(
             "ops_manager scope `{}` is not 24 hexadecimal digits",
@@ -130,8 +197,8 @@ fn error(status: StatusCode, code: &str, detail: &str, pretty: bool) -> Response
     wire::json(status, wire::JSON, &body, pretty)
 }
 
-pub(crate) async fn update(
-    State(app): State<Arc<Shared>>,
+async fn update(
+    State(app): State<Arc<OpsManager>>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path(org): Path<String>,
     method: Method,
@@ -139,14 +206,15 @@ pub(crate) async fn update(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    app.vendor(KIND, &conn, |reject_auth| {
-        respond(&app, reject_auth, &org, &method, &uri, &headers, body)
-    })
-    .await
+    app.gate
+        .serve(&conn, |reject_auth| {
+            respond(&app, reject_auth, &org, &method, &uri, &headers, body)
+        })
+        .await
 }
 
 fn respond(
-    app: &Shared,
+    app: &OpsManager,
     reject_auth: bool,
     org: &str,
     method: &Method,
@@ -210,7 +278,7 @@ fn respond(
     };
     let key = key(&org, &username);
     let refuse = |r: Response| {
-        app.ops_manager.count(&key);
+        app.invites.count(&key);
         r
     };
     if !wire::is_email(&username) {
@@ -247,10 +315,8 @@ fn respond(
         }
     }
     let roles: Box<[&'static str]> = roles.into();
-    let recording = app.ops_manager.recording();
-    let reply = app
-        .ops_manager
-        .update(&app.stats, &key, wire::now_secs(), |inv| {
+    let recording = app.invites.recording();
+    let reply = app.invites.update(&key, wire::now_secs(), |inv| {
             inv.roles = roles.clone();
             let body = Invitation {
                 created_at: wire::timestamp(inv.created, "Z"),
@@ -281,10 +347,66 @@ fn respond(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::*;
-    use super::*;
-    use crate::sandbox::{AppliedValue, Faults, SandboxOptions};
+    use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
     use serde_json::Value;
+
+    use super::*;
+    use crate::sim::faults::Faults;
+    use crate::sim::stats::AppliedValue;
+    use crate::sim::testkit::{BodyJson, Kit, Setup};
+
+    async fn kit(nonce_max_uses: u64) -> Kit {
+        Kit::start(Setup {
+            name: "ops_manager",
+            simulate: start,
+            credentials: CREDENTIALS
+                .iter()
+                .map(|c| (c.flag, c.default.to_string()))
+                .collect(),
+            seed: Some(SEED),
+            nonce_max_uses,
+        })
+        .await
+    }
+
+    /// A client that answers challenges the way curl --digest does, reusing
+    /// the nonce with a counting nc.
+    struct Signer {
+        prompt: Option<WwwAuthenticateHeader>,
+        password: &'static str,
+    }
+
+    impl Signer {
+        fn new(password: &'static str) -> Self {
+            Signer {
+                prompt: None,
+                password,
+            }
+        }
+
+        fn learn(&mut self, r: &reqwest::Response) -> WwwAuthenticateHeader {
+            let www = r.headers()["www-authenticate"].to_str().unwrap();
+            let p = digest_auth::parse(www).unwrap();
+            self.prompt = Some(p.clone());
+            p
+        }
+
+        fn sign(&mut self, uri: &str) -> String {
+            let ctx = AuthContext::new_with_method(
+                "sandbox-om-public",
+                self.password,
+                uri,
+                Option::<&[u8]>::None,
+                HttpMethod::from("PATCH"),
+            );
+            self.prompt
+                .as_mut()
+                .unwrap()
+                .respond(&ctx)
+                .unwrap()
+                .to_string()
+        }
+    }
 
     const ORG: &str = "5f1a2b3c4d5e6f7a8b9c0d1e";
     const SEED: &str = "kind,scope,invite_id,email,first_name,last_name,status,roles\n\
@@ -311,7 +433,7 @@ mod tests {
 
     #[tokio::test]
     async fn digest_challenge_then_update() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(0).await;
         let r = send(&t, None, BODY).await;
         assert_eq!(r.status(), 401);
         let www = r.headers()["www-authenticate"]
@@ -368,9 +490,8 @@ mod tests {
         let r = send(&t, Some(&signer.sign(&path())), BODY).await;
         assert_eq!(r.status(), 200);
 
-        let s = t.sandbox.stats();
         let key = format!("ops_manager/{ORG}/wyatt.smith@example.com");
-        let inv = s.invite(&key).unwrap();
+        let inv = t.invite(&key).unwrap();
         assert_eq!(inv.updates, 2);
         assert_eq!(
             inv.applied[1].value,
@@ -383,16 +504,7 @@ mod tests {
 
     #[tokio::test]
     async fn nonces_go_stale_after_their_uses() {
-        let options = SandboxOptions {
-            nonce_max_uses: 2,
-            ..SandboxOptions::ephemeral()
-        };
-        let t = Kit {
-            sandbox: crate::sandbox::Sandbox::start_with_seed(&options, SEED)
-                .await
-                .unwrap(),
-            client: client(),
-        };
+        let t = kit(2).await;
         let mut signer = Signer::new("sandbox-om-private");
         signer.learn(&send(&t, None, BODY).await);
         // Out of order counts are fine.
@@ -413,7 +525,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_nonce_serves_concurrent_requests_in_any_order() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(0).await;
         let mut signer = Signer::new("sandbox-om-private");
         signer.learn(&send(&t, None, BODY).await);
         let mut headers: Vec<String> = (0..200).map(|_| signer.sign(&path())).collect();
@@ -422,14 +534,13 @@ mod tests {
         for r in futures::future::join_all(sends).await {
             assert_eq!(r.status(), 200);
         }
-        let s = t.sandbox.stats();
-        assert_eq!(s.vendor(Kind::OpsManager).status(200), 200);
+        assert_eq!(t.vendor().status(200), 200);
         t.stop().await;
     }
 
     #[tokio::test]
     async fn documented_errors() {
-        let t = Kit::seeded(SEED).await;
+        let t = kit(0).await;
         let mut signer = Signer::new("sandbox-om-private");
         signer.learn(&send(&t, None, BODY).await);
         let cases = [
@@ -486,19 +597,10 @@ mod tests {
             "INVALID_ORG_ID"
         );
 
-        t.sandbox
-            .set_faults(crate::sandbox::FaultSettings {
-                vendors: [(
-                    Kind::OpsManager,
-                    Faults {
-                        reject_auth: Some(true),
-                        ..Faults::default()
-                    },
-                )]
-                .into(),
-                ..Default::default()
-            })
-            .unwrap();
+        t.set_faults(&Faults {
+            reject_auth: Some(true),
+            ..Faults::default()
+        });
         let r = send(&t, Some(&signer.sign(&path())), BODY).await;
         assert_eq!(r.status(), 401);
         t.stop().await;

@@ -11,14 +11,14 @@ use http::Method;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Adapter, Reply, common_error_text, fallback_error, id_text, one_line, path_segment,
-    request_with_body, shown, url,
-};
 use crate::change::{Change, Invalid, Planned};
 use crate::config::{ConfigError, VendorConfig, VendorSettings};
 use crate::input::Fields;
 use crate::secret::Secret;
+use crate::text::{one_line, shown};
+use crate::vendors::adapter::{Adapter, Reply};
+use crate::vendors::answer::{common_error_text, fallback_error, id_text};
+use crate::vendors::http::{path_segment, request_with_body, url};
 
 /// The statuses the vendor lets an update set.
 pub const STATUSES: [&str; 2] = ["accepted", "rejected"];
@@ -113,6 +113,14 @@ impl ErrorObject {
             (None, None) => self.code.clone().filter(|c| !c.is_empty()),
         }
     }
+}
+
+/// The adapter of one `[vendors.NAME]` table of this kind.
+pub(crate) fn build(
+    config: &VendorConfig,
+    settings: VendorSettings,
+) -> Result<Box<dyn Adapter>, ConfigError> {
+    Ok(Box::new(CtrlHub::new(config, settings)?))
 }
 
 impl Adapter for CtrlHub {

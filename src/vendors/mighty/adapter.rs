@@ -11,13 +11,14 @@ use http::Method;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Adapter, Reply, common_error_text, fallback_error, id_text, looks_like_email,
-    request_with_body, shown, unsigned_id, url,
-};
 use crate::change::{Change, Invalid, Planned};
 use crate::config::{ConfigError, VendorConfig, VendorSettings};
 use crate::input::Fields;
+use crate::text::shown;
+use crate::vendors::adapter::{Adapter, Reply};
+use crate::vendors::answer::{common_error_text, fallback_error, id_text};
+use crate::vendors::fields::{looks_like_email, unsigned_id};
+use crate::vendors::http::{request_with_body, url};
 use crate::secret::Secret;
 
 pub struct MightyNetworks {
@@ -124,6 +125,14 @@ fn name<'a>(field: &str, value: &'a str) -> Result<Option<&'a str>, Invalid> {
         return Err(Invalid::new(field, "contains a control character"));
     }
     Ok(Some(value))
+}
+
+/// The adapter of one `[vendors.NAME]` table of this kind.
+pub(crate) fn build(
+    config: &VendorConfig,
+    settings: VendorSettings,
+) -> Result<Box<dyn Adapter>, ConfigError> {
+    Ok(Box::new(MightyNetworks::new(config, settings)?))
 }
 
 impl Adapter for MightyNetworks {
@@ -290,7 +299,7 @@ mod tests {
     fn method_is_a_setting() {
         let token = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(token.path(), "t\n").unwrap();
-        let cfg = crate::vendors::test_config("mighty_networks", "https://api.mn.co");
+        let cfg = crate::vendors::testing::test_config("mighty_networks", "https://api.mn.co");
         let a = MightyNetworks::new(
             &cfg,
             settings(&[

@@ -1,0 +1,123 @@
+//! Scenario 4: adaptive concurrency against a capacity knee.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+
+use crate::Res;
+use crate::inputs::{plain, write_config, write_input};
+use crate::report::Report;
+use crate::run::{Job, run_pipeline};
+use crate::sandbox::{
+    Sample, SandboxProc, check_all_ok, steady_in_flight, steady_rate, time_to_rate,
+};
+use crate::settings::Settings;
+
+pub(crate) fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
+    let n = s.sizes.adaptive_rows;
+    let rtt = Duration::from_millis(20);
+    let knee = 24;
+    println!("\n== adaptive: {n} rows, sandbox latency 20 ms with a knee at {knee} in flight");
+    let sandbox = Arc::new(SandboxProc::start(
+        s,
+        "adaptive",
+        &["--latency-ms", "20", "--knee", "24"],
+    )?);
+    let dir = s.work.join("adaptive");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let config = write_config(&dir, "config", &sandbox.base, 256, &plain)?;
+    let input = dir.join("gate.csv");
+    write_input(&input, n, false)?;
+    let state = dir.join("state.db");
+    let results = dir.join("results.csv");
+    let measure = |args: &[&str]| -> Res<Vec<Sample>> {
+        rt.block_on(sandbox.reset())?;
+        let origin = Instant::now();
+        let (stop, task) = sandbox.poll(rt, origin, Duration::from_millis(10));
+        let job = Job {
+            input: &input,
+            config: &config,
+            state: &state,
+            results: &results,
+            args,
+            fresh: true,
+        };
+        let run = run_pipeline(s, &job);
+        stop.cancel();
+        let samples = rt.block_on(task).map_err(|e| e.to_string())?;
+        run?;
+        check_all_ok(rt, &sandbox, n)?;
+        Ok(samples)
+    };
+    let mut best_fixed = (0usize, 0.0f64);
+    let mut fixed_line = Vec::new();
+    for &c in &s.sizes.adaptive_fixed {
+        let cs = c.to_string();
+        let samples = measure(&["--concurrency", &cs, "--fixed-concurrency"])?;
+        let rate = steady_rate(&samples).ok_or("too few samples")?;
+        println!(
+            "  fixed concurrency {c}: {rate:.0} req/s ({} in flight)",
+            steady_in_flight(&samples)
+        );
+        fixed_line.push(format!("{c}: {rate:.0}"));
+        if rate > best_fixed.1 {
+            best_fixed = (c, rate);
+        }
+    }
+    let samples = measure(&["--concurrency", "256"])?;
+    let rate = steady_rate(&samples).ok_or("too few samples")?;
+    let reach = time_to_rate(&samples, 0.9 * best_fixed.1, rtt * 5);
+    let settled = steady_in_flight(&samples);
+    println!("  adaptive (cap 256): {rate:.0} req/s ({settled} in flight)");
+    report.detail(format!(
+        "adaptive ({n} rows, latency 20 ms growing past {knee} in flight): fixed concurrencies (req/s) {}; adaptive, cap 256: {rate:.0} req/s with a median of {settled} in flight",
+        fixed_line.join(", ")
+    ));
+    let ratio = rate / best_fixed.1;
+    report.row(
+        "adaptive: steady throughput / best fixed concurrency",
+        format!(
+            "{ratio:.2} ({rate:.0} vs {:.0} req/s at {})",
+            best_fixed.1, best_fixed.0
+        ),
+        ">= 0.90",
+        Some(ratio >= 0.90),
+    );
+    let in_flight_ratio = settled as f64 / f64::from(knee);
+    report.row(
+        "adaptive: median requests in flight / knee (24)",
+        format!("{in_flight_ratio:.2} ({settled} in flight)"),
+        "<= 1.5",
+        Some(in_flight_ratio <= 1.5),
+    );
+    // The sandbox stretches a round trip by in-flight / knee past the knee.
+    let rtt_ratio = in_flight_ratio.max(1.0);
+    report.row(
+        "adaptive: median round trip / quiet round trip (20 ms)",
+        format!("{rtt_ratio:.2} ({:.0} ms)", 20.0 * rtt_ratio),
+        "<= 1.5",
+        Some(rtt_ratio <= 1.5),
+    );
+    match reach {
+        Some(t) => {
+            let trips = t.as_secs_f64() / rtt.as_secs_f64();
+            report.row(
+                "adaptive: time to 90 % of best fixed",
+                format!(
+                    "{trips:.1} round trips ({:.0} ms)",
+                    t.as_secs_f64() * 1000.0
+                ),
+                "<= 20 round trips",
+                Some(trips <= 20.0),
+            );
+        }
+        None => report.row(
+            "adaptive: time to 90 % of best fixed",
+            "never reached".into(),
+            "<= 20 round trips",
+            Some(false),
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! The bare client: a plain reqwest loop.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+
+use crate::Res;
+use crate::inputs::{Planned, plan};
+use crate::run::{Job, run_pipeline};
+use crate::sandbox::{SandboxProc, check_all_ok, first_request, steady_in_flight};
+use crate::settings::Settings;
+
+pub(crate) struct BareRun {
+    pub(crate) elapsed: Duration,
+    pub(crate) ok: u64,
+    pub(crate) other: u64,
+}
+
+impl BareRun {
+    pub(crate) fn rate(&self) -> f64 {
+        (self.ok + self.other) as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub(crate) fn bare_client(
+    rt: &Runtime,
+    planned: &Arc<Planned>,
+    concurrency: usize,
+) -> Res<BareRun> {
+    let planned = Arc::clone(planned);
+    rt.block_on(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(concurrency)
+            .tcp_nodelay(true)
+            .user_agent(concat!("invitesync/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?;
+        // A digest vendor's challenge is learned once, as the pipeline does.
+        for (vendor, session) in planned.digests.iter().enumerate() {
+            let Some(session) = session else { continue };
+            let Some(change) = planned
+                .changes
+                .iter()
+                .find(|c| usize::from(c.vendor) == vendor)
+            else {
+                continue;
+            };
+            let req = planned.adapters[vendor].request(change);
+            let req = reqwest::Request::try_from(req).map_err(|e| e.to_string())?;
+            let resp = http.execute(req).await.map_err(|e| e.to_string())?;
+            let challenges: Vec<String> = resp
+                .headers()
+                .get_all(http::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_string))
+                .collect();
+            let _ = resp.bytes().await;
+            session.on_challenge(challenges.iter().map(String::as_str))?;
+        }
+        let next = Arc::new(AtomicUsize::new(0));
+        let ok = Arc::new(AtomicU64::new(0));
+        let other = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut tasks = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            let (planned, http, next, ok, other) = (
+                Arc::clone(&planned),
+                http.clone(),
+                Arc::clone(&next),
+                Arc::clone(&ok),
+                Arc::clone(&other),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(change) = planned.changes.get(i) else {
+                        return Ok::<(), String>(());
+                    };
+                    let vendor = usize::from(change.vendor);
+                    let mut req = planned.adapters[vendor].request(change);
+                    if let Some(session) = &planned.digests[vendor] {
+                        let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                        if let Some(a) = session.authorization(req.method().as_str(), uri)
+                            && let Ok(v) = http::HeaderValue::from_str(&a)
+                        {
+                            req.headers_mut().insert(http::header::AUTHORIZATION, v);
+                        }
+                    }
+                    let req = reqwest::Request::try_from(req).map_err(|e| e.to_string())?;
+                    let resp = http.execute(req).await.map_err(|e| e.to_string())?;
+                    let status = resp.status();
+                    resp.bytes().await.map_err(|e| e.to_string())?;
+                    if status.is_success() {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        other.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| e.to_string())??;
+        }
+        Ok(BareRun {
+            elapsed: start.elapsed(),
+            ok: ok.load(Ordering::Relaxed),
+            other: other.load(Ordering::Relaxed),
+        })
+    })
+}
+
+pub(crate) fn bare_client_once(args: &[String]) -> i32 {
+    let [config, input, concurrency] = args else {
+        eprintln!("usage: --bare-client CONFIG INPUT CONCURRENCY");
+        return 2;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = (|| {
+        let concurrency: usize = concurrency.parse().map_err(|_| "concurrency: a number")?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let planned = Arc::new(plan(Path::new(config), Path::new(input))?);
+        bare_client(&rt, &planned, concurrency)
+    })();
+    match result {
+        Ok(b) => {
+            println!(
+                "{} accepted, {} otherwise, {:.0} req/s",
+                b.ok,
+                b.other,
+                b.rate()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            1
+        }
+    }
+}
+
+/// Alternating rounds of the bare client and the pipeline on the same rows;
+/// the best throughput of each.
+pub(crate) fn side_by_side(
+    s: &Settings,
+    rt: &Runtime,
+    sandbox: &Arc<SandboxProc>,
+    planned: &Arc<Planned>,
+    job: &Job<'_>,
+    concurrency: usize,
+    rounds: usize,
+) -> Res<(f64, f64)> {
+    let n = planned.changes.len();
+    let (mut bare_best, mut pipe_best) = (0.0f64, 0.0f64);
+    for round in 1..=rounds {
+        rt.block_on(sandbox.reset())?;
+        let b = bare_client(rt, planned, concurrency)?;
+        if b.ok != n as u64 {
+            return Err(format!(
+                "the bare client had {} of {n} accepted ({} other answers)",
+                b.ok, b.other
+            ));
+        }
+        rt.block_on(sandbox.reset())?;
+        let origin = Instant::now();
+        let (stop, task) = sandbox.poll(rt, origin, Duration::from_millis(20));
+        let p = run_pipeline(s, job);
+        stop.cancel();
+        let samples = rt.block_on(task).map_err(|e| e.to_string())?;
+        let p = p?;
+        check_all_ok(rt, sandbox, n)?;
+        let p_rate = n as f64 / p.elapsed.as_secs_f64();
+        let first = first_request(&samples).unwrap_or_default();
+        let last = samples
+            .iter()
+            .find(|x| x.ok >= n as u64)
+            .map_or(p.elapsed, |x| x.at);
+        println!(
+            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s: first request at {:.2} s, last answer by {:.2} s{}; peak RSS {} MiB)",
+            b.rate(),
+            b.elapsed.as_secs_f64(),
+            p.elapsed.as_secs_f64(),
+            first.as_secs_f64(),
+            last.as_secs_f64(),
+            match steady_in_flight(&samples) {
+                0 => String::new(),
+                n => format!(", {n} in flight"),
+            },
+            p.peak_rss_kib / 1024
+        );
+        bare_best = bare_best.max(b.rate());
+        pipe_best = pipe_best.max(p_rate);
+    }
+    Ok((bare_best, pipe_best))
+}

@@ -1,0 +1,57 @@
+//! Text shown to people: a foreign message cut down to one line, a value
+//! quoted so that it cannot break the line that reports it.
+
+/// A message (a vendor's error body, a server's challenge) cut down to one
+/// line of reasonable length, for the results file and logs.
+pub fn one_line(text: &str) -> String {
+    const MAX: usize = 500;
+    let mut s: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > MAX {
+        let mut cut = MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// A value quoted in a reason for the results file: shortened, and with control
+/// characters shown escaped, so that a hostile cell cannot bloat or break the
+/// line that reports it.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 40;
+    let mut s = String::with_capacity(value.len().min(MAX) + 4);
+    s.push('`');
+    for (i, c) in value.chars().enumerate() {
+        if i == MAX {
+            s.push('…');
+            break;
+        }
+        if c.is_control() {
+            s.extend(c.escape_default());
+        } else {
+            s.push(c);
+        }
+    }
+    s.push('`');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_fit_on_one_line() {
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+        assert!(one_line(&"é".repeat(400)).ends_with('…'));
+    }
+
+    #[test]
+    fn values_are_quoted_short_and_escaped() {
+        assert_eq!(shown("a\nb\u{0}"), "`a\\nb\\u{0}`");
+        assert_eq!(shown(&"x".repeat(100)), format!("`{}…`", "x".repeat(40)));
+    }
+}
