@@ -2,7 +2,7 @@
 
 use crate::change::{Fingerprint, VendorId};
 
-/// Every input row ends with exactly one of these (DESIGN §5).
+/// Every input row ends with exactly one of these (README, "Outcomes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {
     /// The vendor accepted the change (2xx).

@@ -1,4 +1,4 @@
-//! The checkpoint benchmark of DESIGN §10: the [`Writer`] against a bare
+//! The checkpoint benchmark of the README's Performance table: the [`Writer`] against a bare
 //! batched rusqlite insert loop writing the same rows with the same SQL, in
 //! one process, so the ratio means something on a noisy shared machine.
 //!
@@ -36,7 +36,7 @@ pub struct WriterBench {
 }
 
 impl WriterBench {
-    /// The figure DESIGN §10 sets a target for (≥ 0.70).
+    /// The figure the Performance table sets a target for (≥ 0.70).
     pub fn ratio(&self) -> f64 {
         self.writer_rows_per_s / self.bare_rows_per_s
     }
@@ -193,7 +193,7 @@ fn bare_loop(path: &Path, n: usize) -> Result<f64> {
 /// Timings of the reads on the resume path, over a file of `rows` rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReadBench {
-    /// [`StateFile::done_rows`] of the whole run (DESIGN: well under 0.5 s at 1 M).
+    /// [`StateFile::done_rows`] of the whole run (well under 0.5 s at 1 M rows, for a quick resume).
     pub done_rows_secs: f64,
     /// [`StateFile::for_each_row`] over the whole run.
     pub for_each_row_secs: f64,

@@ -1,4 +1,5 @@
-//! The state file: runs, finished rows and the ledger, in SQLite (DESIGN §6).
+//! The state file: runs, finished rows and the ledger, in SQLite
+//! (docs/ARCHITECTURE.md, "Guarantees and where they are enforced").
 //!
 //! - [`StateFile`] opens (creating and migrating) the file; it answers the
 //!   reads of `status`, `export` and resume, and manages the `runs` table.

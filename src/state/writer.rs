@@ -5,7 +5,7 @@
 //! transactions: it commits when [`WriterOptions::batch_rows`] rows are
 //! pending or [`WriterOptions::batch_time`] has passed since the first of
 //! them arrived, whichever comes first. A crash therefore loses at most one
-//! batch, whose rows are sent again on resume (DESIGN §6).
+//! batch, whose rows are sent again on resume (docs/ARCHITECTURE.md, §4).
 //!
 //! Senders hand rows over through a bounded queue (`queue.rs`): when the disk
 //! is slower than the network, `record` blocks, and that back-pressure
@@ -40,7 +40,8 @@ use super::queue::{Queue, Taken};
 use super::runs::RunId;
 use crate::outcome::{Outcome, RowRecord};
 
-/// How the writer batches; the defaults follow DESIGN §10.
+/// How the writer batches; the defaults keep a commit every ≤ 1,000 rows or
+/// ≤ 100 ms (README, "Performance").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterOptions {
     /// Commit when this many rows are pending.
