@@ -590,6 +590,6 @@ fn a_zero_log_interval_is_a_usage_error() {
     ]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("`0s` is no interval"), "{err}");
+    assert!(err.contains("`0s` is out of range"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -157,9 +157,10 @@ pub(crate) fn side_by_side(
     job: &Job<'_>,
     concurrency: usize,
     rounds: usize,
-) -> Res<(f64, f64)> {
+) -> Res<SideBySide> {
     let n = planned.changes.len();
     let (mut bare_best, mut pipe_best) = (0.0f64, 0.0f64);
+    let mut cpu_per_row = Duration::MAX;
     for round in 1..=rounds {
         rt.block_on(sandbox.reset())?;
         let b = bare_client(rt, planned, concurrency)?;
@@ -198,6 +199,20 @@ pub(crate) fn side_by_side(
         );
         bare_best = bare_best.max(b.rate());
         pipe_best = pipe_best.max(p_rate);
+        cpu_per_row = cpu_per_row.min(p.cpu / n.max(1) as u32);
     }
-    Ok((bare_best, pipe_best))
+    Ok(SideBySide {
+        bare: bare_best,
+        pipeline: pipe_best,
+        cpu_per_row,
+    })
+}
+
+/// The best of the rounds, each side's.
+pub(crate) struct SideBySide {
+    /// Requests per second.
+    pub(crate) bare: f64,
+    pub(crate) pipeline: f64,
+    /// The invitesync process's CPU time (user and system) per row.
+    pub(crate) cpu_per_row: Duration,
 }

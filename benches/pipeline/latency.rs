@@ -41,7 +41,7 @@ pub(crate) fn latency_bound(s: &Settings, rt: &Runtime, report: &mut Report) -> 
             args,
             fresh: true,
         };
-        let (bare, pipe) = side_by_side(
+        let sbs = side_by_side(
             s,
             rt,
             &sandbox,
@@ -50,6 +50,7 @@ pub(crate) fn latency_bound(s: &Settings, rt: &Runtime, report: &mut Report) -> 
             concurrency,
             s.sizes.latency_rounds,
         )?;
+        let (bare, pipe) = (sbs.bare, sbs.pipeline);
         rates.push((label, bare, pipe));
     }
     let (_, bare, pipe) = rates[0];

@@ -45,6 +45,7 @@ mod report;
 mod run;
 mod sandbox;
 mod settings;
+mod wrk;
 
 use std::fmt::Write as _;
 use std::time::Instant;

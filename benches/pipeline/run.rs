@@ -56,9 +56,12 @@ pub(crate) fn peak_rss_wrapper(args: &[String]) -> i32 {
         Ok(s) => exit_code(s),
         Err(_) => -1,
     };
-    let rss = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .map_or(0, |u| u.max_rss());
-    println!("{code} {rss}");
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    let (rss, cpu_us) = usage.map_or((0, 0), |u| {
+        let us = |t: nix::sys::time::TimeVal| t.tv_sec() * 1_000_000 + t.tv_usec();
+        (u.max_rss(), us(u.user_time()) + us(u.system_time()))
+    });
+    println!("{code} {rss} {cpu_us}");
     0
 }
 
@@ -71,6 +74,8 @@ pub(crate) struct PipelineRun {
     pub(crate) elapsed: Duration,
     pub(crate) code: i32,
     pub(crate) peak_rss_kib: u64,
+    /// User and system CPU time of the invitesync process.
+    pub(crate) cpu: Duration,
 }
 
 pub(crate) struct Job<'a> {
@@ -122,6 +127,7 @@ pub(crate) fn run_pipeline(s: &Settings, job: &Job<'_>) -> Res<PipelineRun> {
     let mut words = text.split_whitespace();
     let code: i32 = words.next().and_then(|w| w.parse().ok()).unwrap_or(-1);
     let peak_rss_kib: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    let cpu_us: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
     if code != 0 {
         return Err(format!(
             "invitesync run exited with {code} (see {})",
@@ -132,5 +138,6 @@ pub(crate) fn run_pipeline(s: &Settings, job: &Job<'_>) -> Res<PipelineRun> {
         elapsed,
         code,
         peak_rss_kib,
+        cpu: Duration::from_micros(cpu_us),
     })
 }
