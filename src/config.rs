@@ -111,6 +111,8 @@ pub struct Config {
     pub path: PathBuf,
     pub run: RunConfig,
     pub vendors: Vec<(VendorConfig, VendorSettings)>,
+    /// Proxies, trust and client certificates (`crate::net`).
+    pub network: crate::net::settings::NetConfig,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +136,12 @@ struct RawRun {
     grace_period: Option<String>,
     state: Option<PathBuf>,
     results: Option<PathBuf>,
+    // The network keys, checked by `crate::net::settings`.
+    proxy: Option<toml::Value>,
+    proxy_credentials: Option<toml::Value>,
+    ca_cert: Option<toml::Value>,
+    client_cert: Option<toml::Value>,
+    client_key: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -170,6 +178,27 @@ impl VendorSettings {
             resolve_secrets: true,
             base_dir: PathBuf::from("."),
         }
+    }
+
+    /// A table of secrets read like a vendor's, for the network keys of
+    /// `[run]` and of vendor tables (`crate::net::settings`).
+    pub(crate) fn scoped(
+        table: &str,
+        rest: toml::Table,
+        resolve_secrets: bool,
+        base_dir: &Path,
+    ) -> Self {
+        VendorSettings {
+            table: table.to_string(),
+            rest,
+            resolve_secrets,
+            base_dir: base_dir.to_path_buf(),
+        }
+    }
+
+    /// Whether the table holds `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.rest.contains_key(key)
     }
 
     /// `vendors.NAME`, for messages.
@@ -419,6 +448,21 @@ impl Config {
             return err("run.concurrency: must be at least 1");
         }
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut run_net = toml::Table::new();
+        for (key, value) in [
+            ("proxy", r.proxy),
+            ("proxy_credentials", r.proxy_credentials),
+            ("ca_cert", r.ca_cert),
+            ("client_cert", r.client_cert),
+            ("client_key", r.client_key),
+        ] {
+            if let Some(v) = value {
+                run_net.insert(key.into(), v);
+            }
+        }
+        let run_net =
+            crate::net::settings::NetKeys::take("run", &mut run_net, &base_dir, resolve_secrets)?;
+        let mut network = crate::net::settings::NetConfig::new(&base_dir, resolve_secrets, run_net);
         let run = RunConfig {
             concurrency,
             request_timeout: duration(
@@ -442,8 +486,15 @@ impl Config {
             ));
         }
         let mut vendors = Vec::with_capacity(raw.vendors.len());
-        for (name, v) in raw.vendors {
+        for (name, mut v) in raw.vendors {
             let table = format!("vendors.{name}");
+            let net = crate::net::settings::NetKeys::take(
+                &table,
+                &mut v.rest,
+                &base_dir,
+                resolve_secrets,
+            )?;
+            network.vendors.insert(name.clone(), net);
             let Some(kind) = v.kind else {
                 return err(format!(
                     "{table}: missing `kind`; one of {}",
@@ -508,6 +559,7 @@ impl Config {
             path: path.to_path_buf(),
             run,
             vendors,
+            network,
         })
     }
 }

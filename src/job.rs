@@ -221,6 +221,9 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     let state_path = state_path(opts.state.as_deref(), &config, &opts.input, opts.shard);
     let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
     let concurrency = opts.concurrency.unwrap_or(config.run.concurrency).max(1);
+    // Proxies, certificates and keys are read before the state file is
+    // touched: a mistake there is a config error, and nothing is sent.
+    let client = Client::new(&config, concurrency).map_err(usage)?;
 
     // The lock comes first: a second process must not even read a run in progress.
     let lock = if opts.dry_run {
@@ -259,7 +262,6 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         );
     }
 
-    let client = Client::new(config.run.request_timeout, concurrency).map_err(usage)?;
     let shards = opts.shard.map_or(1, |(_, n)| n);
     let targets: Arc<Vec<Target>> = Arc::new(
         config

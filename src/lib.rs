@@ -18,6 +18,7 @@ pub mod latency;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod net;
 pub mod outcome;
 pub mod plan;
 pub mod progress;

@@ -164,9 +164,18 @@ pub async fn send(
         slot.started = on_wire;
         let sent_at = on_wire;
         let result = client
-            .send(target.adapter.request(change), target.digest.as_ref())
+            .send(
+                target.id,
+                target.adapter.request(change),
+                target.digest.as_ref(),
+            )
             .await;
         vt.answered(result.as_ref().ok().map(|a| a.status));
+        // Why this attempt could not even connect, if it could not.
+        let unreachable = match &result {
+            Err(crate::client::SendError::Connect(why)) => Some(why.clone()),
+            _ => None,
+        };
         drop(global_slot);
         let (retry_after, last) = match result {
             Ok(answer) => {
@@ -239,6 +248,13 @@ pub async fn send(
                     Class::Transient => (answer.retry_after, (Some(status), reply)),
                 }
             }
+            Err(crate::client::SendError::Blocked(message)) => {
+                // No retry can fix a certificate, proxy or name problem:
+                // stop the vendor now; its rows stay pending.
+                target.limit.release(slot, Signal::Ignore);
+                target.stop(message);
+                return None;
+            }
             Err(e) => {
                 target.limit.release(
                     slot,
@@ -263,6 +279,16 @@ pub async fn send(
             }
         };
         if attempts >= target.retry.max_attempts {
+            if let Some(why) = unreachable {
+                // Nothing is wrong with the row: the vendor cannot be reached.
+                target.stop(format!(
+                    "[vendors.{name}] {why}, on all {attempts} attempts of a row. Fix: check `base_url` \
+                     in [vendors.{name}] and that the vendor is up; if this machine reaches it only \
+                     through a proxy, set `proxy` (or HTTPS_PROXY)",
+                    name = target.name
+                ));
+                return None;
+            }
             let (http_status, mut reply) = last;
             let why = reply.error.take().unwrap_or_else(|| "no answer".into());
             reply.error = Some(format!("gave up after {attempts} attempts: {why}"));
