@@ -99,14 +99,14 @@ pub struct ConfigArg {
 }
 
 /// Sets up logging: `RUST_LOG` decides the level (default: info for
-/// invitesync, warnings for the libraries), stderr only, and through the
+/// invitesync, nothing from the libraries), stderr only, and through the
 /// progress display's suspension so bars and lines never collide. Colours
 /// only on a terminal, and never with `NO_COLOR`.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     crate::logs::set_json(format == LogFormat::Json);
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,invitesync=info"));
+        .unwrap_or_else(|_| EnvFilter::new(crate::logs::DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(StderrThroughBars)

@@ -35,6 +35,7 @@ mod options;
 mod securegate;
 mod stats;
 mod store;
+pub mod tls;
 mod wire;
 
 #[cfg(test)]
@@ -258,6 +259,8 @@ fn router(shared: Arc<Shared>) -> Router {
 /// A running sandbox. Dropping it stops the server too, without waiting.
 pub struct Sandbox {
     addr: SocketAddr,
+    /// Served over HTTPS.
+    https: bool,
     shared: Arc<Shared>,
     server: Option<JoinHandle<()>>,
 }
@@ -265,6 +268,14 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts on 127.0.0.1:`options.port`, seeded from `options.seed` if set.
     pub async fn start(options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
+        Self::start_tls(options, None).await
+    }
+
+    /// [`Sandbox::start`], serving HTTPS with `tls` when given.
+    pub async fn start_tls(
+        options: &SandboxOptions,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Sandbox, SandboxError> {
         let shared = Shared::new(options, options.seed.is_some())?;
         let shared = match options.seed.clone() {
             None => shared,
@@ -281,7 +292,7 @@ impl Sandbox {
             .await
             .map_err(|e| SandboxError::Options(format!("loading the seed failed: {e}")))??,
         };
-        Self::listen(options.port, shared).await
+        Self::listen(options.port, shared, tls).await
     }
 
     /// Starts seeded from CSV text instead of a file (`options.seed` is ignored).
@@ -291,10 +302,14 @@ impl Sandbox {
     ) -> Result<Sandbox, SandboxError> {
         let shared = Shared::new(options, true)?;
         shared.seed("(text)", seed_csv.as_bytes())?;
-        Self::listen(options.port, shared).await
+        Self::listen(options.port, shared, None).await
     }
 
-    async fn listen(port: u16, shared: Shared) -> Result<Sandbox, SandboxError> {
+    async fn listen(
+        port: u16,
+        shared: Shared,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Sandbox, SandboxError> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .map_err(|source| SandboxError::Bind { port, source })?;
@@ -304,15 +319,28 @@ impl Sandbox {
         let shared = Arc::new(shared);
         let app = router(Arc::clone(&shared)).into_make_service_with_connect_info::<ConnHandle>();
         let stop = shared.shutdown.clone();
+        let https = tls.is_some();
         let server = tokio::spawn(async move {
             // Accept errors are retried inside the listener, so serving only
             // ends at shutdown.
-            let _ = axum::serve(ResetListener(listener), app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
+            match tls {
+                None => {
+                    let _ = axum::serve(ResetListener(listener), app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await;
+                }
+                Some(config) => {
+                    if let Ok(listener) = tls::TlsListener::new(listener, config) {
+                        let _ = axum::serve(listener, app)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await;
+                    }
+                }
+            }
         });
         Ok(Sandbox {
             addr,
+            https,
             shared,
             server: Some(server),
         })
@@ -322,9 +350,11 @@ impl Sandbox {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, the `base_url` of every vendor.
+    /// `http://127.0.0.1:PORT` (`https://` when serving HTTPS), the
+    /// `base_url` of every vendor.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn credentials(&self) -> &Credentials {
@@ -376,8 +406,18 @@ impl Drop for Sandbox {
 /// `invitesync sandbox`: serves until Ctrl-C or SIGTERM, after printing where
 /// and with which credentials.
 pub async fn serve(options: SandboxOptions) -> Result<(), SandboxError> {
-    let sandbox = Sandbox::start(&options).await?;
+    serve_tls(options, tls::TlsOptions::default()).await
+}
+
+/// [`serve`], over HTTPS when `tls` says so.
+pub async fn serve_tls(options: SandboxOptions, tls: tls::TlsOptions) -> Result<(), SandboxError> {
+    let tls = tls.server_config().map_err(SandboxError::Options)?;
+    let note = tls.as_ref().map(|(_, note)| note.clone());
+    let sandbox = Sandbox::start_tls(&options, tls.map(|(config, _)| config)).await?;
     println!("{}", banner(&sandbox, &options));
+    if let Some(note) = note.filter(|n| !n.is_empty()) {
+        println!("{note}");
+    }
     wait_for_signal().await;
     eprintln!("sandbox: shutting down");
     sandbox.shutdown().await;

@@ -1,0 +1,12 @@
+//! Real networks, all on 127.0.0.1 with certificates made by the test: a run
+//! through a CONNECT proxy ([`proxy`]), trust and its failures ([`trust`]),
+//! client certificates ([`mtls`]), a vendor that cannot be reached and
+//! configuration mistakes ([`failures`]), and `invitesync check` ([`check`]).
+
+mod harness;
+
+mod check;
+mod failures;
+mod mtls;
+mod proxy;
+mod trust;
