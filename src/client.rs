@@ -120,6 +120,11 @@ impl Client {
         Ok(Client { vendors })
     }
 
+    /// What failure messages say about vendor `vendor`'s connections.
+    pub fn context(&self, vendor: VendorId) -> Option<&crate::net::classify::Context> {
+        self.vendors.get(vendor as usize).map(|v| &*v.context)
+    }
+
     /// Sends one request to vendor `vendor` (plus, for digest, the one
     /// retry a fresh or stale challenge calls for).
     pub async fn send(
@@ -231,7 +236,7 @@ impl VendorClient {
 fn map_err(e: reqwest::Error, context: &crate::net::classify::Context) -> SendError {
     use crate::net::classify::{Class, classify};
     match classify(&e, context) {
-        Class::Blocked(message) => return SendError::Blocked(message),
+        Class::Blocked(problem) => return SendError::Blocked(problem.to_string()),
         Class::Unreachable(what) => return SendError::Connect(what),
         Class::Other => {}
     }

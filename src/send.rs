@@ -282,10 +282,12 @@ pub async fn send(
             if let Some(why) = unreachable {
                 // Nothing is wrong with the row: the vendor cannot be reached.
                 target.stop(format!(
-                    "[vendors.{name}] {why}, on all {attempts} attempts of a row. Fix: check `base_url` \
-                     in [vendors.{name}] and that the vendor is up; if this machine reaches it only \
-                     through a proxy, set `proxy` (or HTTPS_PROXY)",
-                    name = target.name
+                    "[vendors.{}] {why}, on all {attempts} attempts of a row. Fix: {}.",
+                    target.name,
+                    client.context(target.id).map_or_else(
+                        || "check `base_url` and that the vendor is up".to_string(),
+                        crate::net::classify::unreachable_fix
+                    ),
                 ));
                 return None;
             }

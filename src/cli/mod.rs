@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::progress::through::StderrThroughBars;
 
+pub mod check;
 pub mod completions;
 pub mod export;
 pub mod run;
@@ -40,6 +41,7 @@ Environment:
 
 Examples:
   invitesync validate invites.csv --config invitesync.toml
+  invitesync check --config invitesync.toml
   invitesync run invites.csv --config invitesync.toml --dry-run
   invitesync run invites.csv --config invitesync.toml
   invitesync status
@@ -78,6 +80,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Serve the four vendor APIs on 127.0.0.1 for trying invitesync out
     Sandbox(sandbox::SandboxArgs),
+    /// Check that every vendor can be reached (DNS, proxy, TLS, HTTP), changing nothing
+    Check(check::CheckArgs),
     /// Print shell completions for bash, zsh, fish, elvish or PowerShell
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), of invitesync or of one command
@@ -170,6 +174,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Status(a) => status::execute(a),
             Command::Export(a) => export::execute(a),
             Command::Sandbox(a) => sandbox::execute(a).await,
+            Command::Check(a) => check::execute(a).await,
             Command::Completions(a) => completions::execute(a),
             Command::Man(a) => completions::man(a),
         }

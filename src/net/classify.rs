@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use rustls::{AlertDescription, CertificateError};
 
-use super::proxy::Route;
+use super::proxy::{Proxy, Route};
 use super::x509::date;
 
 /// What is known about a vendor's connections, for messages.
@@ -37,10 +37,36 @@ pub struct Context {
     pub trust: String,
 }
 
-impl Context {
+/// A failure that stops a vendor: where, why, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `vendors.gate`.
+    pub table: String,
+    /// `api.example.com:443`.
+    pub host: String,
+    pub cause: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for Problem {
     /// One message: `[vendors.gate] api.example.com:443: CAUSE. Fix: FIX.`
-    fn say(&self, cause: &str, fix: &str) -> String {
-        format!("[{}] {}: {cause}. Fix: {fix}.", self.table, self.host)
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "[{}] {}: {}. Fix: {}.",
+            self.table, self.host, self.cause, self.fix
+        )
+    }
+}
+
+impl Context {
+    fn say(&self, cause: &str, fix: &str) -> Problem {
+        Problem {
+            table: self.table.clone(),
+            host: self.host.clone(),
+            cause: cause.to_string(),
+            fix: fix.to_string(),
+        }
     }
 
     fn name(&self) -> &str {
@@ -59,9 +85,8 @@ impl Context {
 /// What a failed request means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Class {
-    /// Sending more rows cannot help: stop the vendor now. The message is
-    /// complete (vendor table, host, cause, fix).
-    Blocked(String),
+    /// Sending more rows cannot help: stop the vendor now.
+    Blocked(Problem),
     /// No connection could be made; the text says to what and why.
     Unreachable(String),
     /// Anything else: the vendor may have been reached.
@@ -102,53 +127,22 @@ pub fn classify(err: &(dyn StdError + 'static), ctx: &Context) -> Class {
     let has = |s: &str| texts.iter().any(|t| t.contains(s));
     let innermost = texts.last().cloned().unwrap_or_default();
     if let Some(proxy) = ctx.route.proxy() {
-        let named = format!("the proxy {} ({})", proxy.shown(), proxy.from);
         if has("proxy authorization required") {
-            return Class::Blocked(match &proxy.credentials {
-                Some(c) => ctx.say(
-                    &format!("{named} refused our credentials (407 Proxy Authentication Required)"),
-                    &format!("check the user name and password in {}", c.from),
-                ),
-                None => ctx.say(
-                    &format!("{named} asks for credentials (407 Proxy Authentication Required)"),
-                    &format!(
-                        "set `proxy_credentials = {{ env = \"VARIABLE\" }}` (holding USER:PASSWORD) in [{}] or [run]",
-                        ctx.table
-                    ),
-                ),
-            });
+            return Class::Blocked(proxy_wants_credentials(ctx, proxy));
         }
         if has("tunnel error: unsuccessful") {
-            return Class::Blocked(ctx.say(
-                &format!("{named} refused to open a tunnel (CONNECT) to {}", ctx.host),
-                &format!(
-                    "ask the proxy's administrators to allow {}, or, if the vendor is reachable without the proxy, \
-                     set `proxy = \"none\"` in [{}] (or list the host in NO_PROXY); \
-                     `invitesync check` shows the proxy's answer",
-                    ctx.host, ctx.table
-                ),
-            ));
+            return Class::Blocked(tunnel_refused(ctx, proxy, None));
         }
         if has("tunnel error: unexpected end of file")
             || has("tunnel error: proxy response headers too long")
         {
-            return Class::Blocked(ctx.say(
-                &format!("{named} did not answer CONNECT as an HTTP proxy does"),
-                "check that the proxy setting names the proxy's HTTP port (e.g. http://proxy:3128)",
-            ));
+            return Class::Blocked(not_a_proxy(ctx, proxy));
         }
         if has("dns error") {
-            let (host, _) = proxy.authority();
-            return Class::Blocked(ctx.say(
-                &format!(
-                    "the name of {named} does not resolve ({})",
-                    plain(&innermost)
-                ),
-                &format!("check the host name {host} in {}", proxy.from),
-            ));
+            return Class::Blocked(unresolved(ctx, &plain(&innermost)));
         }
         if let Some(kind) = refused(&errors) {
-            return Class::Unreachable(format!("{named} {kind}"));
+            return Class::Unreachable(format!("{} {kind}", named(proxy)));
         }
         return Class::Other;
     }
@@ -160,23 +154,106 @@ pub fn classify(err: &(dyn StdError + 'static), ctx: &Context) -> Class {
                 plain(&innermost)
             ));
         }
-        return Class::Blocked(ctx.say(
-            &format!(
-                "the name {} does not resolve ({})",
-                ctx.hostname(),
-                plain(&innermost)
-            ),
-            &format!(
-                "check the host name in `base_url` of [{}]; if this machine reaches the internet only \
-                 through a proxy, set `proxy` in [run] (or HTTPS_PROXY)",
-                ctx.table
-            ),
-        ));
+        return Class::Blocked(unresolved(ctx, &plain(&innermost)));
     }
     if let Some(kind) = refused(&errors) {
         return Class::Unreachable(format!("{} {kind}", ctx.host));
     }
     Class::Other
+}
+
+/// `the proxy http://proxy:3128 (HTTPS_PROXY)`.
+pub fn named(proxy: &Proxy) -> String {
+    format!("the proxy {} ({})", proxy.shown(), proxy.from)
+}
+
+/// The proxy answered 407.
+pub fn proxy_wants_credentials(ctx: &Context, proxy: &Proxy) -> Problem {
+    let named = named(proxy);
+    match &proxy.credentials {
+        Some(c) => ctx.say(
+            &format!("{named} refused our credentials (407 Proxy Authentication Required)"),
+            &format!("check the user name and password in {}", c.from),
+        ),
+        None => ctx.say(
+            &format!("{named} asks for credentials (407 Proxy Authentication Required)"),
+            &format!(
+                "set `proxy_credentials = {{ env = \"VARIABLE\" }}` (holding USER:PASSWORD) in [{}] or [run]",
+                ctx.table
+            ),
+        ),
+    }
+}
+
+/// The proxy answered CONNECT with something other than 200 or 407
+/// (`answer`: its status line, when known).
+pub fn tunnel_refused(ctx: &Context, proxy: &Proxy, answer: Option<&str>) -> Problem {
+    let answered = answer.map_or(String::new(), |a| format!(" (it answered `{}`)", safe(a)));
+    ctx.say(
+        &format!(
+            "{} refused to open a tunnel (CONNECT) to {}{answered}",
+            named(proxy),
+            ctx.host
+        ),
+        &format!(
+            "ask the proxy's administrators to allow {}, or, if the vendor is reachable without the proxy, \
+             set `proxy = \"none\"` in [{}] (or list the host in NO_PROXY){}",
+            ctx.host,
+            ctx.table,
+            if answer.is_none() {
+                "; `invitesync check` shows the proxy's answer"
+            } else {
+                ""
+            }
+        ),
+    )
+}
+
+/// The proxy did not answer CONNECT like an HTTP proxy.
+pub fn not_a_proxy(ctx: &Context, proxy: &Proxy) -> Problem {
+    ctx.say(
+        &format!(
+            "{} did not answer CONNECT as an HTTP proxy does",
+            named(proxy)
+        ),
+        "check that the proxy setting names the proxy's HTTP port (e.g. http://proxy:3128)",
+    )
+}
+
+/// The first host on the way (the proxy, or the vendor) has no address.
+pub fn unresolved(ctx: &Context, detail: &str) -> Problem {
+    match ctx.route.proxy() {
+        Some(proxy) => {
+            let (host, _) = proxy.authority();
+            ctx.say(
+                &format!("the name of {} does not resolve ({detail})", named(proxy)),
+                &format!("check the host name {host} in {}", proxy.from),
+            )
+        }
+        None => ctx.say(
+            &format!("the name {} does not resolve ({detail})", ctx.hostname()),
+            &format!(
+                "check the host name in `base_url` of [{}]; if this machine reaches the internet only \
+                 through a proxy, set `proxy` in [run] (or HTTPS_PROXY)",
+                ctx.table
+            ),
+        ),
+    }
+}
+
+/// What to do about a vendor (or proxy) that refuses or drops connections.
+pub fn unreachable_fix(ctx: &Context) -> String {
+    match ctx.route.proxy() {
+        Some(proxy) => format!(
+            "check that {} is the right proxy and that it is up",
+            named(proxy)
+        ),
+        None => format!(
+            "check `base_url` in [{}] and that the vendor is up; if this machine reaches it only \
+             through a proxy, set `proxy` (or HTTPS_PROXY)",
+            ctx.table
+        ),
+    }
 }
 
 /// getaddrinfo's EAI_AGAIN: the resolver did not answer, the name may exist.
@@ -228,7 +305,8 @@ fn safe(text: &str) -> String {
         .collect()
 }
 
-fn tls_failure(e: &rustls::Error, ctx: &Context) -> String {
+/// What a TLS error means for the vendor of `ctx`.
+pub fn tls_failure(e: &rustls::Error, ctx: &Context) -> Problem {
     use rustls::Error as E;
     let check = "`invitesync check` shows the certificate";
     match e {
@@ -260,7 +338,7 @@ fn tls_failure(e: &rustls::Error, ctx: &Context) -> String {
     }
 }
 
-fn certificate_failure(ce: &CertificateError, ctx: &Context) -> String {
+fn certificate_failure(ce: &CertificateError, ctx: &Context) -> Problem {
     use CertificateError as C;
     let table = &ctx.table;
     match ce {
@@ -348,7 +426,7 @@ fn certificate_failure(ce: &CertificateError, ctx: &Context) -> String {
     }
 }
 
-fn alert_failure(alert: AlertDescription, ctx: &Context) -> String {
+fn alert_failure(alert: AlertDescription, ctx: &Context) -> Problem {
     use AlertDescription as A;
     let table = &ctx.table;
     let said = words(&format!("{alert:?}"));
@@ -469,6 +547,7 @@ mod tests {
         let Class::Blocked(m) = classify(&e, &ctx(direct())) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(m.starts_with("[vendors.gate] api.example.com:443: "), "{m}");
         assert!(m.contains("unknown issuer") && m.contains("ca_cert"), "{m}");
 
@@ -478,6 +557,7 @@ mod tests {
         let Class::Blocked(m) = classify(&e, &ctx(direct())) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(m.contains("not valid for the name api.example.com"), "{m}");
         assert!(m.contains("base_url"), "{m}");
 
@@ -487,6 +567,7 @@ mod tests {
         let Class::Blocked(m) = classify(&e, &ctx(direct())) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(m.contains("requires a client certificate"), "{m}");
         assert!(m.contains("client_cert") && m.contains("client_key"), "{m}");
     }
@@ -503,17 +584,20 @@ mod tests {
         let Class::Blocked(m) = classify(&e, &ctx(proxied(true))) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(m.contains("refused our credentials (407"), "{m}");
         assert!(m.contains("PROXY_AUTH") && !m.contains("hunter2"), "{m}");
         let Class::Blocked(m) = classify(&e, &ctx(proxied(false))) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(m.contains("proxy_credentials"), "{m}");
 
         let e = Wrap("tunnel error: unsuccessful", "x".into());
         let Class::Blocked(m) = classify(&e, &ctx(proxied(false))) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(m.contains("refused to open a tunnel"), "{m}");
         assert!(m.contains("http://proxy.corp:3128 (HTTPS_PROXY)"), "{m}");
     }
@@ -531,6 +615,7 @@ mod tests {
         let Class::Blocked(m) = classify(&dns("Name or service not known"), &ctx(direct())) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(
             m.contains("the name api.example.com does not resolve (name or service not known)"),
             "{m}"
