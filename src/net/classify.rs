@@ -128,7 +128,7 @@ pub fn classify(err: &(dyn StdError + 'static), ctx: &Context) -> Class {
     let innermost = texts.last().cloned().unwrap_or_default();
     if let Some(proxy) = ctx.route.proxy() {
         if has("proxy authorization required") {
-            return Class::Blocked(proxy_wants_credentials(ctx, proxy));
+            return Class::Blocked(proxy_wants_credentials(ctx, proxy, None));
         }
         if has("tunnel error: unsuccessful") {
             return Class::Blocked(tunnel_refused(ctx, proxy, None));
@@ -167,16 +167,20 @@ pub fn named(proxy: &Proxy) -> String {
     format!("the proxy {} ({})", proxy.shown(), proxy.from)
 }
 
-/// The proxy answered 407.
-pub fn proxy_wants_credentials(ctx: &Context, proxy: &Proxy) -> Problem {
+/// The proxy asked for credentials (407), or refused ours; `answer` is
+/// its status line when known.
+pub fn proxy_wants_credentials(ctx: &Context, proxy: &Proxy, answer: Option<&str>) -> Problem {
     let named = named(proxy);
+    let said = answer.map_or("407 Proxy Authentication Required".to_string(), |a| {
+        format!("it answered `{}`", safe(a))
+    });
     match &proxy.credentials {
         Some(c) => ctx.say(
-            &format!("{named} refused our credentials (407 Proxy Authentication Required)"),
+            &format!("{named} refused our credentials ({said})"),
             &format!("check the user name and password in {}", c.from),
         ),
         None => ctx.say(
-            &format!("{named} asks for credentials (407 Proxy Authentication Required)"),
+            &format!("{named} asks for credentials ({said})"),
             &format!(
                 "set `proxy_credentials = {{ env = \"VARIABLE\" }}` (holding USER:PASSWORD) in [{}] or [run]",
                 ctx.table
@@ -197,9 +201,14 @@ pub fn tunnel_refused(ctx: &Context, proxy: &Proxy, answer: Option<&str>) -> Pro
         ),
         &format!(
             "ask the proxy's administrators to allow {}, or, if the vendor is reachable without the proxy, \
-             set `proxy = \"none\"` in [{}] (or list the host in NO_PROXY){}",
+             set `proxy = \"none\"` in [{}] (or list the host in NO_PROXY){}{}",
             ctx.host,
             ctx.table,
+            // Some proxies answer wrong credentials with 401 or 403, not 407.
+            proxy.credentials.as_ref().map_or(String::new(), |c| format!(
+                "; if it refused our credentials, check {}",
+                c.from
+            )),
             if answer.is_none() {
                 "; `invitesync check` shows the proxy's answer"
             } else {

@@ -167,8 +167,10 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
                     format!("CONNECT {host}:{port} → {}", status.line),
                 );
             }
-            Ok(status) if status.code == 407 => {
-                return r.fail("proxy", classify::proxy_wants_credentials(ctx, p));
+            // Some proxies (tinyproxy) answer wrong credentials with 401.
+            Ok(status) if status.code == 407 || (status.code == 401 && p.credentials.is_some()) => {
+                let p = classify::proxy_wants_credentials(ctx, p, Some(&status.line));
+                return r.fail("proxy", p);
             }
             Ok(status) => {
                 return r.fail(

@@ -41,11 +41,7 @@ pub struct SystemRoots {
 pub fn system_roots() -> Result<SystemRoots, ConfigError> {
     let vars: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
         .into_iter()
-        .filter_map(|v| {
-            std::env::var_os(v)
-                .filter(|x| !x.is_empty())
-                .map(|x| format!("{v}={}", x.to_string_lossy()))
-        })
+        .filter_map(|v| std::env::var_os(v).map(|x| format!("{v}={}", x.to_string_lossy())))
         .collect();
     let found = rustls_native_certs::load_native_certs();
     if !vars.is_empty()

@@ -84,7 +84,8 @@ fn each_failure_gets_a_verdict_and_a_fix() {
     let (code, out) = check(&net, &[("HTTPS_PROXY", &asking.url())]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
-        out.contains("asks for credentials (407") && out.contains("proxy_credentials"),
+        out.contains("asks for credentials (it answered `HTTP/1.1 407")
+            && out.contains("proxy_credentials"),
         "{out}"
     );
 }

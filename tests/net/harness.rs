@@ -167,14 +167,16 @@ api_key = {{ file = "secrets/gate" }}
 
     /// The binary in the world's directory with only `env` of the variables
     /// that steer networking, and `SSL_CERT_FILE` at the unrelated CA unless
-    /// `env` sets it.
+    /// `env` sets `SSL_CERT_FILE` or `SSL_CERT_DIR`.
     pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = assert_cmd::Command::cargo_bin("invitesync").expect("binary built");
         cmd.current_dir(self.dir.path());
         for var in CLEARED {
             cmd.env_remove(var);
         }
-        cmd.env("SSL_CERT_FILE", self.path("system.pem"));
+        if !env.iter().any(|(k, _)| k.starts_with("SSL_CERT_")) {
+            cmd.env("SSL_CERT_FILE", self.path("system.pem"));
+        }
         cmd.env("COLUMNS", "100");
         for (k, v) in env {
             cmd.env(k, v);

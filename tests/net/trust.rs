@@ -66,6 +66,34 @@ fn ssl_cert_file_is_read_as_curl_reads_it() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("SSL_CERT_FILE=no-such-bundle.pem"), "{err}");
+    // SSL_CERT_DIR: a directory of PEM files, instead of the system's store.
+    std::fs::create_dir(net.path("certs")).unwrap();
+    let o = net.cli(
+        &["run", "in.csv", "-c", "invitesync.toml", "--new-run"],
+        &[("SSL_CERT_DIR", "certs")],
+    );
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an empty store trusts nothing: {err}"
+    );
+    assert!(err.contains("no certificate authority is trusted"), "{err}");
+    assert!(err.contains("ca_cert"), "{err}");
+    std::fs::copy(net.path("ca.pem"), net.path("certs/ca.pem")).unwrap();
+    let o = net.cli(
+        &[
+            "run",
+            "in.csv",
+            "-c",
+            "invitesync.toml",
+            "--new-run",
+            "--force",
+        ],
+        &[("SSL_CERT_DIR", "certs")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(net.requests(), 4);
 }
 
 #[test]
