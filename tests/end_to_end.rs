@@ -62,8 +62,8 @@ async fn every_outcome_is_right_and_each_valid_row_lands_once() {
     assert_eq!(
         column(&results, "outcome"),
         [
-            "updated", "updated", "updated", "updated", "invalid", "rejected", "invalid", "pending",
-            "invalid", "invalid", "updated"
+            "updated", "updated", "updated", "updated", "invalid", "rejected", "invalid",
+            "pending", "invalid", "invalid", "updated"
         ]
     );
     assert_eq!(

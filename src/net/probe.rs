@@ -157,8 +157,16 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
     };
     r.step("connect", true, format!("{hop}:{hop_port}"));
 
-    // Ask the proxy for a tunnel, as a run does.
-    if let Route::Proxy(p) = &v.route {
+    // Ask the proxy for a tunnel, as a run does. A proxy reached over TLS
+    // itself is left to the request below, which goes the whole way.
+    let proxied_tls = v.route.proxy().is_some_and(|p| p.url.scheme() == "https");
+    if proxied_tls {
+        r.step(
+            "proxy",
+            true,
+            "an https:// proxy: the tunnel and the vendor's TLS are checked by the request below",
+        );
+    } else if let Route::Proxy(p) = &v.route {
         match connect_tunnel(&mut stream, p, &host, port, wait).await {
             Ok(status) if status.code == 200 => {
                 r.step(
@@ -188,7 +196,9 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
 
     // TLS, with the vendor's trust and client certificate.
     let seen = Arc::new(Seen::default());
-    if v.base_url.scheme() == "https" {
+    if proxied_tls {
+        // Nothing more to do here: see above.
+    } else if v.base_url.scheme() == "https" {
         let config = match network.tls_config(i, Some(seen.clone())) {
             Ok(c) => Arc::new(c),
             Err(e) => return r.fail("tls", problem(ctx, &e)),

@@ -11,15 +11,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{ConfigError, VendorSettings};
 
-/// The keys this module takes out of a table.
-pub const KEYS: [&str; 5] = [
-    "proxy",
-    "proxy_credentials",
-    "ca_cert",
-    "client_cert",
-    "client_key",
-];
-
 /// One table's network keys.
 #[derive(Debug, Clone)]
 pub struct NetKeys {
@@ -131,5 +122,46 @@ impl NetConfig {
     /// A path as written in the config, relative to the config file.
     pub fn path(&self, written: &str) -> PathBuf {
         self.base_dir.join(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(text: &str) -> Result<NetKeys, ConfigError> {
+        let mut t: toml::Table = toml::from_str(text).unwrap();
+        NetKeys::take("vendors.om", &mut t, Path::new("."), false)
+    }
+
+    #[test]
+    fn keys_are_checked_for_shape_and_named() {
+        let e = take("proxy = 3128").unwrap_err();
+        assert!(
+            e.0.starts_with("vendors.om.proxy: expected a string"),
+            "{e}"
+        );
+        let e = take("ca_cert = [\"a\"]").unwrap_err();
+        assert!(e.0.starts_with("vendors.om.ca_cert:"), "{e}");
+        let e = take("client_key = \"-----BEGIN PRIVATE KEY-----\"").unwrap_err();
+        assert!(e.0.contains("a private key is a secret"), "{e}");
+        assert!(!e.0.contains("BEGIN"), "{e}");
+        let e = take("client_key = { file = \"k.pem\" }").unwrap_err();
+        assert!(
+            e.0.contains("`client_key` is set but `client_cert` is not"),
+            "{e}"
+        );
+        let mut t: toml::Table = toml::from_str(
+            "proxy = \"none\"\nkind = \"ops_manager\"\nproxy_credentials = { env = \"P\" }",
+        )
+        .unwrap();
+        let k = NetKeys::take("vendors.om", &mut t, Path::new("."), false).unwrap();
+        assert_eq!(k.proxy.as_deref(), Some("none"));
+        assert!(k.has_proxy_credentials());
+        assert_eq!(
+            t.keys().collect::<Vec<_>>(),
+            ["kind"],
+            "only its keys are taken"
+        );
     }
 }
