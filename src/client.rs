@@ -104,11 +104,11 @@ impl Client {
         // once (a second install is refused harmlessly).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let network = crate::net::Network::build(config).map_err(|e| e.0)?;
-        let https = network.http_clients(config.run.request_timeout, pool)?;
+        let clients = network.http_clients(config.run.request_timeout, pool)?;
         let vendors = network
             .vendors
             .iter()
-            .zip(https)
+            .zip(clients)
             .map(|(v, http)| {
                 tracing::debug!(vendor = %v.name, "{} {}", v.base_url, v.route.describe());
                 VendorClient {
