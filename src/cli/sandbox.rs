@@ -7,8 +7,8 @@ const SANDBOX_HELP: &str = "\
 Examples:
   invitesync sandbox --seed samples/seed.csv
   invitesync sandbox --fault latency_ms=50 --fault securegate.rate_limit=200
-  invitesync sandbox --tls-self-signed sandbox-tls      # HTTPS; trust sandbox-tls/ca.pem with ca_cert
-  invitesync sandbox --tls-self-signed sandbox-tls --tls-client-ca sandbox-tls/ca.pem   # mutual TLS
+  invitesync sandbox --tls-self-signed tls    # HTTPS; trust tls/ca.pem with ca_cert
+  invitesync sandbox --tls-self-signed tls --tls-client-ca tls/ca.pem    # mutual TLS
 Statistics: GET http://127.0.0.1:PORT/_sandbox/stats; faults: POST /_sandbox/faults";
 
 #[derive(Debug, clap::Args)]
