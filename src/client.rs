@@ -1,18 +1,22 @@
 //! The one place that talks HTTP: sends a vendor adapter's request and
 //! brings back its status, `Retry-After` and a size-capped body.
 //!
-//! One reqwest client (one connection pool, keep-alive) serves the whole run.
+//! Each vendor's requests go through the reqwest client of its route, trust
+//! and client certificate (`crate::net`); vendors that share those share a
+//! client and its connection pool.
 //! HTTP Digest is handled here because it depends on the server's nonce: the
 //! first request to a digest vendor goes alone to learn the challenge, every
 //! later one carries a precomputed `Authorization` with a counting `nc`, and a
 //! `stale=true` challenge is answered by one immediate retry with the new
 //! nonce.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 
+use crate::change::VendorId;
 use crate::digest::{ChallengeKind, DigestSession};
 use crate::retry::parse_retry_after;
 
@@ -28,14 +32,20 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// No answer: all of these are worth another attempt.
+/// No answer. Timeouts and broken connections are worth another attempt;
+/// a connection that could not be made at all is too, but it says nothing
+/// against the row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     Timeout,
+    /// No connection could be made: the vendor (or its proxy) cannot be reached.
     Connect(String),
     Broken(String),
     /// The request could not be built: retrying cannot help.
     Unsendable(String),
+    /// A certificate, proxy or name problem that no retry can fix: the
+    /// vendor must stop. The text names the vendor table, host, cause and fix.
+    Blocked(String),
 }
 
 impl SendError {
@@ -51,6 +61,7 @@ impl std::fmt::Display for SendError {
             SendError::Connect(e) => write!(f, "cannot connect: {e}"),
             SendError::Broken(e) => write!(f, "connection failed: {e}"),
             SendError::Unsendable(e) => write!(f, "cannot send this request: {e}"),
+            SendError::Blocked(e) => f.write_str(e),
         }
     }
 }
@@ -71,38 +82,64 @@ impl DigestAuth {
     }
 }
 
+/// The clients of a run, one per vendor (in config order).
 #[derive(Clone)]
 pub struct Client {
+    vendors: Arc<[VendorClient]>,
+}
+
+/// One vendor's reqwest client and what its failures are reported with.
+struct VendorClient {
     http: reqwest::Client,
+    context: Arc<crate::net::classify::Context>,
 }
 
 impl Client {
-    pub fn new(timeout: Duration, pool: usize) -> Result<Client, String> {
+    /// The clients of `config`'s vendors: their proxies, trusted roots and
+    /// client certificates, read now so that a mistake stops the run before
+    /// anything is sent. A config loaded for a command that sends nothing
+    /// reads none of them.
+    pub fn new(config: &crate::config::Config, pool: usize) -> Result<Client, String> {
         // reqwest is built without a default TLS crypto provider; install ring's
         // once (a second install is refused harmlessly).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(pool)
-            .tcp_nodelay(true)
-            .user_agent(concat!("invitesync/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-        Ok(Client { http })
+        let network = crate::net::Network::build(config).map_err(|e| e.0)?;
+        let clients = network.http_clients(config.run.request_timeout, pool)?;
+        let vendors = network
+            .vendors
+            .iter()
+            .zip(clients)
+            .map(|(v, http)| {
+                tracing::debug!(vendor = %v.name, "{} {}", v.base_url, v.route.describe());
+                VendorClient {
+                    http,
+                    context: v.context.clone(),
+                }
+            })
+            .collect();
+        Ok(Client { vendors })
     }
 
-    /// Sends one request (plus, for digest, the one retry a fresh or stale
-    /// challenge calls for).
+    /// What failure messages say about vendor `vendor`'s connections.
+    pub fn context(&self, vendor: VendorId) -> Option<&crate::net::classify::Context> {
+        self.vendors.get(vendor as usize).map(|v| &*v.context)
+    }
+
+    /// Sends one request to vendor `vendor` (plus, for digest, the one
+    /// retry a fresh or stale challenge calls for).
     pub async fn send(
         &self,
+        vendor: VendorId,
         req: http::Request<Bytes>,
         digest: Option<&DigestAuth>,
     ) -> Result<Answer, SendError> {
+        let Some(client) = self.vendors.get(vendor as usize) else {
+            return Err(SendError::Unsendable(format!(
+                "no client for vendor {vendor}"
+            )));
+        };
         let Some(auth) = digest else {
-            return self.execute(req).await;
+            return client.execute(req).await;
         };
         let (parts, body) = req.into_parts();
         let uri = parts
@@ -128,7 +165,7 @@ impl Client {
             authorization = auth.session.authorization(&method, &uri);
         }
         let sent_credentials = authorization.is_some();
-        let (answer, challenges) = self.execute_digest(build(authorization)).await?;
+        let (answer, challenges) = client.execute_digest(build(authorization)).await?;
         if answer.status != 401 || challenges.is_empty() {
             return Ok(answer);
         }
@@ -142,10 +179,12 @@ impl Client {
             _ => return Ok(answer),
         }
         let retry = auth.session.authorization(&method, &uri);
-        let (answer, _) = self.execute_digest(build(retry)).await?;
+        let (answer, _) = client.execute_digest(build(retry)).await?;
         Ok(answer)
     }
+}
 
+impl VendorClient {
     async fn execute(&self, req: http::Request<Bytes>) -> Result<Answer, SendError> {
         Ok(self.execute_digest(req).await?.0)
     }
@@ -155,7 +194,11 @@ impl Client {
         req: http::Request<Bytes>,
     ) -> Result<(Answer, Vec<String>), SendError> {
         let req = reqwest::Request::try_from(req).map_err(|e| SendError::Unsendable(cause(&e)))?;
-        let mut resp = self.http.execute(req).await.map_err(map_err)?;
+        let mut resp = self
+            .http
+            .execute(req)
+            .await
+            .map_err(|e| map_err(e, &self.context))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -172,7 +215,7 @@ impl Client {
             Vec::new()
         };
         let mut body = BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(map_err)? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| map_err(e, &self.context))? {
             let room = BODY_CAP.saturating_sub(body.len());
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if chunk.len() >= room {
@@ -190,11 +233,19 @@ impl Client {
     }
 }
 
-fn map_err(e: reqwest::Error) -> SendError {
-    if e.is_timeout() {
+fn map_err(e: reqwest::Error, context: &crate::net::classify::Context) -> SendError {
+    use crate::net::classify::{Class, classify};
+    match classify(&e, context) {
+        Class::Blocked(problem) => return SendError::Blocked(problem.to_string()),
+        Class::Unreachable(what) => return SendError::Connect(what),
+        Class::Other => {}
+    }
+    // A connection that could not even be made (a connect timeout included)
+    // means the vendor was not reached, whatever else went wrong.
+    if e.is_connect() {
+        SendError::Connect(format!("{}: {}", context.host, cause(&e)))
+    } else if e.is_timeout() {
         SendError::Timeout
-    } else if e.is_connect() {
-        SendError::Connect(cause(&e))
     } else {
         SendError::Broken(cause(&e))
     }

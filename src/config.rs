@@ -136,8 +136,10 @@ pub struct Config {
     pub path: PathBuf,
     pub run: RunConfig,
     pub vendors: Vec<(VendorConfig, VendorSettings)>,
-    /// Every secret read for the vendor tables (filled by [`Config::adapters`]).
+    /// Every secret read for the vendor tables (filled by [`crate::vendors::build::adapters`]).
     pub secrets: Registry,
+    /// Proxies, trust and client certificates (`crate::net`).
+    pub network: crate::net::settings::NetConfig,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +163,12 @@ struct RawRun {
     grace_period: Option<String>,
     state: Option<PathBuf>,
     results: Option<PathBuf>,
+    // The network keys, checked by `crate::net::settings`.
+    proxy: Option<toml::Value>,
+    proxy_credentials: Option<toml::Value>,
+    ca_cert: Option<toml::Value>,
+    client_cert: Option<toml::Value>,
+    client_key: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -200,6 +208,29 @@ impl VendorSettings {
             base_dir: PathBuf::from("."),
             found: Registry::default(),
         }
+    }
+
+    /// A table of secrets read like a vendor's, for the network keys of
+    /// `[run]` and of vendor tables (`crate::net::settings`).
+    pub(crate) fn scoped(
+        table: &str,
+        rest: toml::Table,
+        resolve_secrets: bool,
+        base_dir: &Path,
+        found: &Registry,
+    ) -> Self {
+        VendorSettings {
+            table: table.to_string(),
+            rest,
+            resolve_secrets,
+            base_dir: base_dir.to_path_buf(),
+            found: found.clone(),
+        }
+    }
+
+    /// Whether the table holds `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.rest.contains_key(key)
     }
 
     /// `vendors.NAME`, for messages.
@@ -438,6 +469,28 @@ impl Config {
         };
         let concurrency = whole("run.concurrency", r.concurrency, &CONCURRENCY, 64)? as usize;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut run_net = toml::Table::new();
+        for (key, value) in [
+            ("proxy", r.proxy),
+            ("proxy_credentials", r.proxy_credentials),
+            ("ca_cert", r.ca_cert),
+            ("client_cert", r.client_cert),
+            ("client_key", r.client_key),
+        ] {
+            if let Some(v) = value {
+                run_net.insert(key.into(), v);
+            }
+        }
+        // Every secret read, the vendors' and the proxies', for redaction.
+        let secrets = Registry::default();
+        let run_net = crate::net::settings::NetKeys::take(
+            "run",
+            &mut run_net,
+            &base_dir,
+            resolve_secrets,
+            &secrets,
+        )?;
+        let mut network = crate::net::settings::NetConfig::new(&base_dir, resolve_secrets, run_net);
         let run = RunConfig {
             concurrency,
             request_timeout: duration(
@@ -462,10 +515,17 @@ impl Config {
                 path.display()
             ));
         }
-        let secrets = Registry::default();
         let mut vendors = Vec::with_capacity(raw.vendors.len());
-        for (name, v) in raw.vendors {
+        for (name, mut v) in raw.vendors {
             let table = format!("vendors.{name}");
+            let net = crate::net::settings::NetKeys::take(
+                &table,
+                &mut v.rest,
+                &base_dir,
+                resolve_secrets,
+                &secrets,
+            )?;
+            network.vendors.insert(name.clone(), net);
             // Which kinds exist is the vendors' list to say (where the
             // adapters are built); an empty kind is a missing one.
             let kind = v.kind.unwrap_or_default();
@@ -529,6 +589,7 @@ impl Config {
             run,
             vendors,
             secrets,
+            network,
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod latency;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod net;
 pub mod outcome;
 pub mod outputs;
 pub mod plan;

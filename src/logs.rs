@@ -11,6 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static JSON: AtomicBool = AtomicBool::new(false);
 
+/// The log filter when `RUST_LOG` is not set: invitesync's own events from
+/// `info` up, and nothing from the libraries. Their lines (rustls refusing
+/// a certificate, hyper losing a connection) speak of no vendor and repeat
+/// per connection; what they mean reaches the operator once, from
+/// invitesync, naming the vendor and what to do. `RUST_LOG` brings them back.
+pub const DEFAULT_FILTER: &str = "off,invitesync=info";
+
 /// Set once, when logging is set up (`--log-format`).
 pub fn set_json(on: bool) {
     JSON.store(on, Ordering::Relaxed);
@@ -74,6 +81,41 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libraries_say_nothing_at_the_default_level() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(DEFAULT_FILTER))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "rustls::conn", "failed to verify TLS certificate");
+            tracing::warn!(target: "hyper_util::client", "connection error");
+            tracing::info!(target: "invitesync::job", "resuming run 1");
+            tracing::debug!(target: "invitesync::job", "detail");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("resuming run 1"), "{text}");
+        assert!(!text.contains("TLS certificate"), "{text}");
+        assert!(
+            !text.contains("connection error") && !text.contains("detail"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn json_is_found_before_parsing() {

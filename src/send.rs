@@ -206,9 +206,18 @@ pub async fn send(
         slot.started = on_wire;
         let sent_at = on_wire;
         let result = client
-            .send(target.adapter.request(change), target.digest.as_ref())
+            .send(
+                target.id,
+                target.adapter.request(change),
+                target.digest.as_ref(),
+            )
             .await;
         vt.answered(result.as_ref().ok().map(|a| a.status));
+        // Why this attempt could not even connect, if it could not.
+        let unreachable = match &result {
+            Err(SendError::Connect(why)) => Some(target.redactor.text(why).into_owned()),
+            _ => None,
+        };
         let result =
             result.map_err(|e| (e.clone(), target.redactor.text(&e.to_string()).into_owned()));
         drop(global_slot);
@@ -283,6 +292,13 @@ pub async fn send(
                     Class::Transient => (answer.retry_after, (Some(status), reply)),
                 }
             }
+            Err((SendError::Blocked(message), _)) => {
+                // No retry can fix a certificate, proxy or name problem:
+                // stop the vendor now; its rows stay pending.
+                target.limit.release(slot, Signal::Ignore);
+                target.stop(message);
+                return None;
+            }
             Err((SendError::Unsendable(_), e)) => {
                 // The request could not be built from this row: another
                 // attempt would build the same, and the vendor is not at fault.
@@ -321,6 +337,18 @@ pub async fn send(
             }
         };
         if attempts >= target.retry.max_attempts {
+            if let Some(why) = unreachable {
+                // Nothing is wrong with the row: the vendor cannot be reached.
+                target.stop(format!(
+                    "[vendors.{}] {why}, on all {attempts} attempts of a row. Fix: {}.",
+                    target.name,
+                    client.context(target.id).map_or_else(
+                        || "check `base_url` and that the vendor is up".to_string(),
+                        crate::net::classify::unreachable_fix
+                    ),
+                ));
+                return None;
+            }
             let (http_status, mut reply) = last;
             let why = reply.error.take().unwrap_or_else(|| "no answer".into());
             reply.error = Some(format!("gave up after {attempts} attempts: {why}"));

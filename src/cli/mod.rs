@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::progress::through::StderrThroughBars;
 
+pub mod check;
 pub mod completions;
 pub mod export;
 pub mod run;
@@ -45,6 +46,7 @@ Environment:
 
 Examples:
   invitesync validate invites.csv --config invitesync.toml
+  invitesync check --config invitesync.toml
   invitesync run invites.csv --config invitesync.toml --dry-run
   invitesync run invites.csv --config invitesync.toml
   invitesync status
@@ -83,6 +85,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Serve the four vendor APIs on 127.0.0.1 for trying invitesync out
     Sandbox(sandbox::SandboxArgs),
+    /// Check that every vendor can be reached (DNS, proxy, TLS, HTTP), changing nothing
+    Check(check::CheckArgs),
     /// Print shell completions for bash, zsh, fish, elvish or PowerShell
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), of invitesync or of one command
@@ -104,14 +108,14 @@ pub struct ConfigArg {
 }
 
 /// Sets up logging: `RUST_LOG` decides the level (default: info for
-/// invitesync, warnings for the libraries), stderr only, and through the
+/// invitesync, nothing from the libraries), stderr only, and through the
 /// progress display's suspension so bars and lines never collide. Colours
 /// only on a terminal, and never with `NO_COLOR`.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     crate::logs::set_json(format == LogFormat::Json);
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,invitesync=info"));
+        .unwrap_or_else(|_| EnvFilter::new(crate::logs::DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(StderrThroughBars)
@@ -175,6 +179,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Status(a) => status::execute(a),
             Command::Export(a) => export::execute(a),
             Command::Sandbox(a) => sandbox::execute(a).await,
+            Command::Check(a) => check::execute(a).await,
             Command::Completions(a) => completions::execute(a),
             Command::Man(a) => completions::man(a),
         }

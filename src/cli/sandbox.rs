@@ -7,6 +7,8 @@ const SANDBOX_HELP: &str = "\
 Examples:
   invitesync sandbox --seed samples/seed.csv
   invitesync sandbox --fault latency_ms=50 --fault securegate.rate_limit=200
+  invitesync sandbox --tls-self-signed tls    # HTTPS; trust tls/ca.pem with ca_cert
+  invitesync sandbox --tls-self-signed tls --tls-client-ca tls/ca.pem    # mutual TLS
 Statistics: GET http://127.0.0.1:PORT/_sandbox/stats; faults: POST /_sandbox/faults";
 
 #[derive(Debug, clap::Args)]
@@ -14,10 +16,13 @@ Statistics: GET http://127.0.0.1:PORT/_sandbox/stats; faults: POST /_sandbox/fau
 pub struct SandboxArgs {
     #[command(flatten)]
     pub options: SandboxOptions,
+
+    #[command(flatten)]
+    pub tls: sandbox::tls::TlsOptions,
 }
 
 pub async fn execute(args: SandboxArgs) -> i32 {
-    match sandbox::serve(args.options).await {
+    match sandbox::serve_tls(args.options, args.tls).await {
         Ok(()) => super::exit::OK,
         Err(e) => super::fail(super::exit::USAGE, e),
     }

@@ -78,6 +78,9 @@ pub(super) fn prepare(opts: &RunOptions) -> Result<Prepared, JobError> {
     check_outputs(opts, &config, &files, &state_path)?;
     let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
     let concurrency = opts.concurrency.unwrap_or(config.run.concurrency).max(1);
+    // Proxies, certificates and keys are read before the state file is
+    // touched: a mistake there is a config error, and nothing is sent.
+    let client = Client::new(&config, concurrency).map_err(usage)?;
 
     // The lock comes first: a second process must not even read a run in progress.
     let lock = if opts.dry_run {
@@ -111,7 +114,6 @@ pub(super) fn prepare(opts: &RunOptions) -> Result<Prepared, JobError> {
         );
     }
 
-    let client = Client::new(config.run.request_timeout, concurrency).map_err(usage)?;
     let shards = opts.shard.map_or(1, |(_, n)| n);
     let redactor = Arc::new(config.redactor());
     let targets: Arc<Vec<Target>> = Arc::new(

@@ -45,13 +45,13 @@ fn example(kind: Kind, dir: &Path) -> Reader {
 async fn every_kind_is_parsed_built_and_served() {
     let t = Kit::open().await;
     let dir = tempfile::tempdir().unwrap();
-    let client = Client::new(std::time::Duration::from_secs(20), 1).unwrap();
     for kind in Kind::ALL {
         let name = kind.as_str();
         let config = config(kind, &t.sandbox.base_url(), dir.path());
         let adapters =
             crate::vendors::build::adapters(&config).unwrap_or_else(|e| panic!("{name}: {e}"));
         let adapter = &adapters[0];
+        let client = Client::new(&config, 1).unwrap();
         let mut reader = example(kind, dir.path());
         let header = reader.header().clone();
         let row = reader.next().expect("the example row");
@@ -64,7 +64,7 @@ async fn every_kind_is_parsed_built_and_served() {
             .digest_credentials()
             .map(|(u, p)| DigestAuth::new(DigestSession::new(u.clone(), p.clone())));
         let answer = client
-            .send(adapter.request(&change), digest.as_ref())
+            .send(0, adapter.request(&change), digest.as_ref())
             .await
             .unwrap();
         let body = String::from_utf8_lossy(&answer.body);

@@ -22,6 +22,7 @@ mod options;
 mod server;
 mod shared;
 mod snapshot;
+pub mod tls;
 
 #[cfg(test)]
 mod kinds_test;
@@ -40,5 +41,5 @@ pub use crate::vendors::Kind;
 pub use error::SandboxError;
 pub use knobs::FaultSettings;
 pub use options::{Credentials, SandboxOptions};
-pub use server::{Sandbox, run, serve};
+pub use server::{Sandbox, run, serve, serve_tls};
 pub use snapshot::StatsSnapshot;

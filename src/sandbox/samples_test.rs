@@ -70,7 +70,7 @@ async fn samples_apply_as_documented() {
                 .map(|(u, p)| DigestAuth::new(DigestSession::new(u.clone(), p.clone())))
         })
         .collect();
-    let client = Client::new(std::time::Duration::from_secs(20), 4).unwrap();
+    let client = Client::new(&config, 4).unwrap();
 
     let expected = read_csv("expected.csv");
     let reader = Reader::open(&sample("invites.csv")).unwrap();
@@ -92,7 +92,7 @@ async fn samples_apply_as_documented() {
         let vendor = usize::from(change.vendor);
         let request = adapters[vendor].request(&change);
         let answer = client
-            .send(request, digests[vendor].as_ref())
+            .send(change.vendor, request, digests[vendor].as_ref())
             .await
             .unwrap();
         let want_status = if outcome == "updated" { 200 } else { 404 };

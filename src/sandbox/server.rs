@@ -25,6 +25,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A running sandbox. Dropping it stops the server too, without waiting.
 pub struct Sandbox {
     addr: SocketAddr,
+    /// Served over HTTPS.
+    https: bool,
     shared: Arc<Shared>,
     server: Option<JoinHandle<()>>,
 }
@@ -32,6 +34,14 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts on 127.0.0.1:`options.port`, seeded from `options.seed` if set.
     pub async fn start(options: &SandboxOptions) -> Result<Sandbox, SandboxError> {
+        Self::start_tls(options, None).await
+    }
+
+    /// [`Sandbox::start`], serving HTTPS with `tls` when given.
+    pub async fn start_tls(
+        options: &SandboxOptions,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Sandbox, SandboxError> {
         let shared = Shared::new(options, options.seed.is_some())?;
         let shared = match options.seed.clone() {
             None => shared,
@@ -50,7 +60,7 @@ impl Sandbox {
             .await
             .map_err(|e| SandboxError::Options(format!("loading the seed failed: {e}")))??,
         };
-        Self::listen(options.port, shared).await
+        Self::listen(options.port, shared, tls).await
     }
 
     /// Starts seeded from CSV text instead of a file (`options.seed` is ignored).
@@ -65,19 +75,25 @@ impl Sandbox {
                 path: "(text)".into(),
                 error,
             })?;
-        Self::listen(options.port, shared).await
+        Self::listen(options.port, shared, None).await
     }
 
-    async fn listen(port: u16, shared: Shared) -> Result<Sandbox, SandboxError> {
+    async fn listen(
+        port: u16,
+        shared: Shared,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Sandbox, SandboxError> {
+        let https = tls.is_some();
         let shared = Arc::new(shared);
         let app = admin::routes(Arc::clone(&shared))
             .merge(shared.vendor_routes())
             .layer(DefaultBodyLimit::max(MAX_BODY));
-        let (addr, server) = listen(port, app, shared.shutdown().clone())
+        let (addr, server) = listen(port, app, shared.shutdown().clone(), tls)
             .await
             .map_err(|source| SandboxError::Bind { port, source })?;
         Ok(Sandbox {
             addr,
+            https,
             shared,
             server: Some(server),
         })
@@ -87,9 +103,11 @@ impl Sandbox {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, the `base_url` of every vendor.
+    /// `http://127.0.0.1:PORT` (`https://` when serving HTTPS), the
+    /// `base_url` of every vendor.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn credentials(&self) -> &Credentials {
@@ -141,8 +159,21 @@ impl Drop for Sandbox {
 /// `invitesync sandbox`: serves until Ctrl-C or SIGTERM, after printing where
 /// and with which credentials.
 pub async fn serve(options: SandboxOptions) -> Result<(), SandboxError> {
-    let sandbox = Sandbox::start(&options).await?;
+    serve_tls(options, super::tls::TlsOptions::default()).await
+}
+
+/// [`serve`], over HTTPS when `tls` says so.
+pub async fn serve_tls(
+    options: SandboxOptions,
+    tls: super::tls::TlsOptions,
+) -> Result<(), SandboxError> {
+    let tls = tls.server_config().map_err(SandboxError::Options)?;
+    let note = tls.as_ref().map(|(_, note)| note.clone());
+    let sandbox = Sandbox::start_tls(&options, tls.map(|(config, _)| config)).await?;
     println!("{}", banner(&sandbox, &options));
+    if let Some(note) = note.filter(|n| !n.is_empty()) {
+        println!("{note}");
+    }
     wait_for_signal().await;
     eprintln!("sandbox: shutting down");
     sandbox.shutdown().await;

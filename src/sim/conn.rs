@@ -144,3 +144,20 @@ impl AsyncWrite for Conn {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
+
+impl Conn {
+    /// An accepted stream with its switch off (for listeners other than
+    /// [`ResetListener`], such as the HTTPS one).
+    pub(crate) fn new(stream: TcpStream) -> Conn {
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream,
+            reset: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The switch of this connection.
+    pub(crate) fn handle(&self) -> ConnHandle {
+        ConnHandle(Arc::clone(&self.reset))
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -10,11 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn::{ConnHandle, ResetListener};
 
-/// Listens on 127.0.0.1:`port` (0 picks one) and serves `app` until `stop`.
+/// Listens on 127.0.0.1:`port` (0 picks one) and serves `app` until `stop`,
+/// over HTTPS when `tls` is given.
 pub(crate) async fn listen(
     port: u16,
     app: Router,
     stop: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let addr = listener.local_addr()?;
@@ -22,9 +25,20 @@ pub(crate) async fn listen(
     let server = tokio::spawn(async move {
         // Accept errors are retried inside the listener, so serving only
         // ends at shutdown.
-        let _ = axum::serve(ResetListener(listener), app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
+        match tls {
+            None => {
+                let _ = axum::serve(ResetListener(listener), app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            }
+            Some(config) => {
+                if let Ok(listener) = crate::sandbox::tls::TlsListener::new(listener, config) {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await;
+                }
+            }
+        }
     });
     Ok((addr, server))
 }

@@ -88,7 +88,7 @@ impl Kit {
         let app = Arc::clone(&sim)
             .routes()
             .layer(DefaultBodyLimit::max(MAX_BODY));
-        let (addr, server) = listen(0, app, front.shutdown.clone()).await.unwrap();
+        let (addr, server) = listen(0, app, front.shutdown.clone(), None).await.unwrap();
         Kit {
             client: client(),
             addr,

@@ -1,0 +1,118 @@
+//! `invitesync check`: each vendor resolved, connected (through the proxy),
+//! its certificate shown, its path asked; a verdict and a fix per vendor;
+//! exit 0 only when every vendor is reachable; no invite changed.
+
+use crate::harness::{Net, ProxyRules, TestProxy, stderr, stdout};
+
+fn check(net: &Net, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let o = net.cli(&["check", "-c", "invitesync.toml"], env);
+    let out = stdout(&o);
+    assert!(!stderr(&o).contains("ERROR"), "{}", stderr(&o));
+    (o.status.code(), out)
+}
+
+#[test]
+fn a_reachable_vendor_through_a_proxy_shows_each_step() {
+    let mut net = Net::new();
+    let base = net.https(&Net::leaf(&net.ca, &["127.0.0.1"], None), None);
+    let proxy = TestProxy::start(&net, ProxyRules::default());
+    net.config(&base, "", "ca_cert = \"ca.pem\"");
+    let (code, out) = check(&net, &[("HTTPS_PROXY", &proxy.url())]);
+    assert_eq!(code, Some(0), "{out}");
+    let target = base.trim_start_matches("https://");
+    for expected in [
+        &format!("[vendors.gate] {base}/") as &str,
+        &format!("through proxy {} (HTTPS_PROXY)", proxy.url()),
+        &format!("CONNECT {target} → HTTP/1.1 200 Connection established"),
+        "subject CN=127.0.0.1",
+        "issuer CN=test CA",
+        "expires ",
+        "→ HTTP 404 (the vendor answers)",
+        "reachable",
+    ] {
+        assert!(out.contains(expected), "`{expected}` missing from:\n{out}");
+    }
+    assert!(!out.contains("NOT REACHABLE"), "{out}");
+    assert!(
+        proxy
+            .lines()
+            .iter()
+            .all(|l| l == &format!("CONNECT {target} HTTP/1.1"))
+    );
+    // Nothing was changed: no request reached a vendor route.
+    assert_eq!(net.requests(), 0);
+    assert!(net.sandbox().stats().invites.is_empty());
+}
+
+#[test]
+fn each_failure_gets_a_verdict_and_a_fix() {
+    let mut net = Net::new();
+    let base = net.https(&Net::leaf(&net.rogue, &["127.0.0.1"], None), None);
+    net.config(&base, "", "ca_cert = \"ca.pem\"");
+    let (code, out) = check(&net, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    for expected in [
+        "tls      FAILED",
+        "issuer CN=rogue CA",
+        "NOT REACHABLE: its certificate is signed by an authority this machine does not trust",
+        "fix [vendors.gate]: the CA in `ca_cert`",
+    ] {
+        assert!(out.contains(expected), "`{expected}` missing from:\n{out}");
+    }
+
+    let refusing = TestProxy::start(
+        &net,
+        ProxyRules {
+            auth: None,
+            refuse: true,
+        },
+    );
+    let (code, out) = check(&net, &[("HTTPS_PROXY", &refusing.url())]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("it answered `HTTP/1.1 403 Forbidden`") && out.contains("NO_PROXY"),
+        "{out}"
+    );
+
+    let asking = TestProxy::start(
+        &net,
+        ProxyRules {
+            auth: Some("Basic x".into()),
+            refuse: false,
+        },
+    );
+    let (code, out) = check(&net, &[("HTTPS_PROXY", &asking.url())]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("asks for credentials (it answered `HTTP/1.1 407")
+            && out.contains("proxy_credentials"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_server_asking_for_a_client_certificate_is_told_apart() {
+    let mut net = Net::new();
+    let leaf = Net::leaf(&net.ca, &["127.0.0.1"], None);
+    let ca = net.ca.pem();
+    let base = net.https(&leaf, Some(&ca));
+    net.config(&base, "", "ca_cert = \"ca.pem\"");
+    let (code, out) = check(&net, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the server asks for a client certificate and none is configured"),
+        "{out}"
+    );
+    assert!(out.contains("requires a client certificate"), "{out}");
+    let client = net.ca.client("invitesync").unwrap();
+    net.write("client.pem", &client.cert);
+    net.write("secrets/client.key", &client.key);
+    net.config(
+        &base,
+        "",
+        "ca_cert = \"ca.pem\"\nclient_cert = \"client.pem\"\nclient_key = { file = \"secrets/client.key\" }",
+    );
+    let (code, out) = check(&net, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("client certificate asked for"), "{out}");
+}
