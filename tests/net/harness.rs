@@ -113,7 +113,10 @@ impl Net {
             .get("securegate-api-key")
             .unwrap_or_default()
             .to_string();
-        self.write("secrets/gate", &format!("{key}\n"));
+        let secret = self.write("secrets/gate", &format!("{key}\n"));
+        // As a credential file should be: readable by its owner alone.
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("secret file mode");
         let url = sandbox.base_url();
         self.sandbox = Some(sandbox);
         url
