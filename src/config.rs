@@ -111,6 +111,8 @@ pub struct Config {
     pub path: PathBuf,
     pub run: RunConfig,
     pub vendors: Vec<(VendorConfig, VendorSettings)>,
+    /// `[input]`: how input files are laid out (delimiter, column names).
+    pub input: crate::input::InputConfig,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +122,8 @@ struct RawFile {
     run: RawRun,
     #[serde(default)]
     vendors: BTreeMap<String, RawVendor>,
+    #[serde(default)]
+    input: crate::input::mapping::RawInputConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -392,6 +396,7 @@ impl Config {
 
     pub fn parse(text: &str, path: &Path, resolve_secrets: bool) -> Result<Config, ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        let input = raw.input.check().map_err(ConfigError)?;
         let r = raw.run;
         let retry = RetryPolicy {
             max_attempts: r.max_attempts.unwrap_or(6),
@@ -508,6 +513,7 @@ impl Config {
             path: path.to_path_buf(),
             run,
             vendors,
+            input,
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::change::VendorId;
 use crate::client::Client;
 use crate::config::Config;
 use crate::dispatch::{AppliedKeys, DispatchReport, Dispatcher, LedgerPolicy, Ready};
-use crate::input::Reader;
+use crate::input::{InputFlags, Layout, Reader};
 use crate::latency::Latency;
 use crate::outcome::Outcome;
 use crate::progress::{Expected, Progress, ProgressMode};
@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub metrics: Option<Arc<crate::metrics::Reporter>>,
     /// An input without data rows ends with exit code 0 instead of 1.
     pub allow_empty: bool,
+    /// `--delimiter`, `--column`, `--vendor`: over the config's `[input]`.
+    pub input_flags: InputFlags,
 }
 
 /// A run that could not start or went wrong outside the rows: exit code and message.
@@ -96,43 +98,21 @@ impl RunReport {
     }
 }
 
-/// The input's fingerprint (of its bytes and the rule that numbers its rows)
-/// and its number of data rows, counted by the reader that reads them (see
-/// [`crate::input::scan`]).
-pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
-    crate::input::scan(path).map_err(|e| {
-        usage(format!(
-            "cannot read the input {}: {}",
-            path.display(),
-            crate::fs_error::reason(&e)
-        ))
-    })
+/// The input's fingerprint (of its bytes as given and the rule that numbers
+/// its rows) and its number of data rows, counted by the reader that reads
+/// them with `layout` (see [`crate::input::scan`]).
+pub fn scan_input(path: &Path, layout: &Layout) -> Result<(String, u64), JobError> {
+    crate::input::scan(path, layout).map_err(|e| usage(e.0))
 }
 
-/// `run` reads its input several times (to fingerprint and count it, to send
-/// its rows, to write the results), so it must be a file, not a pipe.
-pub fn check_input(path: &Path) -> Result<(), JobError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        usage(format!(
-            "cannot read the input {}: {}",
-            path.display(),
-            crate::fs_error::reason(&e)
-        ))
-    })?;
-    if meta.is_dir() {
-        return Err(usage(format!(
-            "the input {} is a directory; give the CSV file",
-            path.display()
-        )));
-    }
-    if !meta.is_file() {
-        return Err(usage(format!(
-            "the input {} is not a regular file (a pipe?); `run` reads its input more than once \
-             (to resume and to write the results), so save it to a file first",
-            path.display()
-        )));
-    }
-    Ok(())
+/// An input that could not be read to its end: the whole of it is read
+/// before anything is sent, so nothing was, and a damaged compressed file's
+/// rows are not trusted (its checksum is at its end).
+fn unscanned(e: crate::input::InputError) -> JobError {
+    usage(format!(
+        "{e}; nothing was sent. Get the whole file again (`invitesync validate` lists the rows \
+         before the damage)"
+    ))
 }
 
 /// What of the config decides what is sent. Secrets, concurrency and rates may
@@ -193,30 +173,20 @@ fn load(opts: &RunOptions) -> Result<Loaded, JobError> {
 /// Runs the job; the caller maps [`RunReport::exit_code`] to the process's.
 pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobError> {
     let started = Instant::now();
-    check_input(&opts.input)?;
+    let mut opts = opts;
+    let piped = crate::input::source::is_piped(&opts.input).map_err(usage)?;
+    let given = crate::input::source::display_name(&opts.input);
     let Loaded { config, adapters } = load(&opts)?;
-    let header_check = Reader::open(&opts.input).map_err(|e| usage(e.0))?;
-    for warning in header_check.header().column_warnings() {
-        tracing::warn!("{warning}");
-    }
-    drop(header_check);
-    let (input_fp, total_rows) = scan_input(&opts.input)?;
-    // A file with a header and no rows is what an export that lost its rows
-    // looks like: it must not pass for a night with nothing to change.
-    let empty_input = total_rows == 0 && !opts.allow_empty;
-    if empty_input {
-        tracing::warn!(
-            "{} has no data rows, only a header: nothing to send; the run ends with exit code 1 \
-             (pass --allow-empty when an empty input is expected)",
-            opts.input.display()
-        );
-    }
-    let config_fp = config_fingerprint(&config, &adapters);
+    let vendor_names: Vec<&str> = config
+        .vendors
+        .iter()
+        .map(|(v, _)| v.name.as_str())
+        .collect();
+    let layout = Layout::resolve(&config.input, &opts.input_flags, &vendor_names).map_err(usage)?;
     let state_path = state_path(opts.state.as_deref(), &config, &opts.input, opts.shard);
-    let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
-    let concurrency = opts.concurrency.unwrap_or(config.run.concurrency).max(1);
 
-    // The lock comes first: a second process must not even read a run in progress.
+    // The lock comes first: a second process must not even read a run in
+    // progress, nor touch its copy of piped input.
     let lock = if opts.dry_run {
         None
     } else {
@@ -225,29 +195,85 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             message: e.to_string(),
         })?)
     };
+    // Piped input is copied beside the state file as it is read, and the run
+    // works from the copy (see `input::spool`); its results go where a file's
+    // would, named after `-` or the pipe.
+    let mut spooled = None;
+    if piped {
+        let copy = crate::input::spool::spool(&opts.input, &state_path, &layout, lock.is_some())
+            .map_err(unscanned)?;
+        if opts.results.is_none() && config.run.results.is_none() {
+            opts.results = Some(crate::results::default_path(&opts.input, opts.shard));
+        }
+        opts.input = copy.path.clone();
+        spooled = Some(copy);
+    }
+    let header_check = Reader::open_as(&opts.input, &layout).map_err(|e| usage(e.0))?;
+    for warning in header_check.header().column_warnings() {
+        tracing::warn!("{warning}");
+    }
+    drop(header_check);
+    let (input_fp, total_rows) = match &spooled {
+        Some(copy) => (copy.fingerprint.clone(), copy.rows),
+        None => crate::input::scan(&opts.input, &layout).map_err(unscanned)?,
+    };
+    // A file with a header and no rows is what an export that lost its rows
+    // looks like: it must not pass for a night with nothing to change.
+    let empty_input = total_rows == 0 && !opts.allow_empty;
+    if empty_input {
+        tracing::warn!(
+            "{} has no data rows, only a header: nothing to send; the run ends with exit code 1 \
+             (pass --allow-empty when an empty input is expected)",
+            given.display()
+        );
+    }
+    let config_fp = config_fingerprint(&config, &adapters);
+    let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
+    let concurrency = opts.concurrency.unwrap_or(config.run.concurrency).max(1);
+
     let state = if opts.dry_run && !state_path.exists() {
         None
     } else {
         Some(StateFile::open(&state_path).map_err(|e| usage(e.to_string()))?)
     };
 
-    let options = serde_json::json!({
+    let mut options = serde_json::json!({
         "shard": opts.shard.map(|(k, n)| format!("{k}/{n}")),
         "force": opts.force,
         "recheck_after": opts.recheck_after.map(|d| humantime::format_duration(d).to_string()),
     });
+    // Only a layout other than the default is recorded, so that runs of
+    // plain files record (and resume) what they always did.
+    if let (Some(map), Some(input)) = (options.as_object_mut(), layout.to_json()) {
+        map.insert("input".into(), input);
+    }
     let (run_id, resumed, done) = match (&state, opts.dry_run) {
         (Some(state), false) => {
+            if let Some(copy) = &spooled {
+                crate::input::spool::settle_other_runs(state, &state_path, copy, opts.new_run)
+                    .map_err(usage)?;
+            }
             let (id, resumed, done) = choose_run(
                 state, &opts, &input_fp, &config_fp, &options, &names, total_rows,
             )?;
+            if let Some(copy) = &mut spooled {
+                copy.keep(true);
+            }
             (Some(id), resumed, done)
         }
         _ => (None, false, DoneSet::new()),
     };
     if resumed {
+        let from = match &spooled {
+            Some(copy) => format!(
+                " (from {}, the copy of {} it kept)",
+                copy.path.display(),
+                given.display()
+            ),
+            None => String::new(),
+        };
         tracing::info!(
-            "resuming run {}: {} rows already done",
+            "resuming run {}{from}: {} rows already done",
             run_id.map_or(0, |r| r.0),
             done.len()
         );
@@ -325,6 +351,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     // Reader thread: parse, plan, look up the ledger, hand on.
     let reader = {
         let input = opts.input.clone();
+        let layout = layout.clone();
         let targets = targets.clone();
         let tally = tally.clone();
         let stop = stop.clone();
@@ -338,7 +365,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             .name("invitesync-reader".into())
             .spawn(move || {
                 crate::reader::read_rows(
-                    &input, &targets, done, ledger, writer, shard, row_tx, &stop, &tally,
+                    &input, &layout, &targets, done, ledger, writer, shard, row_tx, &stop, &tally,
                 )
             })
             .map_err(|e| usage(format!("cannot start the reader: {e}")))?
@@ -474,6 +501,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         &state,
         run_id,
         &opts.input,
+        &layout,
         &results_path,
         Select::All,
         opts.shard,
@@ -487,6 +515,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
                 &state,
                 run_id,
                 &opts.input,
+                &layout,
                 &path,
                 Select::Failed,
                 opts.shard,
@@ -505,6 +534,16 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     state
         .finish_run(run_id, status, exit_code)
         .map_err(|e| usage(e.to_string()))?;
+    if let Some(copy) = &mut spooled {
+        copy.keep(unfinished);
+        if unfinished {
+            tracing::info!(
+                "the copy of {} is kept at {} until the run finishes: pipe the same data again to resume",
+                given.display(),
+                copy.path.display()
+            );
+        }
+    }
     drop(lock);
     Ok(RunReport {
         run_id: Some(run_id),
@@ -626,8 +665,11 @@ fn describe_options(options: &serde_json::Value) -> String {
     if let Some(age) = options.get("recheck_after").and_then(|v| v.as_str()) {
         flags.push(format!("--recheck-after {age}"));
     }
+    if let Some(input) = options.get("input") {
+        flags.extend(Layout::flags_of(input));
+    }
     if flags.is_empty() {
-        "no --shard, --force or --recheck-after".to_string()
+        "no --shard, --force, --recheck-after, --delimiter, --column or --vendor".to_string()
     } else {
         format!("`{}`", flags.join(" "))
     }
