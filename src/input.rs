@@ -278,8 +278,7 @@ impl<R: BufRead> Reader<R> {
                     &self.name,
                     line,
                     format!(
-                        "cannot read the input from this line on: {e}; the {n} rows before it \
-                         read fine"
+                        "cannot read the input from this line on: {e}; {n} rows came before it"
                     ),
                 ));
             }

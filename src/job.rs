@@ -266,9 +266,8 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     if resumed {
         let from = match &spooled {
             Some(copy) => format!(
-                " (from {}, the copy of {} it kept)",
-                copy.path.display(),
-                given.display()
+                " from {}, the copy it kept of the data piped in",
+                copy.path.display()
             ),
             None => String::new(),
         };
@@ -538,8 +537,8 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         copy.keep(unfinished);
         if unfinished {
             tracing::info!(
-                "the copy of {} is kept at {} until the run finishes: pipe the same data again to resume",
-                given.display(),
+                "the data piped in is kept at {} until the run finishes: pipe the same data \
+                 again to resume",
                 copy.path.display()
             );
         }

@@ -68,10 +68,8 @@ impl Header {
                     path,
                     line,
                     format!(
-                        "{} maps `{}` to a column `{}` that the file does not have \
-                         (its columns: {}){}",
-                        given.column_key(KNOWN_COLUMNS[k]),
-                        KNOWN_COLUMNS[k],
+                        "{}: the file has no column `{}` (its columns: {}){}",
+                        given.mapping(KNOWN_COLUMNS[k], wanted),
                         shown(wanted),
                         listed(&record),
                         delimiter_hint(layout, &keys)
@@ -109,16 +107,20 @@ impl Header {
             known[k] = Some(i);
         }
         if known[0].is_none() && layout.vendor.is_none() {
+            let hint = delimiter_hint(layout, &keys);
+            let advice = if hint.is_empty() {
+                "; the first line must name the columns, e.g. vendor,scope,invite_id,email,status; \
+                 another name for the vendor column can be mapped with --column vendor=NAME, and \
+                 a file of one vendor's rows can say which with --vendor NAME"
+            } else {
+                ""
+            };
             return Err(InputError::at(
                 path,
                 line,
                 format!(
-                    "no `vendor` column in the header (it has: {}){}; the first line must name \
-                     the columns, e.g. vendor,scope,invite_id,email,status (another system's \
-                     names can be mapped with --column vendor=NAME, and a file of one vendor's \
-                     rows can say which with --vendor NAME)",
+                    "no `vendor` column in the header (it has: {}){hint}{advice}",
                     listed(&record),
-                    delimiter_hint(layout, &keys)
                 ),
             ));
         }
@@ -222,12 +224,19 @@ fn delimiter_hint(layout: &Layout, keys: &[Vec<u8>]) -> String {
             .filter(|name| wanted(name.trim_ascii()))
             .count();
         if found >= 2 {
+            let value = match d {
+                b'\t' => "tab".to_string(),
+                d => char::from(d).to_string(),
+            };
             return format!(
-                "; the line splits into known column names at `{}`: pass --delimiter {} \
-                 (or `delimiter = \"{}\"` in [input] of the config)",
-                shown(&char::from(d).to_string()),
+                ": its names are separated by {}, so pass --delimiter {} (or set \
+                 `delimiter = \"{value}\"` in the config's [input] table)",
+                if d == b'\t' {
+                    "tabs".to_string()
+                } else {
+                    format!("`{value}`")
+                },
                 delimiter_flag(d),
-                char::from(d).escape_default()
             );
         }
     }

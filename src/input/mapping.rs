@@ -357,11 +357,12 @@ impl Given {
         }
     }
 
-    /// Where the mapping of `column` was given.
-    pub fn column_key(self, column: &str) -> String {
+    /// The mapping of `column` to `header` as it was given, for messages:
+    /// `--column email=Mail`, `[input.columns] email = "Mail"`.
+    pub fn mapping(self, column: &str, header: &str) -> String {
         match self {
-            Given::Flag => format!("--column {column}="),
-            Given::Config => format!("[input.columns] {column}"),
+            Given::Flag => format!("--column {column}={}", shown(header)),
+            Given::Config => format!("[input.columns] {column} = \"{}\"", shown(header)),
         }
     }
 }

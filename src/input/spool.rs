@@ -12,7 +12,7 @@
 //! copies of one state file are never written by two processes at once.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{InputError, Layout, source};
@@ -98,21 +98,19 @@ pub fn spool(
     };
     let raw = source::open_raw(given).map_err(InputError)?;
     let file = File::create(&tmp).map_err(|e| cannot_write(&e))?;
+    // Unbuffered: the reader above reads in large chunks, and what was piped
+    // is on disk as soon as it is read.
     let mut tee = Tee {
         src: raw,
-        out: BufWriter::with_capacity(256 * 1024, file),
+        out: file,
         failed: None,
     };
     let scanned = super::scan_stream(&mut tee, &source::display_name(given), layout);
     let written = match tee.failed.take() {
         Some(e) => Err(cannot_write(&e)),
-        None => tee
-            .out
-            .into_inner()
-            .map_err(|e| cannot_write(e.error()))
-            .and_then(|f| f.sync_all().map_err(|e| cannot_write(&e))),
+        None => tee.out.sync_all().map_err(|e| cannot_write(&e)),
     };
-    let (fingerprint, rows) = match written.and_then(|()| scanned) {
+    let (fingerprint, rows) = match written.and(scanned) {
         Ok(s) => s,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
