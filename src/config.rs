@@ -574,6 +574,19 @@ mod tests {
     }
 
     #[test]
+    fn input_table_errors_name_the_key() {
+        let vendors = "[vendors.m]\nkind = \"securegate\"\nbase_url = \"https://x\"\n";
+        let e = parse(&format!("[input]\ndelimiter = \";;\"\n{vendors}")).unwrap_err();
+        assert!(e.0.starts_with("input.delimiter: "), "{e}");
+        let e = parse(&format!("[input.columns]\nemial = \"Mail\"\n{vendors}")).unwrap_err();
+        assert!(e.0.starts_with("input.columns.emial: "), "{e}");
+        let e = parse(&format!("[input]\nvendr = \"m\"\n{vendors}")).unwrap_err();
+        assert!(e.0.contains("vendr"), "{e}");
+        let c = parse(&format!("[input]\ndelimiter = \"tab\"\n{vendors}")).unwrap();
+        assert_eq!(c.input.delimiter, Some(b'\t'));
+    }
+
+    #[test]
     fn secrets_come_from_env_or_file_only() {
         let mut t = toml::Table::new();
         t.insert("token".into(), toml::Value::String("inline".into()));

@@ -190,16 +190,21 @@ impl Reader {
     /// Opens an input (`-`: standard input), decompressing it if it is
     /// compressed, to read it with `layout`.
     pub fn open_as(path: &Path, layout: &Layout) -> Result<Reader, InputError> {
-        let name = source::display_name(path);
+        Reader::open_named(path, &source::display_name(path), layout)
+    }
+
+    /// [`Reader::open_as`], naming the input `name` in messages (the copy of
+    /// piped input is named as what was piped).
+    pub fn open_named(path: &Path, name: &Path, layout: &Layout) -> Result<Reader, InputError> {
         let raw = source::open_raw(path).map_err(InputError)?;
         let (src, compression) = source::decoded(raw).map_err(|e| {
             InputError::at(
-                &name,
+                name,
                 1,
                 format!("cannot read the header: {}", crate::fs_error::reason(&e)),
             )
         })?;
-        let mut reader = Reader::from_source(&name, src, layout)?;
+        let mut reader = Reader::from_source(name, src, layout)?;
         reader.compression = compression;
         Ok(reader)
     }

@@ -208,7 +208,7 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
         opts.input = copy.path.clone();
         spooled = Some(copy);
     }
-    let header_check = Reader::open_as(&opts.input, &layout).map_err(|e| usage(e.0))?;
+    let header_check = Reader::open_named(&opts.input, &given, &layout).map_err(|e| usage(e.0))?;
     for warning in header_check.header().column_warnings() {
         tracing::warn!("{warning}");
     }
@@ -668,7 +668,7 @@ fn describe_options(options: &serde_json::Value) -> String {
         flags.extend(Layout::flags_of(input));
     }
     if flags.is_empty() {
-        "no --shard, --force, --recheck-after, --delimiter, --column or --vendor".to_string()
+        "no --shard, --force or --recheck-after".to_string()
     } else {
         format!("`{}`", flags.join(" "))
     }

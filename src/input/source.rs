@@ -88,7 +88,7 @@ pub fn is_piped(path: &Path) -> Result<bool, String> {
 pub fn open_raw(path: &Path) -> Result<Box<dyn Read + Send>, String> {
     if is_stdin(path) {
         if io::IsTerminal::is_terminal(&io::stdin()) {
-            return Err("standard input is a terminal: pipe the CSV in \
+            return Err("standard input is a terminal: pipe the CSV into `-` \
                         (`... | invitesync run - ...`), or name its file"
                 .into());
         }
