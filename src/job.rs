@@ -200,8 +200,23 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
     // would, named after `-` or the pipe.
     let mut spooled = None;
     if piped {
-        let copy = crate::input::spool::spool(&opts.input, &state_path, &layout, lock.is_some())
-            .map_err(unscanned)?;
+        let copied = crate::input::spool::spool_or_stop(
+            opts.input.clone(),
+            state_path.clone(),
+            layout.clone(),
+            lock.is_some(),
+            shutdown.token(),
+        )
+        .await
+        .map_err(unscanned)?;
+        let Some(copy) = copied else {
+            return Err(JobError {
+                code: EXIT_RESUMABLE,
+                message: "stopped while the piped data was arriving, before anything was \
+                          recorded or sent: run the command again with the whole data"
+                    .into(),
+            });
+        };
         if opts.results.is_none() && config.run.results.is_none() {
             opts.results = Some(crate::results::default_path(&opts.input, opts.shard));
         }

@@ -198,6 +198,18 @@ fn wait_for(what: &str, child: &mut Child, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Whether the process has installed its own handler for SIGINT (Linux
+/// lists the signals a process catches in `/proc/PID/status`), so that a
+/// test's Ctrl-C reaches the handler rather than the default action.
+fn catches_sigint(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (2 - 1)) != 0)
+}
+
 /// `rows` Securegate rows, each its own invite, and their keys.
 fn gate_rows(event: &str, rows: usize) -> (String, Vec<String>) {
     let mut text = String::from("vendor,scope,invite_id,status,note\n");
@@ -238,16 +250,53 @@ fn piped_input_killed_mid_stream_or_mid_run_resumes_from_its_copy() {
     let mut pipe = child.stdin.take().expect("stdin");
     pipe.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
     pipe.flush().unwrap();
+    let part = s
+        .dir()
+        .join(format!(".invitesync.piped.{}.part", child.id()));
     wait_for("half the data is copied", &mut child, || {
-        files(&s, ".invitesync.piped.")
-            .iter()
-            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
     });
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     drop(pipe);
     assert_eq!(s.requests(), 0, "nothing is sent before the data is whole");
     assert!(files(&s, "invitesync.piped-").is_empty());
+
+    // Ctrl-C while the data arrives (and the writer goes quiet): it stops at
+    // once, starts no run, and leaves no copy.
+    let mut child = s
+        .command(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
+    pipe.flush().unwrap();
+    let part = s
+        .dir()
+        .join(format!(".invitesync.piped.{}.part", child.id()));
+    wait_for("half the data is copied", &mut child, || {
+        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
+    });
+    let child_id = child.id();
+    wait_for("Ctrl-C is handled", &mut child, || catches_sigint(child_id));
+    let pid = nix::unistd::Pid::from_raw(child_id as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = child.wait_with_output().expect("wait");
+    drop(pipe);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stopped while the piped data was arriving"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(files(&s, "invitesync.piped-").is_empty());
+    assert!(
+        files(&s, ".invitesync.piped.").len() <= 1,
+        "only the killed one's"
+    );
 
     // Killed while sending: the copy stays for the resume.
     let mut child = s

@@ -15,6 +15,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use tokio_util::sync::CancellationToken;
+
 use super::{InputError, Layout, source};
 use crate::state::{RunInfo, RunStatus, StateFile};
 
@@ -57,6 +59,15 @@ fn family(state: &Path) -> (PathBuf, String) {
     (dir, stem)
 }
 
+/// Where this process copies piped input until it has all of it. A dry
+/// run's copy is named apart, so that a run starting meanwhile does not take
+/// it for a leftover.
+fn partial(state: &Path, locked: bool) -> PathBuf {
+    let (dir, stem) = family(state);
+    let kind = if locked { "piped" } else { "dry-run" };
+    dir.join(format!(".{stem}.{kind}.{}.part", std::process::id()))
+}
+
 /// Whether `path` is a copy of piped input made for the state file `state`.
 pub fn is_copy_for(path: &Path, state: &Path) -> bool {
     let (dir, stem) = family(state);
@@ -86,7 +97,7 @@ pub fn spool(
     if locked {
         remove_leftovers(&dir, &stem);
     }
-    let tmp = dir.join(format!(".{stem}.piped.{}.part", std::process::id()));
+    let tmp = partial(state, locked);
     let cannot_write = |e: &io::Error| {
         InputError(format!(
             "cannot write the copy of {} at {}: {}; `run` keeps piped input beside the state \
@@ -136,6 +147,40 @@ pub fn spool(
     }
     spooled.path = copy;
     Ok(spooled)
+}
+
+/// [`spool`] on a thread of its own, given up (`None`) once `stop` is
+/// cancelled: a stream that never ends must not keep Ctrl-C or SIGTERM from
+/// stopping the command (the thread, blocked in its read, ends with the
+/// process; a locked run clears what it copied). A stop that comes while the
+/// data arrives, even if it then ends (Ctrl-C stops the command writing into
+/// the pipe too), starts no run: the data may be cut short.
+pub async fn spool_or_stop(
+    given: PathBuf,
+    state: PathBuf,
+    layout: Layout,
+    locked: bool,
+    stop: CancellationToken,
+) -> Result<Option<Spooled>, InputError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tmp = partial(&state, locked);
+    std::thread::Builder::new()
+        .name("invitesync-spool".into())
+        .spawn(move || {
+            let _ = tx.send(spool(&given, &state, &layout, locked));
+        })
+        .map_err(|e| InputError(format!("cannot start copying the input: {e}")))?;
+    tokio::select! {
+        copied = rx => match copied {
+            Ok(Ok(_)) if stop.is_cancelled() => Ok(None),
+            Ok(copied) => copied.map(Some),
+            Err(_) => Err(InputError("copying the input stopped unexpectedly".into())),
+        },
+        _ = stop.cancelled() => {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(None)
+        }
+    }
 }
 
 /// Removes copies that a killed process left half written.
