@@ -5,7 +5,6 @@ use crate::input::InputFlags;
 use crate::input::mapping::{parse_column_flag, parse_delimiter};
 
 #[derive(Debug, Clone, Default, clap::Args)]
-#[command(next_help_heading = "Input")]
 pub struct InputArgs {
     /// The byte between fields: `;`, `tab` (or `\t`), `|`... (overrides `[input] delimiter`;
     /// default `,`)

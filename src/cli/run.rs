@@ -24,8 +24,7 @@ Examples:
   psql -c '\\copy (select ...) to stdout csv header' | invitesync run - --config invitesync.toml
   invitesync run invites.csv.gz --config invitesync.toml
   # Another system's export: `;`-separated, its own column names, one vendor's rows
-  invitesync run export.csv --delimiter ';' --vendor gate \
-      --column invite_id='Invitation ID' --column scope=Event --column status=State
+  invitesync run export.csv --delimiter ';' --vendor gate --column invite_id='Invitation ID'
   # Metrics for Prometheus: the node exporter's textfile collector, a Pushgateway
   invitesync run export.csv --metrics-file /var/lib/node_exporter/textfile/invitesync.prom
   invitesync run export.csv --pushgateway http://pushgateway:9091 --metrics-job nightly";

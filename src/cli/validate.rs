@@ -31,7 +31,7 @@ Examples:
 With --delimiter, --column, --vendor or their [input] table in the config, it first prints which of
 the file's columns it reads for each of invitesync's.
 
-Control characters in cells and names are shown escaped (\u{1b}, \n), never sent to the terminal.
+Control characters in cells and names are shown escaped (\\u{1b}, \\n), never sent to the terminal.
 
 Exit code 0 when every row is valid, 1 when some are not or the file has no data rows (only a
 header), 2 when the file or config cannot be read (a truncated or damaged compressed file: the
