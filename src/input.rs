@@ -283,7 +283,8 @@ impl<R: BufRead> Reader<R> {
                     &self.name,
                     line,
                     format!(
-                        "cannot read the input from this line on: {e}; {n} rows came before it"
+                        "cannot read the input from this line on: {e}; {n} rows came before it \
+                         (`invitesync validate` lists them; get the whole file again)"
                     ),
                 ));
             }

@@ -109,10 +109,7 @@ pub fn scan_input(path: &Path, layout: &Layout) -> Result<(String, u64), JobErro
 /// before anything is sent, so nothing was, and a damaged compressed file's
 /// rows are not trusted (its checksum is at its end).
 fn unscanned(e: crate::input::InputError) -> JobError {
-    usage(format!(
-        "{e}; nothing was sent. Get the whole file again (`invitesync validate` lists the rows \
-         before the damage)"
-    ))
+    usage(format!("{e}; nothing was sent"))
 }
 
 /// What of the config decides what is sent. Secrets, concurrency and rates may
