@@ -56,14 +56,16 @@ pub fn copied(cell: &[u8]) -> Cow<'_, [u8]> {
     neutralise(unneutralise_bytes(cell))
 }
 
-/// A CSV file being written: quoted only where needed, `\n` line ends.
+/// A CSV file being written: quoted only where needed, `\n` line ends,
+/// fields separated by the input's own delimiter.
 pub struct CsvOut<W: Write> {
     w: W,
+    delimiter: u8,
 }
 
 impl<W: Write> CsvOut<W> {
-    pub fn new(w: W) -> Self {
-        CsvOut { w }
+    pub fn new(w: W, delimiter: u8) -> Self {
+        CsvOut { w, delimiter }
     }
 
     pub fn record(&mut self, record: &ByteRecord) -> io::Result<()> {
@@ -71,13 +73,14 @@ impl<W: Write> CsvOut<W> {
             // A lone empty cell, not a blank line (which readers skip).
             return self.w.write_all(b"\"\"\n");
         }
+        let d = self.delimiter;
         for (i, cell) in record.iter().enumerate() {
             if i > 0 {
-                self.w.write_all(b",")?;
+                self.w.write_all(&[d])?;
             }
             if cell
                 .iter()
-                .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+                .any(|b| *b == d || matches!(b, b'"' | b'\r' | b'\n'))
             {
                 self.w.write_all(b"\"")?;
                 for part in cell.split_inclusive(|b| *b == b'"') {
@@ -99,9 +102,10 @@ impl<W: Write> CsvOut<W> {
     /// is neutralised, piece by piece between delimiters (an apostrophe added
     /// after an opening quote if there is one). Written again, it is the same.
     pub fn raw_line(&mut self, line: &[u8]) -> io::Result<()> {
-        for (i, piece) in line.split(|b| *b == b',').enumerate() {
+        let d = self.delimiter;
+        for (i, piece) in line.split(|b| *b == d).enumerate() {
             if i > 0 {
-                self.w.write_all(b",")?;
+                self.w.write_all(&[d])?;
             }
             let (quote, rest) = match piece.strip_prefix(b"\"") {
                 Some(rest) => (&b"\""[..], rest),
@@ -143,7 +147,7 @@ mod tests {
 
     #[test]
     fn quotes_only_where_needed() {
-        let mut out = CsvOut::new(Vec::new());
+        let mut out = CsvOut::new(Vec::new(), b',');
         out.record(&ByteRecord::from(vec!["a", "b,c", "d\"e", "f\ng", ""]))
             .unwrap();
         out.record(&ByteRecord::from(vec![""])).unwrap();
@@ -152,6 +156,13 @@ mod tests {
         assert_eq!(
             String::from_utf8(out.into_inner()).unwrap(),
             "a,\"b,c\",\"d\"\"e\",\"f\ng\",\n\"\"\n'=cmd,\"'@x,'-y,plain\n'=cmd,\"'@x,'-y,plain\n"
+        );
+        let mut out = CsvOut::new(Vec::new(), b';');
+        out.record(&ByteRecord::from(vec!["a,b", "c;d"])).unwrap();
+        out.raw_line(b"=x;\"y").unwrap();
+        assert_eq!(
+            String::from_utf8(out.into_inner()).unwrap(),
+            "a,b;\"c;d\"\n'=x;\"y\n"
         );
     }
 }

@@ -140,6 +140,8 @@ pub struct Config {
     pub secrets: Registry,
     /// Proxies, trust and client certificates (`crate::net`).
     pub network: crate::net::settings::NetConfig,
+    /// `[input]`: how input files are laid out (delimiter, column names).
+    pub input: crate::input::InputConfig,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +151,8 @@ struct RawFile {
     run: RawRun,
     #[serde(default)]
     vendors: BTreeMap<String, RawVendor>,
+    #[serde(default)]
+    input: crate::input::mapping::RawInputConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -445,6 +449,7 @@ impl Config {
 
     pub fn parse(text: &str, path: &Path, resolve_secrets: bool) -> Result<Config, ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        let input = raw.input.check().map_err(ConfigError)?;
         let r = raw.run;
         let retry = RetryPolicy {
             max_attempts: whole("run.max_attempts", r.max_attempts, &MAX_ATTEMPTS, 6)? as u32,
@@ -590,6 +595,7 @@ impl Config {
             vendors,
             secrets,
             network,
+            input,
         })
     }
 }
@@ -642,6 +648,19 @@ mod tests {
         let e = parse("[run]\nrequest_timeout = \"soon\"\n[vendors.m]\nkind = \"securegate\"\nbase_url = \"https://x\"\n")
             .unwrap_err();
         assert!(e.0.starts_with("run.request_timeout:"), "{e}");
+    }
+
+    #[test]
+    fn input_table_errors_name_the_key() {
+        let vendors = "[vendors.m]\nkind = \"securegate\"\nbase_url = \"https://x\"\n";
+        let e = parse(&format!("[input]\ndelimiter = \";;\"\n{vendors}")).unwrap_err();
+        assert!(e.0.starts_with("input.delimiter: "), "{e}");
+        let e = parse(&format!("[input.columns]\nemial = \"Mail\"\n{vendors}")).unwrap_err();
+        assert!(e.0.starts_with("input.columns.emial: "), "{e}");
+        let e = parse(&format!("[input]\nvendr = \"m\"\n{vendors}")).unwrap_err();
+        assert!(e.0.contains("vendr"), "{e}");
+        let c = parse(&format!("[input]\ndelimiter = \"tab\"\n{vendors}")).unwrap();
+        assert_eq!(c.input.delimiter, Some(b'\t'));
     }
 
     #[test]

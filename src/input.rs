@@ -9,19 +9,23 @@
 //! through.
 
 mod header;
+pub mod mapping;
 mod records;
 mod shown;
+pub mod source;
+pub mod spool;
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
 
 use crate::change::Invalid;
 pub use header::Header;
+pub use mapping::{InputConfig, InputFlags, Layout};
 use records::{Broken, MAX_RECORD_BYTES, Splitter};
 pub use shown::shown;
+pub use source::{Compression, Source};
 
 /// The columns invitesync reads; others are carried to the results untouched.
 pub const KNOWN_COLUMNS: [&str; 9] = [
@@ -51,8 +55,9 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// Reads the known columns; one that is not UTF-8 makes the row invalid.
-    pub fn from_record(header: &Header, record: &'a ByteRecord) -> Result<Fields<'a>, Invalid> {
+    /// Reads the known columns; one that is not UTF-8 makes the row invalid,
+    /// and so does a vendor cell that says otherwise than a fixed vendor.
+    pub fn from_record(header: &'a Header, record: &'a ByteRecord) -> Result<Fields<'a>, Invalid> {
         let mut v = [""; 9];
         for (k, slot) in v.iter_mut().enumerate() {
             if let Some(i) = header.known[k]
@@ -64,6 +69,18 @@ impl<'a> Fields<'a> {
                 // A rows-to-fix file fed back reads as the values it was written from.
                 *slot = crate::cells::unneutralise(text).trim();
             }
+        }
+        if let Some(fixed) = &header.fixed_vendor {
+            if !v[0].is_empty() && !v[0].eq_ignore_ascii_case(fixed) {
+                return Err(Invalid::new(
+                    "vendor",
+                    format!(
+                        "`{}` here, but every row's vendor is `{fixed}` (--vendor or [input] vendor)",
+                        v[0]
+                    ),
+                ));
+            }
+            v[0] = fixed;
         }
         Ok(Fields {
             vendor: v[0],
@@ -152,32 +169,51 @@ impl Flaw {
 }
 
 /// Streams the data rows of an input file.
-pub struct Reader<R = BufReader<File>> {
+pub struct Reader<R = Source<'static>> {
     split: Splitter<R>,
     header: Header,
     next_index: u64,
     record: ByteRecord,
-    /// Set after a read error: nothing more is read.
-    stopped: bool,
+    /// The input as messages name it.
+    name: PathBuf,
+    compression: Compression,
+    /// Why reading stopped early (the file could not be read on), if it did.
+    failed: Option<String>,
 }
 
 impl Reader {
+    /// Opens a comma-separated input with invitesync's own column names.
     pub fn open(path: &Path) -> Result<Reader, InputError> {
-        let file = File::open(path).map_err(|e| {
-            InputError(format!(
-                "cannot open the input {}: {}",
-                path.display(),
-                crate::fs_error::reason(&e)
-            ))
+        Reader::open_as(path, &Layout::default())
+    }
+
+    /// Opens an input (`-`: standard input), decompressing it if it is
+    /// compressed, to read it with `layout`.
+    pub fn open_as(path: &Path, layout: &Layout) -> Result<Reader, InputError> {
+        Reader::open_named(path, &source::display_name(path), layout)
+    }
+
+    /// [`Reader::open_as`], naming the input `name` in messages (the copy of
+    /// piped input is named as what was piped).
+    pub fn open_named(path: &Path, name: &Path, layout: &Layout) -> Result<Reader, InputError> {
+        let raw = source::open_raw(path).map_err(InputError)?;
+        let (src, compression) = source::decoded(raw).map_err(|e| {
+            InputError::at(
+                name,
+                1,
+                format!("cannot read the header: {}", crate::fs_error::reason(&e)),
+            )
         })?;
-        Reader::from_source(path, BufReader::with_capacity(256 * 1024, file))
+        let mut reader = Reader::from_source(name, src, layout)?;
+        reader.compression = compression;
+        Ok(reader)
     }
 }
 
 impl<R: BufRead> Reader<R> {
-    /// Reads the header from `src`; `path` names it in messages.
-    pub fn from_source(path: &Path, src: R) -> Result<Reader<R>, InputError> {
-        let mut split = Splitter::new(src);
+    /// Reads the header from `src` (CSV text); `path` names it in messages.
+    pub fn from_source(path: &Path, src: R, layout: &Layout) -> Result<Reader<R>, InputError> {
+        let mut split = Splitter::new(src, layout.delimiter);
         let mut first = ByteRecord::new();
         let span = split
             .next(&mut first, true)
@@ -198,18 +234,37 @@ impl<R: BufRead> Reader<R> {
                 ),
             ));
         }
-        let header = Header::parse(path, span.line, first)?;
+        let header = Header::parse(path, span.line, first, layout)?;
         Ok(Reader {
             split,
             header,
             next_index: 0,
             record: ByteRecord::new(),
-            stopped: false,
+            name: path.to_path_buf(),
+            compression: Compression::None,
+            failed: None,
         })
     }
 
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// How the input was compressed.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// Whether the input started with a UTF-8 byte order mark.
+    pub fn had_bom(&self) -> bool {
+        self.split.had_bom()
+    }
+
+    /// Why the input could not be read to its end (a damaged or truncated
+    /// compressed file, a disk error), once that happened: the last row
+    /// read stands for that place.
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     /// Bytes consumed so far, for progress on inputs whose row count is unknown.
@@ -218,12 +273,20 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// The data rows from here to the end, counted by the very rule that
-    /// reads them, without keeping them.
-    pub fn count_rows(mut self) -> std::io::Result<u64> {
+    /// reads them, without keeping them. An input that cannot be read to its
+    /// end is an error naming the line and how many rows came before.
+    pub fn count_rows(mut self) -> Result<u64, InputError> {
         let mut n = 0;
-        while let Some((_, flaw)) = self.step(false) {
+        while let Some((line, flaw)) = self.step(false) {
             if let Some(Flaw::Unreadable(e)) = flaw {
-                return Err(std::io::Error::other(e));
+                return Err(InputError::at(
+                    &self.name,
+                    line,
+                    format!(
+                        "cannot read the input from this line on: {e}; {n} rows came before it \
+                         (`invitesync validate` lists them; get the whole file again)"
+                    ),
+                ));
             }
             n += 1;
         }
@@ -236,18 +299,16 @@ impl<R: BufRead> Reader<R> {
     /// fields of a plain line are not split (and its field count is not
     /// checked: it is a row either way).
     fn step(&mut self, want: bool) -> Option<(u64, Option<Flaw>)> {
-        if self.stopped {
+        if self.failed.is_some() {
             return None;
         }
         let span = match self.split.next(&mut self.record, want) {
             Ok(Some(span)) => span,
             Ok(None) => return None,
             Err(e) => {
-                self.stopped = true;
-                return Some((
-                    self.split.next_line(),
-                    Some(Flaw::Unreadable(e.to_string())),
-                ));
+                let e = crate::fs_error::reason(&e);
+                self.failed = Some(e.clone());
+                return Some((self.split.next_line(), Some(Flaw::Unreadable(e))));
             }
         };
         let fits = self.header.fits(self.record.len());
@@ -294,7 +355,8 @@ impl<R: BufRead> Iterator for Reader<R> {
             Some(_) if first.is_empty() => (ByteRecord::new(), None),
             Some(_) => {
                 let mut cut = ByteRecord::new();
-                for f in first.split(|b| *b == b',') {
+                let d = self.split.delimiter();
+                for f in first.split(|b| *b == d) {
                     cut.push_field(f);
                 }
                 (cut, Some(first.to_vec()))
@@ -316,40 +378,68 @@ impl<R: BufRead> Iterator for Reader<R> {
 const ROW_NUMBERING: &[u8] = b"invitesync rows 2\0";
 
 /// The input's fingerprint (BLAKE3 of the row-numbering rule's name and of
-/// its bytes) and its number of data rows, in one pass: the count comes from
-/// the same reader that reads the rows, so a run can always tell when it has
-/// recorded every one. A header the reader refuses counts no rows (it is
-/// reported where it is read).
-pub fn scan(path: &Path) -> std::io::Result<(String, u64)> {
-    let file = File::open(path)?;
+/// its bytes as given, compressed or not) and its number of data rows, in
+/// one pass: the count comes from the same reader that reads the rows, so a
+/// run can always tell when it has recorded every one. A header the reader
+/// refuses counts no rows (it is reported where it is read); an input that
+/// cannot be read to its end (a truncated or damaged compressed file) is an
+/// error, before anything is sent.
+pub fn scan(path: &Path, layout: &Layout) -> Result<(String, u64), InputError> {
+    let raw = std::fs::File::open(path).map_err(|e| {
+        InputError(format!(
+            "cannot read the input {}: {}",
+            path.display(),
+            crate::fs_error::reason(&e)
+        ))
+    })?;
+    scan_stream(raw, path, layout)
+}
+
+/// [`scan`] of any stream of the input's bytes; `name` names it in messages.
+pub fn scan_stream<R: Read + Send>(
+    mut raw: R,
+    name: &Path,
+    layout: &Layout,
+) -> Result<(String, u64), InputError> {
     let mut hasher = blake3::Hasher::new();
     hasher.update(ROW_NUMBERING);
+    let unreadable = |e: std::io::Error| {
+        InputError(format!(
+            "cannot read the input {}: {}",
+            name.display(),
+            crate::fs_error::reason(&e)
+        ))
+    };
     let hashing = Hashing {
-        file: &file,
+        raw: &mut raw,
         hasher: &mut hasher,
     };
-    let rows = match Reader::from_source(path, BufReader::with_capacity(1 << 20, hashing)) {
-        Ok(reader) => reader.count_rows()?,
+    let rows = match source::decoded(hashing) {
+        Ok((src, _)) => match Reader::from_source(name, src, layout) {
+            Ok(reader) => reader.count_rows()?,
+            Err(_) => 0,
+        },
+        // A stream that fails at once is reported where it is read.
         Err(_) => 0,
     };
     // What the reader left unread (after a header it refused) is hashed too.
     let mut rest = Hashing {
-        file: &file,
+        raw: &mut raw,
         hasher: &mut hasher,
     };
-    std::io::copy(&mut rest, &mut std::io::sink())?;
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(unreadable)?;
     Ok((hasher.finalize().to_hex().to_string(), rows))
 }
 
 /// Hashes every byte read through it, exactly once (the reader never seeks).
-struct Hashing<'a> {
-    file: &'a File,
+struct Hashing<'a, R> {
+    raw: &'a mut R,
     hasher: &'a mut blake3::Hasher,
 }
 
-impl Read for Hashing<'_> {
+impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
+        let n = self.raw.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }

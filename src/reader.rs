@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{Applied, AppliedKeys, Ready};
-use crate::input::Reader;
+use crate::input::{Layout, Reader};
 use crate::outcome::{Outcome, RowRecord, now_millis};
 use crate::plan::Router;
 use crate::send::Target;
@@ -34,6 +34,7 @@ pub struct Ledger {
 #[allow(clippy::too_many_arguments)]
 pub fn read_rows(
     input: &Path,
+    layout: &Layout,
     targets: &[Target],
     done: DoneSet,
     ledger: Option<Ledger>,
@@ -43,7 +44,7 @@ pub fn read_rows(
     stop: &CancellationToken,
     tally: &Tally,
 ) -> Result<(), String> {
-    let reader = Reader::open(input).map_err(|e| e.0)?;
+    let reader = Reader::open_as(input, layout).map_err(|e| e.0)?;
     let header = reader.header().clone();
     let router = Router::new(targets.iter().map(|t| (t.name.as_str(), &*t.adapter)));
     // Rows go to the dispatcher in batches: a hand-off wakes the other side,

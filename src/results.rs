@@ -21,7 +21,7 @@ use csv::ByteRecord;
 
 use crate::cells::{CsvOut, copied};
 pub use crate::cells::{neutralise, unneutralise};
-use crate::input::{InputRow, Reader};
+use crate::input::{InputRow, Layout, Reader};
 use crate::outcome::{Outcome, format_millis};
 use crate::plan::Router;
 use crate::state::{RunId, StateFile};
@@ -73,6 +73,8 @@ pub struct ResultsWriter<F: FnMut(&InputRow) -> bool> {
     /// back), which gets the new error in place instead of a second one.
     error_at: Option<usize>,
     cells: ByteRecord,
+    /// The input's delimiter, which the file keeps.
+    delimiter: u8,
     pub written: u64,
     pub pending: u64,
 }
@@ -124,15 +126,29 @@ fn results_header(input: &ByteRecord) -> ByteRecord {
 }
 
 impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
-    pub fn create(input: &Path, path: &Path, select: Select, ours: F) -> Result<Self, String> {
-        let input = Reader::open(input).map_err(|e| e.to_string())?;
+    /// A file for the rows of `input`, read with `layout`: in the input's
+    /// own delimiter, with its header names (and its byte order mark, if it
+    /// has one), uncompressed, so that it opens in the tool the input came
+    /// from and feeds back unchanged.
+    pub fn create(
+        input: &Path,
+        layout: &Layout,
+        path: &Path,
+        select: Select,
+        ours: F,
+    ) -> Result<Self, String> {
+        let input = Reader::open_as(input, layout).map_err(|e| e.to_string())?;
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
-        let mut out = CsvOut::new(BufWriter::with_capacity(256 * 1024, file));
+        let mut w = BufWriter::with_capacity(256 * 1024, file);
+        if input.had_bom() {
+            w.write_all(b"\xef\xbb\xbf").map_err(|e| io_err(path, e))?;
+        }
+        let mut out = CsvOut::new(w, layout.delimiter);
         let names = &input.header().record;
         let width = names.len();
         let mut error_at = None;
@@ -159,6 +175,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             width,
             error_at,
             cells: ByteRecord::new(),
+            delimiter: layout.delimiter,
             written: 0,
             pending: 0,
         })
@@ -195,7 +212,8 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
                 Some(error) if Some(i) == self.error_at => self.cells.push_field(error),
                 _ if i + 1 == self.width && n > self.width => {
                     let rest: Vec<&[u8]> = row.record.iter().skip(i).collect();
-                    self.cells.push_field(&copied(&rest.join(&b","[..])));
+                    self.cells
+                        .push_field(&copied(&rest.join(&[self.delimiter][..])));
                 }
                 _ => self
                     .cells
@@ -290,8 +308,24 @@ impl<F: FnMut(&InputRow) -> bool> Drop for ResultsWriter<F> {
 
 /// The default results path: `INPUT.results.csv` beside the input (with the
 /// shard in the name when sharded, so shards never overwrite each other).
+/// A compressed input's results are plain: `invites.csv.gz` gives
+/// `invites.results.csv`; standard input (`-`) gives `stdin.results.csv` in
+/// the current directory.
 pub fn default_path(input: &Path, shard: Option<(u32, u32)>) -> PathBuf {
-    let stem = input
+    let input = if crate::input::source::is_stdin(input) {
+        Path::new("stdin.csv")
+    } else {
+        input
+    };
+    let name = input
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let plain = [".gz", ".gzip", ".zst", ".zstd"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(&name);
+    let stem = Path::new(plain)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
@@ -321,16 +355,21 @@ pub fn failed_path(results: &Path) -> PathBuf {
 
 /// Writes the results or failed-rows file of a run being run: rows of other
 /// shards are left out, this shard's unfinished rows are `pending`.
+#[allow(clippy::too_many_arguments)]
 pub fn write_file(
     state: &StateFile,
     run: RunId,
     input: &Path,
+    layout: &Layout,
     path: &Path,
     select: Select,
     shard: Option<(u32, u32)>,
     router: &Router<'_>,
 ) -> Result<PathBuf, String> {
-    let header = Reader::open(input).map_err(|e| e.0)?.header().clone();
+    let header = Reader::open_as(input, layout)
+        .map_err(|e| e.0)?
+        .header()
+        .clone();
     let ours = |row: &crate::input::InputRow| match shard {
         None => true,
         Some(shard) => {
@@ -338,7 +377,7 @@ pub fn write_file(
             crate::change::owns_row(shard, planned.as_ref().ok().map(|c| &c.key), row.index)
         }
     };
-    write_rows(state, run, input, path, select, ours)
+    write_rows(state, run, input, layout, path, select, ours)
 }
 
 /// [`write_file`] for `export`, which has no config: in a sharded run, the
@@ -347,22 +386,24 @@ pub fn export_file(
     state: &StateFile,
     run: RunId,
     input: &Path,
+    layout: &Layout,
     path: &Path,
     select: Select,
     shard: Option<(u32, u32)>,
 ) -> Result<PathBuf, String> {
-    write_rows(state, run, input, path, select, |_| shard.is_none())
+    write_rows(state, run, input, layout, path, select, |_| shard.is_none())
 }
 
 fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
     state: &StateFile,
     run: RunId,
     input: &Path,
+    layout: &Layout,
     path: &Path,
     select: Select,
     ours: F,
 ) -> Result<PathBuf, String> {
-    let mut out = ResultsWriter::create(input, path, select, ours)?;
+    let mut out = ResultsWriter::create(input, layout, path, select, ours)?;
     state
         .for_each_row(run, |r| -> Result<(), FileError> {
             Ok(out.row(
@@ -418,7 +459,8 @@ mod tests {
         let input = dir.path().join("in.csv");
         std::fs::write(&input, "vendor,note\ngate,=cmd\ngate,b\ngate,c\n").unwrap();
         let out = dir.path().join("out.csv");
-        let mut w = ResultsWriter::create(&input, &out, Select::All, |_| true).unwrap();
+        let mut w =
+            ResultsWriter::create(&input, &Layout::default(), &out, Select::All, |_| true).unwrap();
         let e = Ending {
             outcome: "updated",
             http_status: Some(200),
@@ -450,7 +492,9 @@ mod tests {
         let input = dir.path().join("in.csv");
         std::fs::write(&input, "vendor,status\ngate,sent\ngate,maybe\n").unwrap();
         let out = dir.path().join("failed.csv");
-        let mut w = ResultsWriter::create(&input, &out, Select::Failed, |_| true).unwrap();
+        let mut w =
+            ResultsWriter::create(&input, &Layout::default(), &out, Select::Failed, |_| true)
+                .unwrap();
         w.row(
             0,
             &Ending {

@@ -565,7 +565,7 @@ mod any_bytes {
             return (code, Vec::new());
         }
         let results = read_csv(&results_of(&input));
-        let (_, records) = invitesync::input::scan(&input).unwrap();
+        let (_, records) = invitesync::input::scan(&input, &Default::default()).unwrap();
         assert_eq!(
             results.len() as u64,
             1 + records,

@@ -60,7 +60,9 @@ pub fn execute(args: ExportArgs) -> i32 {
         Ok(None) => return fail(exit::USAGE, format!("no runs in {}", state_path.display())),
         Err(e) => return fail(exit::USAGE, e),
     };
-    let (fingerprint, _) = match job::scan_input(&run.input_path) {
+    // The input is read as the run read it: its delimiter and column names.
+    let layout = crate::input::Layout::from_json(run.options.get("input"));
+    let (fingerprint, _) = match job::scan_input(&run.input_path, &layout) {
         Ok(f) => f,
         Err(e) => {
             return fail(
@@ -116,7 +118,15 @@ pub fn execute(args: ExportArgs) -> i32 {
     {
         return fail(exit::USAGE, e);
     }
-    match crate::results::export_file(&state, run.id, &run.input_path, &output, select, shard) {
+    match crate::results::export_file(
+        &state,
+        run.id,
+        &run.input_path,
+        &layout,
+        &output,
+        select,
+        shard,
+    ) {
         Ok(path) => {
             crate::logs::notice(
                 crate::logs::Level::Info,

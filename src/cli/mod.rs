@@ -11,6 +11,7 @@ use crate::progress::through::StderrThroughBars;
 pub mod check;
 pub mod completions;
 pub mod export;
+pub mod input;
 pub mod run;
 pub mod sandbox;
 pub mod status;

@@ -21,6 +21,11 @@ Examples:
   invitesync run invites.csv --config invitesync.toml
   # Nightly, unattended, one of 4 Kubernetes Indexed Job pods
   invitesync run export.csv --shard auto/4 --summary-json summary.json
+  # From a pipe (copied beside the state file, so it can resume); gzip and zstd are read as is
+  psql -c '\\copy (select ...) to stdout csv header' | invitesync run - --config invitesync.toml
+  invitesync run invites.csv.gz --config invitesync.toml
+  # Another system's export: `;`-separated, its own column names, one vendor's rows
+  invitesync run export.csv --delimiter ';' --vendor gate --column invite_id='Invitation ID'
   # Metrics for Prometheus: the node exporter's textfile collector, a Pushgateway
   invitesync run export.csv --metrics-file /var/lib/node_exporter/textfile/invitesync.prom
   invitesync run export.csv --pushgateway http://pushgateway:9091 --metrics-job nightly";
@@ -28,12 +33,16 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = RUN_HELP)]
 pub struct RunArgs {
-    /// The input CSV (header row required)
+    /// The input CSV (header row required); gzip and zstd are decompressed as read; `-` reads
+    /// standard input (as does a named pipe), copied beside the state file to resume from
     #[arg(value_name = "INPUT.csv")]
     pub input: PathBuf,
 
     #[command(flatten)]
     pub config: ConfigArg,
+
+    #[command(flatten)]
+    pub layout: super::input::InputArgs,
 
     /// State file (overrides `[run] state`; default: invitesync.db in the current directory)
     #[arg(long, value_name = "FILE")]
@@ -193,6 +202,7 @@ pub async fn execute(args: RunArgs) -> i32 {
         summary_json: args.summary_json,
         metrics: metrics.clone(),
         allow_empty: args.allow_empty,
+        input_flags: args.layout.flags(),
     };
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
@@ -318,7 +328,25 @@ fn invocation(args: &RunArgs) -> Invocation {
     if args.force {
         options.push("--force".into());
     }
+    // The layout, which a resume and the rows to fix are read with too.
+    let mut layout = Vec::new();
+    if let Some(d) = args.layout.delimiter {
+        layout.push("--delimiter".into());
+        layout.push(match d {
+            b'\t' => "tab".into(),
+            d => char::from(d).to_string(),
+        });
+    }
+    for (k, header) in &args.layout.columns {
+        layout.push("--column".into());
+        layout.push(format!("{}={header}", crate::input::KNOWN_COLUMNS[*k]));
+    }
+    if let Some(v) = &args.layout.vendor {
+        layout.push("--vendor".into());
+        layout.push(v.clone());
+    }
     Invocation {
+        layout,
         input: args.input.display().to_string(),
         config: args.config.config.display().to_string(),
         options,

@@ -24,6 +24,9 @@ pub struct Invocation {
     pub config: String,
     /// `--state`, `--results`, `--shard`, `--force`, `--recheck-after`, as given.
     pub options: Vec<String>,
+    /// `--delimiter`, `--column`, `--vendor`: how the input, and so the rows
+    /// to fix, are read.
+    pub layout: Vec<String>,
 }
 
 impl Invocation {
@@ -31,6 +34,7 @@ impl Invocation {
     pub fn command(&self) -> String {
         let mut words = vec!["invitesync", "run", &self.input, "--config", &self.config];
         words.extend(self.options.iter().map(String::as_str));
+        words.extend(self.layout.iter().map(String::as_str));
         words
             .into_iter()
             .map(shell_quote)
@@ -86,7 +90,12 @@ pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {
         let _ = writeln!(s, "state: {}", absolute(&r.state).display());
     }
     if r.exit_code == exit::RESUMABLE {
-        let _ = writeln!(s, "to resume: {}", how.command());
+        let how_to = if how.input == "-" {
+            "to resume, pipe the same data again into"
+        } else {
+            "to resume"
+        };
+        let _ = writeln!(s, "{how_to}: {}", how.command());
     }
     if dry_run {
         let _ = writeln!(s, "dry run: nothing was sent; to send: {}", how.command());
@@ -170,6 +179,7 @@ fn fix_command(failed: &Path, r: &RunReport, how: &Invocation) -> String {
         words.push("--state".into());
         words.push(r.state.display().to_string());
     }
+    words.extend(how.layout.iter().cloned());
     words
         .iter()
         .map(|w| shell_quote(w))
@@ -306,6 +316,7 @@ mod tests {
             input: "my invites.csv".into(),
             config: "c.toml".into(),
             options: vec!["--shard".into(), "auto/4".into()],
+            layout: Vec::new(),
         };
         let t = text(&report(), false, &how);
         let lines: Vec<&str> = t.lines().collect();

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use indicatif::HumanCount;
 
 use crate::config::Config;
-use crate::input::{Reader, shown};
+use crate::input::{Compression, Layout, Reader, shown};
 use crate::plan::Router;
 
 use super::{ConfigArg, exit, fail};
@@ -26,22 +26,31 @@ line 1, as a spreadsheet numbers its rows), then the problems grouped by vendor 
 Examples:
   invitesync validate invites.csv --config invitesync.toml
   invitesync validate invites.csv --max-lines 0      # only the groups and totals
+  gunzip -c invites.csv.gz | invitesync validate -   # standard input (gzip and zstd are read as is)
+  invitesync validate export.csv --delimiter tab --vendor gate --column invite_id='Invitation ID'
 
-Control characters in cells and names are shown escaped (\u{1b}, \n), never sent to the terminal.
+With --delimiter, --column, --vendor or their [input] table in the config, it first prints which of
+the file's columns it reads for each of invitesync's.
+
+Control characters in cells and names are shown escaped (\\u{1b}, \\n), never sent to the terminal.
 
 Exit code 0 when every row is valid, 1 when some are not or the file has no data rows (only a
-header), 2 when the file or config cannot be read. The config's credentials must be readable (as
-for `run`); nothing is sent.";
+header), 2 when the file or config cannot be read (a truncated or damaged compressed file: the
+rows before the damage are still checked and listed). The config's credentials must be readable
+(as for `run`); nothing is sent.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = VALIDATE_HELP)]
 pub struct ValidateArgs {
-    /// The input CSV
+    /// The input CSV; gzip and zstd are decompressed as read; `-` reads standard input
     #[arg(value_name = "INPUT.csv")]
     pub input: PathBuf,
 
     #[command(flatten)]
     pub config: ConfigArg,
+
+    #[command(flatten)]
+    pub layout: super::input::InputArgs,
 
     /// Print at most this many problems one by one (all are counted)
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -74,7 +83,16 @@ pub fn execute(args: ValidateArgs) -> i32 {
             .map(|(v, _)| v.name.as_str())
             .zip(adapters.iter().map(|a| &**a)),
     );
-    let reader = match Reader::open(&args.input) {
+    let names: Vec<&str> = config
+        .vendors
+        .iter()
+        .map(|(v, _)| v.name.as_str())
+        .collect();
+    let layout = match Layout::resolve(&config.input, &args.layout.flags(), &names) {
+        Ok(l) => l,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let mut reader = match Reader::open_as(&args.input, &layout) {
         Ok(r) => r,
         Err(e) => return fail(exit::USAGE, e),
     };
@@ -82,10 +100,22 @@ pub fn execute(args: ValidateArgs) -> i32 {
         crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {warning}"));
     }
     let header = reader.header().clone();
-    let path = shown(&args.input.display().to_string()).into_owned();
+    let name = crate::input::source::display_name(&args.input);
+    let path = shown(&name.display().to_string()).into_owned();
+    if layout != Layout::default() || reader.compression() != Compression::None {
+        print!(
+            "{}",
+            crate::input::mapping::describe(&path, &header, &layout, reader.compression())
+        );
+    }
     let (mut rows, mut bad, mut printed) = (0u64, 0u64, 0usize);
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
-    for row in reader {
+    let mut damage = None;
+    while let Some(row) = reader.next() {
+        if let Some(e) = reader.failed() {
+            damage = Some((row.line, e.to_string()));
+            break;
+        }
         rows += 1;
         let Err(p) = router.plan(&header, &row) else {
             continue;
@@ -120,6 +150,23 @@ pub fn execute(args: ValidateArgs) -> i32 {
             "... and {} more (--max-lines N prints more)",
             HumanCount(bad - printed as u64)
         );
+    }
+    if let Some((line, e)) = damage {
+        // The rows before the damage were checked and listed; the rest of
+        // the file cannot be read, and `run` refuses it whole.
+        println!(
+            "{path}:{line}: cannot read the input from this line on: {}",
+            shown(&e)
+        );
+        print!("{}", grouped(&groups));
+        println!(
+            "\n{} rows before the damage, {} valid, {} invalid; the rest of the file cannot be \
+             read, and `run` sends nothing from it: get the whole file again",
+            HumanCount(rows),
+            HumanCount(rows - bad),
+            HumanCount(bad)
+        );
+        return exit::USAGE;
     }
     if rows == 0 {
         println!(

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use csv::ByteRecord;
 
+use super::mapping::{Layout, delimiter_flag};
 use super::{InputError, KNOWN_COLUMNS, shown};
 
 /// Where each known column sits in the header, if present.
@@ -18,11 +19,19 @@ pub struct Header {
     /// a row may leave it out (lines that could not be read are copied there
     /// as written, without it, and stay one field short once fixed).
     pub error_last: bool,
+    /// The vendor of every row (`--vendor`, `[input] vendor`); a row's own
+    /// vendor cell, if the file has one, must then be empty or the same.
+    pub fixed_vendor: Option<String>,
 }
 
 impl Header {
     /// Reads the header record, found on `line`.
-    pub fn parse(path: &Path, line: u64, record: ByteRecord) -> Result<Header, InputError> {
+    pub fn parse(
+        path: &Path,
+        line: u64,
+        record: ByteRecord,
+        layout: &Layout,
+    ) -> Result<Header, InputError> {
         if record
             .get(0)
             .is_some_and(|n| n.starts_with(b"\xff\xfe") || n.starts_with(b"\xfe\xff"))
@@ -44,35 +53,74 @@ impl Header {
                     .into(),
             ));
         }
+        let keys: Vec<Vec<u8>> = record.iter().map(name_key).collect();
         let mut known = [None; 9];
-        for (i, raw) in record.iter().enumerate() {
-            let name = String::from_utf8_lossy(raw);
-            let name = name
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_ascii_lowercase();
-            if let Some(k) = KNOWN_COLUMNS.iter().position(|c| *c == name) {
-                if known[k].is_some() {
-                    return Err(InputError::at(
-                        path,
-                        line,
-                        format!("the header names `{name}` twice"),
-                    ));
-                }
-                known[k] = Some(i);
+        // Mapped columns first: the header names they claim are theirs, even
+        // one that is another column's own name.
+        for (k, mapped) in layout.columns.iter().enumerate() {
+            let Some((wanted, given)) = mapped else {
+                continue;
+            };
+            let want = name_key(wanted.as_bytes());
+            let mut at = keys.iter().enumerate().filter(|(_, n)| **n == want);
+            let Some((i, _)) = at.next() else {
+                return Err(InputError::at(
+                    path,
+                    line,
+                    format!(
+                        "{}: the file has no column `{}` (its columns: {}){}",
+                        given.mapping(KNOWN_COLUMNS[k], wanted),
+                        shown(wanted),
+                        listed(&record),
+                        delimiter_hint(layout, &keys)
+                    ),
+                ));
+            };
+            if at.next().is_some() {
+                return Err(InputError::at(
+                    path,
+                    line,
+                    format!("the header names `{}` twice", shown(wanted)),
+                ));
             }
+            known[k] = Some(i);
         }
-        if known[0].is_none() {
-            let names: Vec<String> = record
-                .iter()
-                .map(|n| shown(&String::from_utf8_lossy(n)).into_owned())
-                .collect();
+        let claimed: Vec<usize> = known.iter().flatten().copied().collect();
+        for (i, name) in keys.iter().enumerate() {
+            if claimed.contains(&i) {
+                continue;
+            }
+            let Some(k) = KNOWN_COLUMNS.iter().position(|c| c.as_bytes() == name) else {
+                continue;
+            };
+            if layout.columns[k].is_some() {
+                // Mapped elsewhere: this one is carried, not read.
+                continue;
+            }
+            if known[k].is_some() {
+                return Err(InputError::at(
+                    path,
+                    line,
+                    format!("the header names `{}` twice", KNOWN_COLUMNS[k]),
+                ));
+            }
+            known[k] = Some(i);
+        }
+        if known[0].is_none() && layout.vendor.is_none() {
+            let hint = delimiter_hint(layout, &keys);
+            let advice = if hint.is_empty() {
+                "; the first line must name the columns, e.g. vendor,scope,invite_id,email,status; \
+                 another name for the vendor column can be mapped with --column vendor=NAME, and \
+                 a file of one vendor's rows can say which with --vendor NAME"
+            } else {
+                ""
+            };
             return Err(InputError::at(
                 path,
                 line,
                 format!(
-                    "no `vendor` column in the header (it has: {}); the first line must name the columns, e.g. vendor,scope,invite_id,email,status",
-                    names.join(", ")
+                    "no `vendor` column in the header (it has: {}){hint}{advice}",
+                    listed(&record),
                 ),
             ));
         }
@@ -84,6 +132,7 @@ impl Header {
             record,
             known,
             error_last,
+            fixed_vendor: layout.vendor.as_ref().map(|(v, _)| v.clone()),
         })
     }
 
@@ -101,7 +150,10 @@ impl Header {
             if self.known[k].is_some() {
                 continue;
             }
-            for raw in self.record.iter() {
+            for (i, raw) in self.record.iter().enumerate() {
+                if self.known.contains(&Some(i)) {
+                    continue;
+                }
                 let name = String::from_utf8_lossy(raw).trim().to_ascii_lowercase();
                 let squashed: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
                 let want: String = col.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
@@ -132,6 +184,63 @@ impl Header {
             })
             .collect()
     }
+}
+
+/// A header name as compared with others: trimmed, without a byte order
+/// mark, lower case (header names are matched case-insensitively).
+pub fn name_key(name: &[u8]) -> Vec<u8> {
+    let name = String::from_utf8_lossy(name);
+    let name = name.trim().trim_start_matches('\u{feff}').trim();
+    name.to_ascii_lowercase().into_bytes()
+}
+
+/// The header's names, escaped, for a message.
+fn listed(record: &ByteRecord) -> String {
+    let names: Vec<String> = record
+        .iter()
+        .map(|n| shown(&String::from_utf8_lossy(n)).into_owned())
+        .collect();
+    names.join(", ")
+}
+
+/// When the header line, cut at another of the usual delimiters, names the
+/// columns it should: which `--delimiter` to pass.
+fn delimiter_hint(layout: &Layout, keys: &[Vec<u8>]) -> String {
+    let line = keys.join(&layout.delimiter);
+    let wanted = |name: &[u8]| {
+        KNOWN_COLUMNS.iter().any(|c| c.as_bytes() == name)
+            || layout
+                .columns
+                .iter()
+                .flatten()
+                .any(|(h, _)| name_key(h.as_bytes()) == name)
+    };
+    for d in [b';', b'\t', b'|', b','] {
+        if d == layout.delimiter {
+            continue;
+        }
+        let found = line
+            .split(|b| *b == d)
+            .filter(|name| wanted(name.trim_ascii()))
+            .count();
+        if found >= 2 {
+            let value = match d {
+                b'\t' => "tab".to_string(),
+                d => char::from(d).to_string(),
+            };
+            return format!(
+                ": its names are separated by {}, so pass --delimiter {} (or set \
+                 `delimiter = \"{value}\"` in the config's [input] table)",
+                if d == b'\t' {
+                    "tabs".to_string()
+                } else {
+                    format!("`{value}`")
+                },
+                delimiter_flag(d),
+            );
+        }
+    }
+    String::new()
 }
 
 /// At most one edit apart, ignoring case: `emial` for `email`, `statu` for `status`.

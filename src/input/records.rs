@@ -87,10 +87,15 @@ pub struct Splitter<R> {
     first_end: usize,
     field: Vec<u8>,
     consumed: u64,
+    /// The byte between fields (`,` unless the input says otherwise).
+    delimiter: u8,
+    /// Whether the source started with a UTF-8 byte order mark.
+    had_bom: bool,
 }
 
 impl<R: BufRead> Splitter<R> {
-    pub fn new(src: R) -> Self {
+    /// A splitter of fields separated by `delimiter` (never `"`, CR or LF).
+    pub fn new(src: R, delimiter: u8) -> Self {
         Splitter {
             src,
             again: Vec::new(),
@@ -101,7 +106,20 @@ impl<R: BufRead> Splitter<R> {
             first_end: 0,
             field: Vec::new(),
             consumed: 0,
+            delimiter,
+            had_bom: false,
         }
+    }
+
+    /// The byte between fields.
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
+    /// Whether the source started with a UTF-8 byte order mark (a file
+    /// written back for the same tool gets one too).
+    pub fn had_bom(&self) -> bool {
+        self.had_bom
     }
 
     /// Bytes taken from the source so far.
@@ -148,7 +166,8 @@ impl<R: BufRead> Splitter<R> {
         self.first_end = self.buf.len();
         if !self.buf.contains(&b'"') {
             if want {
-                for f in trim_line_end(&self.buf).split(|b| *b == b',') {
+                let d = self.delimiter;
+                for f in trim_line_end(&self.buf).split(|b| *b == d) {
                     fields.push_field(f);
                 }
             }
@@ -177,6 +196,7 @@ impl<R: BufRead> Splitter<R> {
         let mut stray = false;
         let mut lines = 1u64;
         let mut from = 0;
+        let d = self.delimiter;
         self.field.clear();
         loop {
             let end = self.buf.len();
@@ -190,7 +210,7 @@ impl<R: BufRead> Splitter<R> {
             for &b in &self.buf[from..body] {
                 state = match (state, b) {
                     (State::Start, b'"') => State::Quoted,
-                    (State::Start | State::Unquoted | State::QuoteInQuoted, b',') => {
+                    (State::Start | State::Unquoted | State::QuoteInQuoted, b) if b == d => {
                         fields.push_field(&self.field);
                         self.field.clear();
                         State::Start
@@ -291,6 +311,7 @@ impl<R: BufRead> Splitter<R> {
         if !self.bom_checked {
             self.bom_checked = true;
             if self.src.fill_buf()?.starts_with(BOM) {
+                self.had_bom = true;
                 self.src.consume(BOM.len());
                 self.consumed += BOM.len() as u64;
             }
@@ -359,7 +380,7 @@ mod tests {
     use super::*;
 
     fn split(text: &[u8]) -> Vec<(Span, Vec<String>, String)> {
-        let mut s = Splitter::new(text);
+        let mut s = Splitter::new(text, b',');
         let mut rec = ByteRecord::new();
         let mut out = Vec::new();
         while let Some(span) = s.next(&mut rec, true).unwrap() {
@@ -374,7 +395,7 @@ mod tests {
     }
 
     fn counted(text: &[u8]) -> usize {
-        let mut s = Splitter::new(text);
+        let mut s = Splitter::new(text, b',');
         let mut rec = ByteRecord::new();
         let mut n = 0;
         while s.next(&mut rec, false).unwrap().is_some() {

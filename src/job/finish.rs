@@ -32,6 +32,8 @@ pub(super) fn finish(
         run_id,
         resumed,
         targets,
+        layout,
+        mut spooled,
         ..
     } = p;
     let Ended {
@@ -103,6 +105,7 @@ pub(super) fn finish(
         &state,
         run_id,
         &opts.input,
+        &layout,
         &files.results,
         Select::All,
         opts.shard,
@@ -115,6 +118,7 @@ pub(super) fn finish(
                 &state,
                 run_id,
                 &opts.input,
+                &layout,
                 &files.failed,
                 Select::Failed,
                 opts.shard,
@@ -156,6 +160,16 @@ pub(super) fn finish(
     state
         .finish_run(run_id, status, exit_code)
         .map_err(|e| stopped_on(e.to_string(), Some(&state)))?;
+    if let Some(copy) = &mut spooled {
+        copy.keep(unfinished);
+        if unfinished {
+            tracing::info!(
+                "the data piped in is kept at {} until the run finishes: pipe the same data \
+                 again to resume",
+                copy.path.display()
+            );
+        }
+    }
     drop(lock);
     Ok(run_report)
 }

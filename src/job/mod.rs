@@ -33,7 +33,7 @@ mod pipeline;
 mod prepare;
 mod resume;
 
-pub use prepare::{check_input, scan_input, state_path};
+pub use prepare::{scan_input, state_path};
 pub use resume::config_fingerprint;
 
 /// Everything `run` can be told.
@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub metrics: Option<Arc<crate::metrics::Reporter>>,
     /// An input without data rows ends with exit code 0 instead of 1.
     pub allow_empty: bool,
+    /// `--delimiter`, `--column`, `--vendor`: over the config's `[input]`.
+    pub input_flags: crate::input::InputFlags,
 }
 
 /// A run that could not start or went wrong outside the rows: exit code and message.
@@ -133,7 +135,9 @@ async fn run_job(
     started_at: std::time::SystemTime,
 ) -> Result<RunReport, JobError> {
     let started = Instant::now();
-    let mut prepared = prepare::prepare(opts)?;
-    let ended = pipeline::run(opts, &mut prepared, &shutdown).await?;
-    finish::finish(opts, prepared, ended, started, started_at)
+    // Piped input makes the run read a copy: `opts` as the run sees it.
+    let mut opts = opts.clone();
+    let mut prepared = prepare::prepare(&mut opts, &shutdown).await?;
+    let ended = pipeline::run(&opts, &mut prepared, &shutdown).await?;
+    finish::finish(&opts, prepared, ended, started, started_at)
 }

@@ -97,6 +97,7 @@ pub(super) async fn run(
     // Reader thread: parse, plan, look up the ledger, hand on.
     let reader = {
         let input = opts.input.clone();
+        let layout = p.layout.clone();
         let targets = targets.clone();
         let tally = tally.clone();
         let stop = stop.clone();
@@ -110,7 +111,7 @@ pub(super) async fn run(
             .name("invitesync-reader".into())
             .spawn(move || {
                 crate::reader::read_rows(
-                    &input, &targets, done, ledger, writer, shard, row_tx, &stop, &tally,
+                    &input, &layout, &targets, done, ledger, writer, shard, row_tx, &stop, &tally,
                 )
             })
             .map_err(|e| stopped_on(format!("cannot start the reader: {e}"), None))?

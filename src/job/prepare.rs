@@ -9,13 +9,20 @@ use crate::change::VendorId;
 use crate::client::Client;
 use crate::config::Config;
 use crate::exit::Exit;
-use crate::input::Reader;
+use crate::input::spool::Spooled;
+use crate::input::{Layout, Reader};
 use crate::outputs::Named;
 use crate::send::Target;
+use crate::shutdown::Shutdown;
 use crate::state::{DoneSet, RunId, StateError, StateFile, StateLock};
 
 /// What [`prepare`] leaves for the pipeline and the finish.
 pub(super) struct Prepared {
+    /// How the input is laid out (delimiter, column names, a fixed vendor).
+    pub layout: Layout,
+    /// The copy of piped input the run reads; removed when it drops unless
+    /// the run is left to resume.
+    pub spooled: Option<Spooled>,
     pub config: Config,
     /// Vendor names in config order (a vendor's id is its index).
     pub names: Vec<String>,
@@ -44,28 +51,26 @@ pub(super) struct OutputFiles {
     pub failed: PathBuf,
 }
 
-pub(super) fn prepare(opts: &RunOptions) -> Result<Prepared, JobError> {
-    check_input(&opts.input)?;
+/// Everything before the first request. `opts` may change here: piped
+/// input is copied beside the state file, and the run works from the copy.
+pub(super) async fn prepare(
+    opts: &mut RunOptions,
+    shutdown: &Shutdown,
+) -> Result<Prepared, JobError> {
+    let piped = crate::input::source::is_piped(&opts.input).map_err(usage)?;
+    let given = crate::input::source::display_name(&opts.input);
     let Loaded { config, adapters } = load(opts)?;
-    let header_check = Reader::open(&opts.input).map_err(|e| usage(e.0))?;
-    for warning in header_check.header().column_warnings() {
-        tracing::warn!("{warning}");
-    }
-    drop(header_check);
-    let (input_fp, total_rows) = scan_input(&opts.input)?;
-    // A file with a header and no rows is what an export that lost its rows
-    // looks like: it must not pass for a night with nothing to change.
-    let empty_input = total_rows == 0 && !opts.allow_empty;
-    if empty_input {
-        tracing::warn!(
-            "{} has no data rows, only a header: nothing to send; the run ends with exit code 1 \
-             (pass --allow-empty when an empty input is expected)",
-            opts.input.display()
-        );
-    }
+    let vendor_names: Vec<&str> = config
+        .vendors
+        .iter()
+        .map(|(v, _)| v.name.as_str())
+        .collect();
+    let layout = Layout::resolve(&config.input, &opts.input_flags, &vendor_names).map_err(usage)?;
     let config_fp = super::config_fingerprint(&config, &adapters);
     let state_path = state_path(opts.state.as_deref(), &config, opts.shard);
-    check_earlier_default(opts, &config, &state_path)?;
+    if !piped {
+        check_earlier_default(opts, &config, &state_path)?;
+    }
     let results_path = opts
         .results
         .clone()
@@ -82,7 +87,8 @@ pub(super) fn prepare(opts: &RunOptions) -> Result<Prepared, JobError> {
     // touched: a mistake there is a config error, and nothing is sent.
     let client = Client::new(&config, concurrency).map_err(usage)?;
 
-    // The lock comes first: a second process must not even read a run in progress.
+    // The lock comes first: a second process must not even read a run in
+    // progress, nor touch its copy of piped input.
     let lock = if opts.dry_run {
         None
     } else {
@@ -93,6 +99,50 @@ pub(super) fn prepare(opts: &RunOptions) -> Result<Prepared, JobError> {
     if let Some(summary) = &opts.summary_json {
         crate::outputs::remove_stale(summary).map_err(usage)?;
     }
+    // Piped input is copied beside the state file as it is read, and the run
+    // works from the copy (see `input::spool`); its results go where a
+    // file's would, named after `-` or the pipe.
+    let mut spooled = None;
+    if piped {
+        let copied = crate::input::spool::spool_or_stop(
+            opts.input.clone(),
+            state_path.clone(),
+            layout.clone(),
+            lock.is_some(),
+            shutdown.token(),
+        )
+        .await
+        .map_err(unscanned)?;
+        let Some(copy) = copied else {
+            return Err(JobError {
+                code: Exit::Resumable.code(),
+                message: "stopped while the piped data was arriving, before anything was \
+                          recorded or sent: run the command again with the whole data"
+                    .into(),
+            });
+        };
+        opts.input = copy.path.clone();
+        spooled = Some(copy);
+    }
+    let header_check = Reader::open_named(&opts.input, &given, &layout).map_err(|e| usage(e.0))?;
+    for warning in header_check.header().column_warnings() {
+        tracing::warn!("{warning}");
+    }
+    drop(header_check);
+    let (input_fp, total_rows) = match &spooled {
+        Some(copy) => (copy.fingerprint.clone(), copy.rows),
+        None => crate::input::scan(&opts.input, &layout).map_err(unscanned)?,
+    };
+    // A file with a header and no rows is what an export that lost its rows
+    // looks like: it must not pass for a night with nothing to change.
+    let empty_input = total_rows == 0 && !opts.allow_empty;
+    if empty_input {
+        tracing::warn!(
+            "{} has no data rows, only a header: nothing to send; the run ends with exit code 1 \
+             (pass --allow-empty when an empty input is expected)",
+            given.display()
+        );
+    }
     let state = if opts.dry_run && !state_path.exists() {
         None
     } else {
@@ -100,15 +150,30 @@ pub(super) fn prepare(opts: &RunOptions) -> Result<Prepared, JobError> {
     };
     let (run_id, resumed, done) = match (&state, opts.dry_run) {
         (Some(state), false) => {
-            let chosen =
-                super::resume::choose_run(state, opts, &input_fp, &config_fp, &names, total_rows)?;
+            if let Some(copy) = &spooled {
+                crate::input::spool::settle_other_runs(state, &state_path, copy, opts.new_run)
+                    .map_err(usage)?;
+            }
+            let chosen = super::resume::choose_run(
+                state, opts, &layout, &input_fp, &config_fp, &names, total_rows,
+            )?;
+            if let Some(copy) = &mut spooled {
+                copy.keep(true);
+            }
             (Some(chosen.id), chosen.resumed, chosen.done)
         }
         _ => (None, false, DoneSet::new()),
     };
     if resumed {
+        let from = match &spooled {
+            Some(copy) => format!(
+                " from {}, the copy it kept of the data piped in",
+                copy.path.display()
+            ),
+            None => String::new(),
+        };
         tracing::info!(
-            "resuming run {}: {} rows already done",
+            "resuming run {}{from}: {} rows already done",
             run_id.map_or(0, |r| r.0),
             done.len()
         );
@@ -137,6 +202,8 @@ pub(super) fn prepare(opts: &RunOptions) -> Result<Prepared, JobError> {
             .collect(),
     );
     Ok(Prepared {
+        layout,
+        spooled,
         config,
         names,
         total_rows,
@@ -154,43 +221,18 @@ pub(super) fn prepare(opts: &RunOptions) -> Result<Prepared, JobError> {
     })
 }
 
-/// The input's fingerprint (of its bytes and the rule that numbers its rows)
-/// and its number of data rows, counted by the reader that reads them (see
-/// [`crate::input::scan`]).
-pub fn scan_input(path: &Path) -> Result<(String, u64), JobError> {
-    crate::input::scan(path).map_err(|e| {
-        usage(format!(
-            "cannot read the input {}: {}",
-            path.display(),
-            crate::fs_error::reason(&e)
-        ))
-    })
+/// The input's fingerprint (of its bytes as given and the rule that numbers
+/// its rows) and its number of data rows, counted by the reader that reads
+/// them with `layout` (see [`crate::input::scan`]).
+pub fn scan_input(path: &Path, layout: &Layout) -> Result<(String, u64), JobError> {
+    crate::input::scan(path, layout).map_err(|e| usage(e.0))
 }
 
-/// `run` reads its input several times (to fingerprint and count it, to send
-/// its rows, to write the results), so it must be a file, not a pipe.
-pub fn check_input(path: &Path) -> Result<(), JobError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        usage(format!(
-            "cannot read the input {}: {}",
-            path.display(),
-            crate::fs_error::reason(&e)
-        ))
-    })?;
-    if meta.is_dir() {
-        return Err(usage(format!(
-            "the input {} is a directory; give the CSV file",
-            path.display()
-        )));
-    }
-    if !meta.is_file() {
-        return Err(usage(format!(
-            "the input {} is not a regular file (a pipe?); `run` reads its input more than once \
-             (to resume and to write the results), so save it to a file first",
-            path.display()
-        )));
-    }
-    Ok(())
+/// An input that could not be read to its end: the whole of it is read
+/// before anything is sent, so nothing was, and a damaged compressed file's
+/// rows are not trusted (its checksum is at its end).
+fn unscanned(e: crate::input::InputError) -> JobError {
+    usage(format!("{e}; nothing was sent"))
 }
 
 /// Where the state file lives: `--state`, `[run] state`, or `invitesync.db`

@@ -3,6 +3,7 @@
 
 use super::{JobError, RunOptions, usage};
 use crate::config::Config;
+use crate::input::Layout;
 use crate::shutdown::EXIT_RESUMABLE;
 use crate::state::{DoneSet, NewRun, RunId, RunStatus, StateFile};
 
@@ -42,15 +43,17 @@ pub fn config_fingerprint(
 /// resume), otherwise a new run, retiring an interrupted one when
 /// `--new-run` says so. A resume that would be unsafe is refused with what
 /// changed and what to do.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn choose_run(
     state: &StateFile,
     opts: &RunOptions,
+    layout: &Layout,
     input_fp: &str,
     config_fp: &str,
     names: &[String],
     total_rows: u64,
 ) -> Result<Chosen, JobError> {
-    let options = &run_options(opts);
+    let options = &run_options(opts, layout);
     let previous = state
         .latest_unfinished_run(&opts.input)
         .map_err(|e| usage(e.to_string()))?;
@@ -123,12 +126,18 @@ pub(super) fn choose_run(
 }
 
 /// The options that change what a run sends, as recorded with the run.
-fn run_options(opts: &RunOptions) -> serde_json::Value {
-    serde_json::json!({
+fn run_options(opts: &RunOptions, layout: &Layout) -> serde_json::Value {
+    let mut options = serde_json::json!({
         "shard": opts.shard.map(|(k, n)| format!("{k}/{n}")),
         "force": opts.force,
         "recheck_after": opts.recheck_after.map(|d| humantime::format_duration(d).to_string()),
-    })
+    });
+    // Only a layout other than the default is recorded, so that runs of
+    // plain files record (and resume) what they always did.
+    if let (Some(map), Some(input)) = (options.as_object_mut(), layout.to_json()) {
+        map.insert("input".into(), input);
+    }
+    options
 }
 
 /// The options a resume must repeat, as the flags that set them:
@@ -143,6 +152,9 @@ fn describe_options(options: &serde_json::Value) -> String {
     }
     if let Some(age) = options.get("recheck_after").and_then(|v| v.as_str()) {
         flags.push(format!("--recheck-after {age}"));
+    }
+    if let Some(input) = options.get("input") {
+        flags.extend(Layout::flags_of(input));
     }
     if flags.is_empty() {
         "no --shard, --force or --recheck-after".to_string()
