@@ -201,6 +201,7 @@ fn open_writer_connection(
     };
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = OFF;
+         PRAGMA cache_size = -1024;
          PRAGMA wal_autocheckpoint = {autocheckpoint};
          PRAGMA journal_size_limit = {};",
         2 * 4096 * u64::from(WRITER_AUTOCHECKPOINT_PAGES),
