@@ -9,30 +9,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{World, column, read_csv};
-
-/// A sandbox on its own runtime, for tests that drive the binary.
-struct Setup {
-    rt: tokio::runtime::Runtime,
-    world: Option<World>,
-}
+use common::{Setup, column, read_csv};
 
 impl Setup {
     fn new() -> Setup {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let world = rt.block_on(World::start(None, ""));
-        Setup {
-            rt,
-            world: Some(world),
-        }
-    }
-
-    fn world(&self) -> &World {
-        self.world.as_ref().expect("world")
+        Setup::with_config("")
     }
 
     /// The binary in the world's directory, in the tests' clean environment.
@@ -48,14 +29,6 @@ impl Setup {
         let mut args = vec!["run", file, "--config", &config, "--quiet"];
         args.extend_from_slice(extra);
         self.bin(&args)
-    }
-}
-
-impl Drop for Setup {
-    /// The sandbox's tasks belong to the runtime: stop them inside it.
-    fn drop(&mut self) {
-        let world = self.world.take();
-        self.rt.block_on(async move { drop(world) });
     }
 }
 

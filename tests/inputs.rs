@@ -11,32 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::World;
+use common::Setup;
 use invitesync::sandbox::FaultSettings;
 use invitesync::state::StateFile;
 
-/// A sandbox on its own runtime, for tests that drive the binary.
-struct Setup {
-    rt: tokio::runtime::Runtime,
-    world: Option<World>,
-}
-
 impl Setup {
     fn new(extra_config: &str) -> Setup {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let world = rt.block_on(World::start(None, extra_config));
-        Setup {
-            rt,
-            world: Some(world),
-        }
-    }
-
-    fn world(&self) -> &World {
-        self.world.as_ref().expect("world")
+        Setup::with_config(extra_config)
     }
 
     fn dir(&self) -> &Path {
@@ -91,14 +72,6 @@ impl Setup {
     fn updates(&self, key: &str) -> u64 {
         let stats = self.world().sandbox.stats();
         stats.invite(key).map_or(0, |i| i.updates)
-    }
-}
-
-impl Drop for Setup {
-    /// The sandbox's tasks belong to the runtime: stop them inside it.
-    fn drop(&mut self) {
-        let world = self.world.take();
-        self.rt.block_on(async move { drop(world) });
     }
 }
 

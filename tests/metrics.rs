@@ -10,43 +10,17 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 
-use common::{HEADER, World, column, read_csv};
+use common::{HEADER, Setup, World, column, read_csv};
 use invitesync::sandbox::{FaultSettings, Faults, Kind};
-
-/// A sandbox-backed world, kept with the runtime that serves the sandbox.
-struct Setup {
-    rt: tokio::runtime::Runtime,
-    world: Option<World>,
-}
 
 impl Setup {
     fn new() -> Setup {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let world = rt.block_on(World::start(None, ""));
-        Setup {
-            rt,
-            world: Some(world),
-        }
-    }
-
-    fn world(&self) -> &World {
-        self.world.as_ref().expect("world")
+        Setup::with_config("")
     }
 
     /// The binary in the world's directory, with no INVITESYNC_* variables.
     fn cli(&self, args: &[&str]) -> Output {
         cmd(self.world(), args).output().expect("binary runs")
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let world = self.world.take();
-        self.rt.block_on(async move { drop(world) });
     }
 }
 

@@ -159,6 +159,41 @@ grace_period = "3s"
     }
 }
 
+/// A sandbox on a runtime of its own, for tests that drive the built binary
+/// from plain `#[test]` functions. Other files add the helpers they need.
+pub struct Setup {
+    pub rt: tokio::runtime::Runtime,
+    world: Option<World>,
+}
+
+impl Setup {
+    /// A world whose config has `extra` appended (see [`World::start`]).
+    pub fn with_config(extra: &str) -> Setup {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let world = rt.block_on(World::start(None, extra));
+        Setup {
+            rt,
+            world: Some(world),
+        }
+    }
+
+    pub fn world(&self) -> &World {
+        self.world.as_ref().expect("world")
+    }
+}
+
+impl Drop for Setup {
+    /// The sandbox's tasks belong to the runtime: stop them inside it.
+    fn drop(&mut self) {
+        let world = self.world.take();
+        self.rt.block_on(async move { drop(world) });
+    }
+}
+
 /// The results file as rows of cells (header first).
 pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
     let mut r = csv::ReaderBuilder::new()
