@@ -10,9 +10,6 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Exit code of a run that stopped early and can be resumed.
-pub const EXIT_RESUMABLE: i32 = crate::exit::Exit::Resumable.code();
-
 #[derive(Clone, Default)]
 pub struct Shutdown {
     token: CancellationToken,
@@ -49,7 +46,7 @@ impl Shutdown {
                         crate::logs::Level::Warn,
                         "\nStopped at once. Run the same command again to resume.",
                     );
-                    std::process::exit(EXIT_RESUMABLE);
+                    std::process::exit(crate::exit::Exit::Resumable.code());
                 }
             }
         });

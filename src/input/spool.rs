@@ -232,7 +232,7 @@ pub fn settle_other_runs(
             .finish_run(
                 run.id,
                 RunStatus::Abandoned,
-                crate::shutdown::EXIT_RESUMABLE,
+                crate::exit::Exit::Resumable.code(),
             )
             .map_err(|e| e.to_string())?;
         let _ = std::fs::remove_file(&run.input_path);

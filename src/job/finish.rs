@@ -10,7 +10,6 @@ use super::{JobError, RunOptions, RunReport, usage};
 use crate::exit::Exit;
 use crate::outcome::Outcome;
 use crate::results::Select;
-use crate::shutdown::EXIT_RESUMABLE;
 use crate::state::{RunId, RunStatus, StateFile};
 use crate::tally::Tally;
 
@@ -201,7 +200,7 @@ fn unwritten(
     opts: &RunOptions,
     state_path: &Path,
 ) -> JobError {
-    let _ = state.finish_run(run, RunStatus::Interrupted, EXIT_RESUMABLE);
+    let _ = state.finish_run(run, RunStatus::Interrupted, Exit::Resumable.code());
     let _ = crate::outputs::remove_stale(file);
     let q = |p: &Path| crate::shell::quote(&p.display().to_string());
     let export = if opts.summary_json.as_deref() == Some(file) {
@@ -221,7 +220,7 @@ fn unwritten(
         "the same command again"
     };
     JobError {
-        code: EXIT_RESUMABLE,
+        code: Exit::Resumable.code(),
         message: format!(
             "{problem}; every row is recorded in {} and nothing needs sending again: fix that \
              and run {again} (it resumes, sends nothing and writes the files){export}",

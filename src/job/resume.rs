@@ -3,8 +3,8 @@
 
 use super::{JobError, RunOptions, usage};
 use crate::config::Config;
+use crate::exit::Exit;
 use crate::input::Layout;
-use crate::shutdown::EXIT_RESUMABLE;
 use crate::state::{DoneSet, NewRun, RunId, RunStatus, StateFile};
 
 /// The run this invocation records into.
@@ -103,7 +103,7 @@ pub(super) fn choose_run(
         prev => {
             if let Some(prev) = prev {
                 state
-                    .finish_run(prev.id, RunStatus::Abandoned, EXIT_RESUMABLE)
+                    .finish_run(prev.id, RunStatus::Abandoned, Exit::Resumable.code())
                     .map_err(|e| usage(e.to_string()))?;
             }
             let id = state
