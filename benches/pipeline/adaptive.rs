@@ -1,14 +1,14 @@
 //! Scenario 4: adaptive concurrency against a capacity knee.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
 use crate::Res;
 use crate::inputs::{plain, write_config, write_input};
 use crate::report::Report;
-use crate::run::{Job, run_pipeline};
+use crate::run::Job;
 use crate::sandbox::{
     Sample, SandboxProc, check_all_ok, steady_in_flight, steady_rate, time_to_rate,
 };
@@ -32,9 +32,6 @@ pub(crate) fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<(
     let state = dir.join("state.db");
     let results = dir.join("results.csv");
     let measure = |args: &[&str]| -> Res<Vec<Sample>> {
-        rt.block_on(sandbox.reset())?;
-        let origin = Instant::now();
-        let (stop, task) = sandbox.poll(rt, origin, Duration::from_millis(10));
         let job = Job {
             input: &input,
             config: &config,
@@ -43,10 +40,7 @@ pub(crate) fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<(
             args,
             fresh: true,
         };
-        let run = run_pipeline(s, &job);
-        stop.cancel();
-        let samples = rt.block_on(task).map_err(|e| e.to_string())?;
-        run?;
+        let (_, samples, _) = sandbox.watch(s, rt, &job, Duration::from_millis(10))?;
         check_all_ok(rt, &sandbox, n)?;
         Ok(samples)
     };

@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 
 use crate::Res;
 use crate::inputs::{Planned, plan};
-use crate::run::{Job, run_pipeline};
+use crate::run::Job;
 use crate::sandbox::{SandboxProc, check_all_ok, first_request, steady_in_flight};
 use crate::settings::Settings;
 
@@ -170,13 +170,7 @@ pub(crate) fn side_by_side(
                 b.ok, b.other
             ));
         }
-        rt.block_on(sandbox.reset())?;
-        let origin = Instant::now();
-        let (stop, task) = sandbox.poll(rt, origin, Duration::from_millis(20));
-        let p = run_pipeline(s, job);
-        stop.cancel();
-        let samples = rt.block_on(task).map_err(|e| e.to_string())?;
-        let p = p?;
+        let (p, samples, _) = sandbox.watch(s, rt, job, Duration::from_millis(20))?;
         check_all_ok(rt, sandbox, n)?;
         let p_rate = n as f64 / p.elapsed.as_secs_f64();
         let first = first_request(&samples).unwrap_or_default();

@@ -3,7 +3,7 @@
 //! two (which takes half).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
@@ -12,7 +12,7 @@ use invitesync::vendors::Kind;
 use crate::Res;
 use crate::inputs::{plain, write_config, write_input};
 use crate::report::Report;
-use crate::run::{Job, run_pipeline};
+use crate::run::Job;
 use crate::sandbox::{SandboxProc, first_request, steady_rate, totals};
 use crate::settings::Settings;
 
@@ -37,9 +37,6 @@ fn unknown_rate_limit(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()
     write_input(&input, n, false)?;
     let state = dir.join("state.db");
     let results = dir.join("results.csv");
-    rt.block_on(sandbox.reset())?;
-    let origin = Instant::now();
-    let (stop, task) = sandbox.poll(rt, origin, Duration::from_millis(50));
     let job = Job {
         input: &input,
         config: &config,
@@ -48,10 +45,7 @@ fn unknown_rate_limit(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()
         args: &[],
         fresh: true,
     };
-    let run = run_pipeline(s, &job);
-    stop.cancel();
-    let samples = rt.block_on(task).map_err(|e| e.to_string())?;
-    run?;
+    let (_, samples, origin) = sandbox.watch(s, rt, &job, Duration::from_millis(50))?;
     let snap = rt.block_on(sandbox.stats())?;
     let (requests, ok, throttled, other) = totals(&snap);
     if ok != n as u64 {
@@ -114,9 +108,6 @@ fn configured_rate_limit(s: &Settings, rt: &Runtime, report: &mut Report) -> Res
         ("whole run", &[][..], 1.0),
         ("shard 0/2", &["--shard", "0/2"][..], 0.5),
     ] {
-        rt.block_on(sandbox.reset())?;
-        let origin = Instant::now();
-        let (stop, task) = sandbox.poll(rt, origin, Duration::from_millis(50));
         let job = Job {
             input: &input,
             config: &config,
@@ -125,10 +116,7 @@ fn configured_rate_limit(s: &Settings, rt: &Runtime, report: &mut Report) -> Res
             args,
             fresh: true,
         };
-        let run = run_pipeline(s, &job);
-        stop.cancel();
-        let samples = rt.block_on(task).map_err(|e| e.to_string())?;
-        run?;
+        let (_, samples, origin) = sandbox.watch(s, rt, &job, Duration::from_millis(50))?;
         let ok = samples.last().map_or(0, |x| x.ok);
         let t0 = first_request(&samples).ok_or("no request seen")?;
         let t1 = samples

@@ -11,6 +11,7 @@ use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
 use crate::Res;
+use crate::run::{Job, PipelineRun, run_pipeline};
 use crate::settings::Settings;
 
 pub(crate) struct SandboxProc {
@@ -79,6 +80,24 @@ impl SandboxProc {
             .await
             .map_err(|e| format!("sandbox reset: {e}"))?;
         Ok(())
+    }
+
+    /// Runs `job` on fresh statistics, polled every `every` meanwhile: the
+    /// run, what the sandbox saw, and the instant the samples count from.
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        s: &Settings,
+        rt: &Runtime,
+        job: &Job<'_>,
+        every: Duration,
+    ) -> Res<(PipelineRun, Vec<Sample>, Instant)> {
+        rt.block_on(self.reset())?;
+        let origin = Instant::now();
+        let (stop, task) = self.poll(rt, origin, every);
+        let run = run_pipeline(s, job);
+        stop.cancel();
+        let samples = rt.block_on(task).map_err(|e| e.to_string())?;
+        Ok((run?, samples, origin))
     }
 
     /// Starts polling the statistics every `every` until the token is cancelled.
