@@ -92,6 +92,26 @@ pub struct Client {
 struct VendorClient {
     http: reqwest::Client,
     context: Arc<crate::net::classify::Context>,
+    /// The vendor's origin, parsed once: see [`VendorClient::url`].
+    origin: Option<Origin>,
+}
+
+/// A vendor's scheme and authority, and its base URL to copy per request.
+struct Origin {
+    scheme: http::uri::Scheme,
+    authority: Option<http::uri::Authority>,
+    url: url::Url,
+}
+
+impl Origin {
+    fn of(base: &url::Url) -> Option<Origin> {
+        let uri: http::Uri = base.as_str().parse().ok()?;
+        Some(Origin {
+            scheme: uri.scheme()?.clone(),
+            authority: uri.authority().cloned(),
+            url: base.clone(),
+        })
+    }
 }
 
 impl Client {
@@ -114,6 +134,7 @@ impl Client {
                 VendorClient {
                     http,
                     context: v.context.clone(),
+                    origin: Origin::of(&v.base_url),
                 }
             })
             .collect();
@@ -193,7 +214,7 @@ impl VendorClient {
         &self,
         req: http::Request<Bytes>,
     ) -> Result<(Answer, Vec<String>), SendError> {
-        let req = reqwest::Request::try_from(req).map_err(|e| SendError::Unsendable(cause(&e)))?;
+        let req = reqwest_request(self.origin.as_ref(), req)?;
         let mut resp = self
             .http
             .execute(req)
@@ -233,6 +254,40 @@ impl VendorClient {
     }
 }
 
+/// The adapter's request as reqwest's. reqwest's own conversion parses the
+/// whole URI again, host included, for every row; a request to the vendor's
+/// own origin (all of them, in practice) only needs its path and query set
+/// on a copy of the base URL, parsed once.
+fn reqwest_request(
+    origin: Option<&Origin>,
+    req: http::Request<Bytes>,
+) -> Result<reqwest::Request, SendError> {
+    let same_origin = origin.filter(|o| {
+        req.uri().scheme() == Some(&o.scheme) && req.uri().authority() == o.authority.as_ref()
+    });
+    let Some(origin) = same_origin else {
+        return reqwest::Request::try_from(req).map_err(|e| SendError::Unsendable(cause(&e)));
+    };
+    let (parts, body) = req.into_parts();
+    let mut url = origin.url.clone();
+    url.set_fragment(None);
+    match parts.uri.path_and_query() {
+        Some(pq) => {
+            url.set_path(pq.path());
+            url.set_query(pq.query());
+        }
+        None => {
+            url.set_path("/");
+            url.set_query(None);
+        }
+    }
+    let mut out = reqwest::Request::new(parts.method, url);
+    *out.headers_mut() = parts.headers;
+    *out.version_mut() = parts.version;
+    *out.body_mut() = Some(body.into());
+    Ok(out)
+}
+
 fn map_err(e: reqwest::Error, context: &crate::net::classify::Context) -> SendError {
     use crate::net::classify::{Class, classify};
     match classify(&e, context) {
@@ -260,4 +315,64 @@ fn cause(e: &(dyn std::error::Error + 'static)) -> String {
         inner = next;
     }
     inner.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcut builds exactly what reqwest's own conversion builds.
+    #[test]
+    fn a_request_to_the_vendors_origin_keeps_its_url_method_headers_and_body() {
+        let bases = [
+            "http://127.0.0.1:8080",
+            "https://api.example.com/",
+            "https://api.example.com/prefix/v2/",
+            "http://user:pa%20ss@[::1]:9000/base",
+            "https://API.Example.COM:443/x#frag",
+        ];
+        let paths = [
+            "/invites/a%2Fb",
+            "/invites/%E2%82%AC?x=1&y=%20z",
+            "/a/./b/../c",
+            "/q?",
+            "/",
+        ];
+        for base in bases {
+            let base = url::Url::parse(base).unwrap();
+            let origin = Origin::of(&base).unwrap();
+            for path in paths {
+                let uri = crate::vendors::http::url(&base, path);
+                let build = || {
+                    http::Request::builder()
+                        .method(http::Method::PATCH)
+                        .uri(&uri)
+                        .header("x-api-key", "k")
+                        .body(Bytes::from_static(b"{}"))
+                        .unwrap()
+                };
+                let ours = reqwest_request(Some(&origin), build()).unwrap();
+                let theirs = reqwest::Request::try_from(build()).unwrap();
+                assert_eq!(ours.url().as_str(), theirs.url().as_str(), "{uri}");
+                assert_eq!(ours.method(), theirs.method());
+                assert_eq!(ours.headers(), theirs.headers());
+                assert_eq!(
+                    ours.body().and_then(|b| b.as_bytes()),
+                    theirs.body().and_then(|b| b.as_bytes())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_to_another_origin_is_converted_in_full() {
+        let base = url::Url::parse("https://api.example.com").unwrap();
+        let origin = Origin::of(&base).unwrap();
+        let req = http::Request::builder()
+            .uri("http://elsewhere.example:81/p?q")
+            .body(Bytes::new())
+            .unwrap();
+        let ours = reqwest_request(Some(&origin), req).unwrap();
+        assert_eq!(ours.url().as_str(), "http://elsewhere.example:81/p?q");
+    }
 }

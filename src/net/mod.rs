@@ -216,6 +216,11 @@ impl Network {
             .tcp_nodelay(true)
             .user_agent(concat!("invitesync/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
+            // Retries are send.rs's, under the vendor's limits. reqwest's own
+            // (for HTTP/2 refusals) would copy every request's headers
+            // before sending it, in case it needs to send it again; with
+            // no retries allowed it copies nothing.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             // Proxies are decided here, per vendor, never by reqwest from
             // the environment.
             .no_proxy()
