@@ -75,6 +75,36 @@ impl InviteKey {
     }
 }
 
+/// A map keyed by [`InviteKey::hash`]. The key is already a uniform hash,
+/// so hashing it again with std's keyed SipHash (for every row, twice per
+/// map) buys nothing. It is not used as it is, though: the keys of one
+/// `--shard` share their remainder (`hash % n`), which sits in the low bits
+/// a hash table indexes by; the halves are swapped so the index comes from
+/// the high bits.
+pub type KeyMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// The hasher of [`KeyMap`]: see there.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys reach here through `write_u64`; anything else is
+        // folded in so the hasher stays correct if that ever changes.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key.rotate_left(32);
+    }
+}
+
 /// `--shard (k, n)`: whether this process owns a row. A row that plans to a
 /// change goes by its invite (so every change to one invite lands in one
 /// shard, in order); an invalid row, which has no invite, by its number.
@@ -133,6 +163,35 @@ impl Change {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One shard's keys share their low bits; the map must not index by them.
+    #[test]
+    fn a_shards_keys_spread_over_the_key_maps_index_bits() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let build = BuildHasherDefault::<KeyHasher>::default();
+        let shard: Vec<u64> = (0..20_000)
+            .map(|i| InviteKey::new("gate", &format!("ev/{i}")).hash)
+            .filter(|h| h % 16 == 3)
+            .collect();
+        assert!(shard.len() > 500);
+        let low_nibbles: std::collections::HashSet<u64> =
+            shard.iter().map(|h| build.hash_one(*h) & 0xf).collect();
+        assert_eq!(
+            low_nibbles.len(),
+            16,
+            "index bits taken from the shard's remainder"
+        );
+        let mut map = KeyMap::default();
+        for (i, h) in shard.iter().enumerate() {
+            map.insert(*h, i);
+        }
+        assert!(
+            shard
+                .iter()
+                .enumerate()
+                .all(|(i, h)| map.get(h) == Some(&i))
+        );
+    }
 
     #[test]
     fn keys_are_stable_and_shards_cover_once() {

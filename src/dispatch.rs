@@ -27,7 +27,7 @@
 //! the dispatcher marks each applied key in [`AppliedKeys`], and the reader
 //! looks up only marked keys instead of asking SQLite about every row.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,7 +35,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::change::{Change, Fingerprint};
+use crate::change::{Change, Fingerprint, KeyMap};
 use crate::client::Client;
 use crate::outcome::{Outcome, RowRecord, now_millis};
 use crate::send::{Target, send};
@@ -192,13 +192,13 @@ impl Records<'_> {
 }
 
 /// Invites with a row in flight, each with the rows queued behind it.
-type Queues = HashMap<u64, VecDeque<Ready>>;
+type Queues = KeyMap<VecDeque<Ready>>;
 
 /// Changes applied (or, in a dry run, that would be) during this run, per
 /// invite key, with their ledger sequence numbers.
 #[derive(Default)]
 struct Recent {
-    map: HashMap<u64, (Applied, u64)>,
+    map: KeyMap<(Applied, u64)>,
     order: VecDeque<(u64, u64)>,
     /// The highest watermark of a row admitted so far: rows admitted from
     /// now on looked the ledger up after every sequence up to it was committed.
@@ -242,11 +242,19 @@ impl Dispatcher {
     /// Finished rows go to the state writer in the order they finish.
     pub async fn run(
         self,
+        rows: mpsc::Receiver<Vec<Ready>>,
+        writer: Option<WriterHandle>,
+    ) -> DispatchReport {
+        Arc::new(self).dispatch(rows, writer).await
+    }
+
+    async fn dispatch(
+        self: Arc<Self>,
         mut rows: mpsc::Receiver<Vec<Ready>>,
         writer: Option<WriterHandle>,
     ) -> DispatchReport {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        let mut queues = Queues::new();
+        let mut queues = Queues::default();
         let mut recent = Recent::default();
         let mut seq = 0u64;
         let mut admitted = 0usize;
@@ -416,30 +424,35 @@ impl Dispatcher {
         }
     }
 
-    fn spawn(&self, row: Ready, done: mpsc::UnboundedSender<Done>) {
-        let targets = self.targets.clone();
-        let client = self.client.clone();
-        let global = self.global.clone();
-        let stop = self.stop.clone();
-        let tally = self.tally.clone();
+    /// One task per row, holding one reference to the dispatcher (the
+    /// targets, client, slots and tally it shares with every other row).
+    fn spawn(self: &Arc<Self>, row: Ready, done: mpsc::UnboundedSender<Done>) {
+        let me = Arc::clone(self);
         tokio::spawn(async move {
             let key = row.change.key.hash;
             let fingerprint = row.change.fingerprint;
-            let record = match targets.get(usize::from(row.change.vendor)) {
-                Some(target) => send(target, &client, &global, &row.change, &stop, &tally)
-                    .await
-                    .map(|sent| {
-                        let mut rec = record(&row, sent.outcome, sent.http_status, now_millis());
-                        rec.attempts = sent.attempts;
-                        rec.error = sent.reply.error;
-                        rec.remote_id = sent.reply.remote_id;
-                        rec.remote_updated_at = sent.reply.remote_updated_at;
-                        rec
-                    }),
+            let record = match me.targets.get(usize::from(row.change.vendor)) {
+                Some(target) => send(
+                    target,
+                    &me.client,
+                    &me.global,
+                    &row.change,
+                    &me.stop,
+                    &me.tally,
+                )
+                .await
+                .map(|sent| {
+                    let mut rec = record(&row, sent.outcome, sent.http_status, now_millis());
+                    rec.attempts = sent.attempts;
+                    rec.error = sent.reply.error;
+                    rec.remote_id = sent.reply.remote_id;
+                    rec.remote_updated_at = sent.reply.remote_updated_at;
+                    rec
+                }),
                 None => None,
             };
             if record.is_none() {
-                tally
+                me.tally
                     .vendor(Some(row.change.vendor))
                     .pending
                     .fetch_add(1, Ordering::Relaxed);
@@ -508,7 +521,7 @@ mod tests {
     #[test]
     fn a_busy_invite_keeps_its_entry_until_it_is_idle() {
         let mut recent = Recent::default();
-        let mut busy = Queues::new();
+        let mut busy = Queues::default();
         busy.insert(7, VecDeque::new());
         recent.remember(7, applied(1), 1);
         recent.remember(8, applied(2), 2);
@@ -525,7 +538,7 @@ mod tests {
     #[test]
     fn an_idle_invite_keeps_an_entry_no_lookup_has_seen() {
         let mut recent = Recent::default();
-        let busy = Queues::new();
+        let busy = Queues::default();
         recent.prune(1, &busy);
         recent.remember(7, applied(1), 2);
         recent.idle(7);
@@ -540,7 +553,7 @@ mod tests {
     #[test]
     fn a_newer_entry_outlives_the_older_one_of_its_invite() {
         let mut recent = Recent::default();
-        let busy = Queues::new();
+        let busy = Queues::default();
         recent.remember(7, applied(1), 1);
         recent.remember(7, applied(2), 2);
         recent.prune(1, &busy);

@@ -14,7 +14,6 @@
 //! so a reader sees a change as soon as its row is committed whichever way
 //! it was opened. Its size is bounded by the merge threshold.
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use rusqlite::Connection;
 
 use super::error::{Result, StateError};
-use crate::change::Fingerprint;
+use crate::change::{Fingerprint, KeyMap};
 
 /// The last change applied to one invite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +35,7 @@ pub struct LedgerEntry {
 /// The unmerged ledger changes of one state file, newest per key.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    map: RwLock<HashMap<u64, LedgerEntry>>,
+    map: RwLock<KeyMap<LedgerEntry>>,
     /// Bumped by every merge, before the map is cleared: a reader whose
     /// snapshot predates a merge notices and takes a new one.
     generation: AtomicU64,
@@ -109,19 +108,19 @@ impl Pending {
         map.reserve(more);
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, LedgerEntry>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, KeyMap<LedgerEntry>> {
         // A panic elsewhere cannot leave the map half-updated: keep going.
         self.map.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn load_journal(conn: &Connection, path: &Path) -> Result<HashMap<u64, LedgerEntry>> {
+fn load_journal(conn: &Connection, path: &Path) -> Result<KeyMap<LedgerEntry>> {
     let err = |e| StateError::sqlite(path, "read the ledger journal", e);
     let mut stmt = conn
         .prepare("SELECT key_hash, fingerprint, applied_at FROM ledger_journal ORDER BY seq")
         .map_err(err)?;
     let mut rows = stmt.query([]).map_err(err)?;
-    let mut map = HashMap::new();
+    let mut map = KeyMap::default();
     while let Some(r) = rows.next().map_err(err)? {
         let hash: i64 = r.get(0).map_err(err)?;
         let fp: [u8; 16] = r.get(1).map_err(err)?;
