@@ -353,6 +353,14 @@ pub fn failed_path(results: &Path) -> PathBuf {
     results.with_file_name(format!("{stem}.failed.csv"))
 }
 
+/// A file written from a run's records, and what those records count to.
+pub struct Written {
+    pub path: PathBuf,
+    /// Every recorded row of the run (of every shard), by vendor and
+    /// outcome: what [`StateFile::counts`] gives, without a second scan.
+    pub counts: Vec<crate::state::VendorCounts>,
+}
+
 /// Writes the results or failed-rows file of a run being run: rows of other
 /// shards are left out, this shard's unfinished rows are `pending`.
 #[allow(clippy::too_many_arguments)]
@@ -365,7 +373,7 @@ pub fn write_file(
     select: Select,
     shard: Option<(u32, u32)>,
     router: &Router<'_>,
-) -> Result<PathBuf, String> {
+) -> Result<Written, String> {
     let header = Reader::open_as(input, layout)
         .map_err(|e| e.0)?
         .header()
@@ -391,7 +399,7 @@ pub fn export_file(
     select: Select,
     shard: Option<(u32, u32)>,
 ) -> Result<PathBuf, String> {
-    write_rows(state, run, input, layout, path, select, |_| shard.is_none())
+    write_rows(state, run, input, layout, path, select, |_| shard.is_none()).map(|w| w.path)
 }
 
 fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
@@ -402,10 +410,12 @@ fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
     path: &Path,
     select: Select,
     ours: F,
-) -> Result<PathBuf, String> {
+) -> Result<Written, String> {
     let mut out = ResultsWriter::create(input, layout, path, select, ours)?;
+    let mut counter = crate::state::Counter::default();
     state
         .for_each_row(run, |r| -> Result<(), FileError> {
+            counter.add(r.vendor, r.outcome);
             Ok(out.row(
                 r.index,
                 &Ending {
@@ -420,7 +430,10 @@ fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
             )?)
         })
         .map_err(|e| e.0)?;
-    out.finish()
+    Ok(Written {
+        path: out.finish()?,
+        counts: counter.finish(),
+    })
 }
 
 /// A results-file problem, from the state file or the output.

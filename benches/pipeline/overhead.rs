@@ -111,7 +111,7 @@ pub(crate) fn overhead_and_curl(s: &Settings, rt: &Runtime, report: &mut Report)
                 report.row(
                     "vs curl: pipeline / curl --parallel",
                     format!("not measured: {why}"),
-                    ">= 3x",
+                    ">= 2x",
                     None,
                 );
             }
@@ -157,7 +157,7 @@ pub(crate) fn overhead_and_curl(s: &Settings, rt: &Runtime, report: &mut Report)
                 report.row(
                     "vs curl: pipeline / curl --parallel-max 64",
                     format!("{ratio:.1}x ({pipeline_best:.0} vs {curl_rate:.0} req/s)"),
-                    ">= 3x",
+                    ">= 2x",
                     Some(ratio >= 3.0),
                 );
             }

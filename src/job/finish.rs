@@ -68,25 +68,6 @@ pub(super) fn finish(
         return Ok(run_report);
     };
     let run_id = run_id.ok_or_else(|| usage("no run was recorded"))?;
-    let recorded = state
-        .row_count(run_id)
-        .map_err(|e| stopped_on(e.to_string(), Some(&state)))?;
-    let counts: Vec<(Option<String>, [u64; 5])> = state
-        .counts(run_id)
-        .map_err(|e| stopped_on(e.to_string(), Some(&state)))?
-        .into_iter()
-        .map(|c| (c.vendor, c.by_outcome))
-        .collect();
-    let ours_total = if opts.shard.is_some() {
-        recorded + pending_live
-    } else {
-        total_rows
-    };
-    let pending = ours_total.saturating_sub(recorded).max(pending_live);
-    let any_bad = counts.iter().any(|(_, c)| Outcome::any_need_attention(c));
-    let unfinished = interrupted || !stopped.is_empty() || pending > 0;
-    let exit_code = Exit::for_run(unfinished, any_bad || empty_input).code();
-
     let unwritten = |problem: String, file: &Path| {
         let rows_to_fix = file == files.failed;
         unwritten(
@@ -111,6 +92,24 @@ pub(super) fn finish(
         &router,
     )
     .map_err(|e| unwritten(e, &files.results))?;
+    // The scan that writes the results also counts the run's records.
+    let counts: Vec<(Option<String>, [u64; 5])> = results
+        .counts
+        .into_iter()
+        .map(|c| (c.vendor, c.by_outcome))
+        .collect();
+    let results = results.path;
+    let recorded: u64 = counts.iter().flat_map(|(_, c)| c.iter()).sum();
+    let ours_total = if opts.shard.is_some() {
+        recorded + pending_live
+    } else {
+        total_rows
+    };
+    let pending = ours_total.saturating_sub(recorded).max(pending_live);
+    let any_bad = counts.iter().any(|(_, c)| Outcome::any_need_attention(c));
+    let unfinished = interrupted || !stopped.is_empty() || pending > 0;
+    let exit_code = Exit::for_run(unfinished, any_bad || empty_input).code();
+
     let failed_rows = if any_bad {
         Some(
             crate::results::write_file(
@@ -123,7 +122,8 @@ pub(super) fn finish(
                 opts.shard,
                 &router,
             )
-            .map_err(|e| unwritten(e, &files.failed))?,
+            .map_err(|e| unwritten(e, &files.failed))?
+            .path,
         )
     } else {
         // An earlier run's rows to fix are not this run's.

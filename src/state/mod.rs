@@ -52,7 +52,7 @@ pub use ledger::LedgerReader;
 pub use location::{default_name, earlier_default, location};
 pub use lock::{LockHolder, StateLock};
 pub use pending::LedgerEntry;
-pub use query::{DoneSet, RowRecordView, VendorCounts};
+pub use query::{Counter, DoneSet, RowRecordView, VendorCounts};
 pub use runs::{NewRun, RunId, RunInfo, RunStatus};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{Writer, WriterHandle, WriterOptions, WriterStats};

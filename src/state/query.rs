@@ -88,6 +88,45 @@ impl VendorCounts {
     }
 }
 
+/// Tallies recorded rows per vendor and outcome as they go by, for
+/// [`StateFile::counts`] or for any other scan of a run's rows (the results
+/// file's, which then needs no scan of its own).
+#[derive(Debug, Default)]
+pub struct Counter {
+    out: Vec<VendorCounts>,
+    last: usize,
+}
+
+impl Counter {
+    pub fn add(&mut self, vendor: Option<&str>, outcome: Outcome) {
+        // Rows of one vendor tend to come together: check the last first.
+        if self
+            .out
+            .get(self.last)
+            .is_none_or(|c| c.vendor.as_deref() != vendor)
+        {
+            self.last = match self.out.iter().position(|c| c.vendor.as_deref() == vendor) {
+                Some(i) => i,
+                None => {
+                    self.out.push(VendorCounts {
+                        vendor: vendor.map(str::to_owned),
+                        ..VendorCounts::default()
+                    });
+                    self.out.len() - 1
+                }
+            };
+        }
+        self.out[self.last].by_outcome[outcome.index()] += 1;
+    }
+
+    /// The counts sorted as `ORDER BY vendor` would give them: rows without
+    /// a vendor first, then by the bytes of the name.
+    pub fn finish(mut self) -> Vec<VendorCounts> {
+        self.out.sort_by(|a, b| a.vendor.cmp(&b.vendor));
+        self.out
+    }
+}
+
 const SELECT_ROWS: &str = "SELECT row_index, line, vendor, invite_key, outcome, http_status,
         attempts, error, remote_id, remote_updated_at, finished_at
     FROM run_rows WHERE run_id = ?1 ORDER BY row_index";
@@ -151,32 +190,15 @@ impl StateFile {
             .prepare_cached("SELECT vendor, outcome FROM run_rows WHERE run_id = ?1")
             .map_err(&err)?;
         let mut rows = stmt.query([run.0]).map_err(&err)?;
-        let mut out: Vec<VendorCounts> = Vec::new();
-        let mut last = usize::MAX;
+        let mut counter = Counter::default();
         while let Some(row) = rows.next().map_err(&err)? {
             let vendor = row
                 .get_ref(0)
                 .and_then(|v| Ok(v.as_str_or_null()?))
                 .map_err(&err)?;
-            let outcome = self.outcome(row.get(1).map_err(&err)?)?;
-            if out.get(last).is_none_or(|c| c.vendor.as_deref() != vendor) {
-                last = match out.iter().position(|c| c.vendor.as_deref() == vendor) {
-                    Some(i) => i,
-                    None => {
-                        out.push(VendorCounts {
-                            vendor: vendor.map(str::to_owned),
-                            ..VendorCounts::default()
-                        });
-                        out.len() - 1
-                    }
-                };
-            }
-            out[last].by_outcome[outcome.index()] += 1;
+            counter.add(vendor, self.outcome(row.get(1).map_err(&err)?)?);
         }
-        // As `ORDER BY vendor` gave them: rows without a vendor first, then
-        // by the bytes of the name.
-        out.sort_by(|a, b| a.vendor.cmp(&b.vendor));
-        Ok(out)
+        Ok(counter.finish())
     }
 
     /// Decodes a row of [`SELECT_ROWS`]. The outer error is SQLite's, the
