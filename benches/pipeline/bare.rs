@@ -161,9 +161,16 @@ pub(crate) fn side_by_side(
     let n = planned.changes.len();
     let (mut bare_best, mut pipe_best) = (0.0f64, 0.0f64);
     let mut cpu_per_row = Duration::MAX;
+    let mut bare_cpu_per_row = Duration::MAX;
+    let mut sandbox_cpu_per_row = Duration::MAX;
+    let per_row = |d: Duration| d / n.max(1) as u32;
     for round in 1..=rounds {
         rt.block_on(sandbox.reset())?;
+        let (own, served) = (own_cpu(), sandbox.cpu());
         let b = bare_client(rt, planned, concurrency)?;
+        bare_cpu_per_row = bare_cpu_per_row.min(per_row(own_cpu().saturating_sub(own)));
+        sandbox_cpu_per_row =
+            sandbox_cpu_per_row.min(per_row(sandbox.cpu().saturating_sub(served)));
         if b.ok != n as u64 {
             return Err(format!(
                 "the bare client had {} of {n} accepted ({} other answers)",
@@ -193,13 +200,30 @@ pub(crate) fn side_by_side(
         );
         bare_best = bare_best.max(b.rate());
         pipe_best = pipe_best.max(p_rate);
-        cpu_per_row = cpu_per_row.min(p.cpu / n.max(1) as u32);
+        cpu_per_row = cpu_per_row.min(per_row(p.cpu));
     }
     Ok(SideBySide {
         bare: bare_best,
         pipeline: pipe_best,
         cpu_per_row,
+        bare_cpu_per_row,
+        sandbox_cpu_per_row,
     })
+}
+
+/// This process's CPU time so far (user and system). While the bare loop
+/// runs, it is the only thing this process does.
+fn own_cpu() -> Duration {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).map_or(
+        Duration::ZERO,
+        |u| {
+            let us = |t: nix::sys::time::TimeVal| {
+                Duration::from_secs(t.tv_sec().max(0) as u64)
+                    + Duration::from_micros(t.tv_usec().max(0) as u64)
+            };
+            us(u.user_time()) + us(u.system_time())
+        },
+    )
 }
 
 /// The best of the rounds, each side's.
@@ -209,4 +233,9 @@ pub(crate) struct SideBySide {
     pub(crate) pipeline: f64,
     /// The invitesync process's CPU time (user and system) per row.
     pub(crate) cpu_per_row: Duration,
+    /// The bare loop's, side by side.
+    pub(crate) bare_cpu_per_row: Duration,
+    /// The sandbox's, serving the bare loop: what every row costs the
+    /// vendor's side of the two cores whoever sends it.
+    pub(crate) sandbox_cpu_per_row: Duration,
 }

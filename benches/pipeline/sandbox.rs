@@ -21,6 +21,26 @@ pub(crate) struct SandboxProc {
 }
 
 impl SandboxProc {
+    /// The sandbox process's CPU time so far (user and system), from
+    /// `/proc/PID/stat`; zero where that cannot be read.
+    pub(crate) fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 (indices 11 and 12 after the
+        // name), in clock ticks of USER_HZ, which Linux fixes at 100.
+        Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    }
+
     pub(crate) fn start(s: &Settings, name: &str, faults: &[&str]) -> Res<SandboxProc> {
         let log =
             File::create(s.work.join(format!("sandbox-{name}.log"))).map_err(|e| e.to_string())?;
