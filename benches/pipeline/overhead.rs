@@ -178,7 +178,7 @@ pub(crate) fn overhead_and_curl(s: &Settings, rt: &Runtime, report: &mut Report)
                     "vs curl: pipeline / curl --parallel-max 64",
                     format!("{ratio:.1}x ({pipeline_best:.0} vs {curl_rate:.0} req/s)"),
                     ">= 2x",
-                    Some(ratio >= 3.0),
+                    Some(ratio >= 2.0),
                 );
             }
         }
