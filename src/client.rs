@@ -92,7 +92,7 @@ pub struct Client {
 struct VendorClient {
     http: reqwest::Client,
     context: Arc<crate::net::classify::Context>,
-    /// The vendor's origin, parsed once: see [`VendorClient::url`].
+    /// The vendor's origin, parsed once: see [`reqwest_request`].
     origin: Option<Origin>,
 }
 

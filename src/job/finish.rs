@@ -42,6 +42,7 @@ pub(super) fn finish(
         interrupted,
         latency,
         pending_live,
+        writer,
     } = ended;
     let Some(state) = state.filter(|_| !opts.dry_run) else {
         // Dry run: nothing recorded; report the live tally.
@@ -130,6 +131,11 @@ pub(super) fn finish(
         crate::outputs::remove_stale(&files.failed).map_err(|e| unwritten(e, &files.failed))?;
         None
     };
+    // The writer's last merge ran beside the results; a run is recorded
+    // finished only with its ledger in place.
+    if let Some(thread) = writer {
+        thread.join().map_err(|e| stopped_on(e, Some(&state)))?;
+    }
     let run_report = RunReport {
         run_id: Some(run_id),
         exit_code,

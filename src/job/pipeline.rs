@@ -13,7 +13,7 @@ use crate::dispatch::{AppliedKeys, DispatchReport, Dispatcher, LedgerPolicy, Rea
 use crate::latency::Latency;
 use crate::progress::{Expected, Progress};
 use crate::shutdown::Shutdown;
-use crate::state::{LedgerReader, Writer};
+use crate::state::{LedgerReader, StateError, Writer, WriterStats};
 use crate::tally::Tally;
 
 /// How the pipeline ended.
@@ -28,6 +28,40 @@ pub(super) struct Ended {
     pub latency: Vec<(String, Latency)>,
     /// Rows left unsent by this attempt.
     pub pending_live: u64,
+    /// The state writer, every row committed, merging the ledger journal on
+    /// its way out.
+    pub writer: Option<WriterThread>,
+}
+
+/// The state writer's thread after its last row: joined by
+/// [`WriterThread::join`] before the run is recorded finished, and by drop
+/// on every other way out, so the process never ends in the middle of the
+/// writer's last transaction.
+pub(super) struct WriterThread(Option<std::thread::JoinHandle<Result<WriterStats, StateError>>>);
+
+impl WriterThread {
+    /// Waits for the writer to end; its error, if it had one.
+    pub(super) fn join(mut self) -> Result<(), String> {
+        self.0.take().map_or(Ok(()), join_writer)
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = join_writer(thread);
+        }
+    }
+}
+
+fn join_writer(
+    thread: std::thread::JoinHandle<Result<WriterStats, StateError>>,
+) -> Result<(), String> {
+    match thread.join() {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the state writer stopped unexpectedly".into()),
+    }
 }
 
 /// Sends every row `p` leaves to send; an error is a problem of the state
@@ -157,13 +191,17 @@ pub(super) async fn run(
         Some(e) => Err(e.clone()),
         None => Ok(()),
     };
+    // Every row committed, the writer is let go: it merges the ledger
+    // journal and ends while the results are written, which read the rows
+    // and not the ledger (docs/ARCHITECTURE.md, "The runner's cost").
     let mut writer_problem = None;
-    if let Some((handle, join)) = writer {
+    let mut writer_thread = None;
+    if let Some((handle, thread)) = writer {
+        let committed = handle.flush();
         drop(handle);
-        match join.join() {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => writer_problem = Some(e.to_string()),
-            Err(_) => writer_problem = Some("the state writer stopped unexpectedly".into()),
+        match committed {
+            Ok(()) => writer_thread = Some(WriterThread(Some(thread))),
+            Err(e) => writer_problem = Some(join_writer(thread).err().unwrap_or(e.to_string())),
         }
     }
     progress.finish().await;
@@ -197,6 +235,7 @@ pub(super) async fn run(
         interrupted,
         latency,
         pending_live,
+        writer: writer_thread,
     })
 }
 

@@ -216,11 +216,11 @@ impl Network {
             .tcp_nodelay(true)
             .user_agent(concat!("invitesync/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
-            // Retries are send.rs's, under the vendor's limits. reqwest's own
-            // (for HTTP/2 refusals) would copy every request's headers
-            // before sending it, in case it needs to send it again; with
-            // no retries allowed it copies nothing.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
+            // reqwest's own retry layer stays: it resends a request an
+            // HTTP/2 server refused unprocessed (a GOAWAY as it rotates a
+            // connection), which would otherwise fail every stream then in
+            // flight at once and could open the vendor's circuit. It costs a
+            // copy of each request's headers.
             // Proxies are decided here, per vendor, never by reqwest from
             // the environment.
             .no_proxy()
