@@ -37,6 +37,18 @@ use std::time::{Duration, Instant};
 
 use super::Signal;
 
+/// Whether a vendor's round trips are steady is judged from those answered
+/// while the limit was at most `EARLY_LIMIT` (the first round trips of slow
+/// start, below most vendors' knees): at least `MIN_EARLY_SAMPLES` of them,
+/// at most `EARLY_SAMPLES`. They are steady when their spread,
+/// (p90 − p10) / p50, is at most `STEADY_SPREAD`. A steady vendor's queue is
+/// read from a window's mean (see [`Stats`]); one whose round trips jitter
+/// more than that, from a window's low (its 10th percentile), which jitter
+/// cannot move.
+const EARLY_LIMIT: usize = 16;
+const MIN_EARLY_SAMPLES: usize = 12;
+const EARLY_SAMPLES: usize = 64;
+const STEADY_SPREAD: f64 = 0.2;
 /// The limit a new vendor starts at.
 pub const INITIAL: usize = 8;
 /// Decrease factor on back-pressure.
@@ -59,6 +71,13 @@ pub struct Controller {
     slow_start: bool,
     /// The quiet round trip: the lowest window low seen (or re-measured).
     base: Option<Duration>,
+    /// The same for the windows' means, with the standard error of the
+    /// window that set it: see `EARLY_LIMIT`.
+    base_mean: Option<(Duration, Duration)>,
+    /// Round trips answered while the limit was still low, and what their
+    /// spread says: see `EARLY_LIMIT`.
+    early: Vec<Duration>,
+    steady: bool,
     /// When a window's low last came within tolerance of `base`.
     base_seen: Instant,
     /// A smoothed round trip: how long a window lasts.
@@ -87,6 +106,9 @@ impl Controller {
             adaptive,
             slow_start: true,
             base: None,
+            base_mean: None,
+            early: Vec::new(),
+            steady: false,
             base_seen: now,
             srtt: None,
             changed_at: now,
@@ -152,7 +174,17 @@ impl Controller {
             return;
         }
         let mean = self.window.rtts.iter().sum::<Duration>() / n as u32;
-        let low = *self.window.rtts.select_nth_unstable(n / 10).1;
+        if self.limit <= EARLY_LIMIT && self.early.len() < EARLY_SAMPLES {
+            let room = EARLY_SAMPLES - self.early.len();
+            self.early
+                .extend(self.window.rtts.iter().take(room).copied());
+            if self.early.len() >= MIN_EARLY_SAMPLES {
+                self.steady = Stats::of(&mut self.early.clone()).spread <= STEADY_SPREAD;
+            }
+        }
+        let stats = Stats::of(&mut self.window.rtts);
+        let steady = self.steady;
+        let low = if steady { stats.mean } else { stats.p10 };
         self.srtt = Some(match self.srtt {
             None => mean,
             Some(s) => s.mul_f64(0.75) + mean.mul_f64(0.25),
@@ -162,19 +194,31 @@ impl Controller {
 
         if let Some(restore) = self.probing.take() {
             // The round trip at half the limit is the quiet one now.
-            self.base = Some(low);
+            self.base = Some(stats.p10);
+            self.base_mean = Some((stats.mean, stats.noise));
             self.base_seen = now;
             self.set(restore, now);
             return;
         }
-        let base = match self.base {
-            Some(b) if b <= low => b,
-            _ => {
-                self.base = Some(low);
-                low
-            }
+        if self.base.is_none_or(|b| stats.p10 < b) {
+            self.base = Some(stats.p10);
+        }
+        if self.base_mean.is_none_or(|(b, _)| stats.mean < b) {
+            self.base_mean = Some((stats.mean, stats.noise));
+        }
+        let (base, base_noise) = match (steady, self.base, self.base_mean) {
+            (true, _, Some(m)) => m,
+            (_, Some(b), _) => (b, Duration::ZERO),
+            _ => (low, Duration::ZERO),
         };
-        let tolerance = TOLERANCE_MIN.max(base.mul_f64(TOLERANCE_SHARE));
+        // Two means differ by chance by up to about twice the standard
+        // error of their difference; only more than that is a queue.
+        let chance = if steady {
+            Duration::from_secs_f64(2.0 * stats.noise.as_secs_f64().hypot(base_noise.as_secs_f64()))
+        } else {
+            Duration::ZERO
+        };
+        let tolerance = TOLERANCE_MIN.max(base.mul_f64(TOLERANCE_SHARE)).max(chance);
         let waiting = low.saturating_sub(base + tolerance);
         if waiting.is_zero() {
             self.base_seen = now;
@@ -222,6 +266,45 @@ impl Controller {
         self.window.start = now;
         self.window.rtts.clear();
         self.window.peak_in_flight = 0;
+    }
+}
+
+/// What one window's round trips say.
+///
+/// Its mean (of the fastest nine tenths, so that one outlier does not read
+/// as a queue) grows, by Little's law, with every request that waits in the
+/// vendor's queue, even when the vendor's workers answer in waves and some
+/// requests still find one free at once; its 10th percentile then stays at
+/// the quiet value while most requests wait a whole extra round. The mean
+/// moves with jitter, though, which the 10th percentile does not.
+struct Stats {
+    p10: Duration,
+    mean: Duration,
+    /// The mean's standard error: how far chance alone moves it.
+    noise: Duration,
+    /// (p90 − p10) / p50.
+    spread: f64,
+}
+
+impl Stats {
+    fn of(rtts: &mut [Duration]) -> Stats {
+        rtts.sort_unstable();
+        let n = rtts.len();
+        let at = |q: f64| rtts[((n - 1) as f64 * q) as usize];
+        let kept: Vec<f64> = rtts[..n - n / 10]
+            .iter()
+            .map(Duration::as_secs_f64)
+            .collect();
+        let k = kept.len().max(1) as f64;
+        let mean = kept.iter().sum::<f64>() / k;
+        let var = kept.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / k;
+        let p50 = at(0.5).as_secs_f64().max(f64::MIN_POSITIVE);
+        Stats {
+            p10: rtts[n / 10],
+            mean: Duration::from_secs_f64(mean),
+            noise: Duration::from_secs_f64((var / k).sqrt()),
+            spread: (at(0.9).as_secs_f64() - at(0.1).as_secs_f64()) / p50,
+        }
     }
 }
 

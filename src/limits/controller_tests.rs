@@ -127,6 +127,83 @@ fn settles_just_past_the_knee_without_filling_the_queue() {
     );
 }
 
+/// A vendor of `workers` workers that each take exactly `service` per
+/// request, with a first-come queue in front: the knee of a server with a
+/// worker pool. Its answers come in waves, so a request that finds a free
+/// worker is answered in `service` however long the queue behind it; only
+/// the mean round trip (Little's law) tells the queue's length.
+fn simulate_pool(
+    cap: usize,
+    n: usize,
+    service: Duration,
+    jitter: Duration,
+    workers: usize,
+) -> Vec<Answer> {
+    let t0 = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut c = Controller::new(cap, true, t0);
+    let mut now = Duration::ZERO;
+    let mut in_flight = 0usize;
+    let mut free: BinaryHeap<Reverse<Duration>> = (0..workers).map(|_| Reverse(now)).collect();
+    let mut queue: BinaryHeap<Reverse<(Duration, Duration, usize)>> = BinaryHeap::new();
+    let mut answers = Vec::with_capacity(n);
+    let mut sent = 0;
+    while answers.len() < n {
+        while in_flight < c.limit() && sent < n {
+            in_flight += 1;
+            sent += 1;
+            c.on_start(in_flight);
+            let Some(Reverse(at)) = free.pop() else { break };
+            let done = at.max(now) + service + jitter.mul_f64(rng.f64());
+            free.push(Reverse(done));
+            queue.push(Reverse((done, now, in_flight)));
+        }
+        let Some(Reverse((done, started, at_start))) = queue.pop() else {
+            break;
+        };
+        now = done;
+        in_flight -= 1;
+        c.on_answer(t0 + started, t0 + now, Signal::Ok);
+        answers.push(Answer {
+            at: now,
+            rtt: done - started,
+            in_flight: at_start,
+            limit: c.limit(),
+        });
+    }
+    answers
+}
+
+#[test]
+fn settles_just_past_a_worker_pools_knee() {
+    let service = Duration::from_millis(20);
+    let workers = 24;
+    let capacity = workers as f64 / service.as_secs_f64();
+    // Exact service times keep the workers in step (answers in waves);
+    // a little jitter lets them drift apart.
+    for jitter in [Duration::ZERO, Duration::from_millis(2)] {
+        let answers = simulate_pool(256, 60_000, service, jitter, workers);
+        let steady = &answers[20_000..];
+        let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
+        let rtt = median(steady.iter().map(|a| a.rtt).collect());
+        let mean_rtt = steady.iter().map(|a| a.rtt).sum::<Duration>() / steady.len() as u32;
+        assert!(
+            in_flight as f64 <= 1.5 * workers as f64,
+            "median {in_flight} in flight against {workers} workers (jitter {jitter:?})"
+        );
+        assert!(
+            rtt <= service.mul_f64(1.5) && mean_rtt <= service.mul_f64(1.5),
+            "round trips median {rtt:?}, mean {mean_rtt:?} against {service:?} of service \
+             (jitter {jitter:?})"
+        );
+        let r = rate(steady);
+        assert!(
+            r >= 0.9 * capacity,
+            "{r:.0}/s against a capacity of {capacity:.0}/s (jitter {jitter:?})"
+        );
+    }
+}
+
 #[test]
 fn reaches_the_vendors_capacity_within_twenty_round_trips() {
     let (answers, _) = simulate(256, 20_000, KNEE, None);
