@@ -7,19 +7,25 @@
 //! (for us and for every other client of the vendor) grow. The controller
 //! aims just past the knee, the way TCP Vegas sizes a congestion window:
 //!
-//! - **Queue estimate.** Once per round trip (a *window*), the window's low
-//!   round trip (its 10th percentile: robust to one fast outlier, and, unlike
-//!   the mean, not moved by jitter) is compared with the quiet round trip
+//! - **Queue estimate.** Once per round trip (a *window*), the window's
+//!   typical round trip (`low`) is compared with the quiet round trip
 //!   (`base`). `queued = in_flight × (low − base − tolerance) / low` is how
-//!   many of our requests are waiting rather than being served.
+//!   many of our requests are waiting rather than being served. For a
+//!   vendor whose round trips are steady at low load, `low` is the window's
+//!   mean (of its fastest nine tenths): by Little's law it grows with every
+//!   request that waits, even when the vendor's workers answer in waves and
+//!   some requests still find one free at once; the tolerance then also
+//!   covers what chance alone does to two means. For a vendor whose round
+//!   trips jitter, `low` is the window's 10th percentile, which jitter does
+//!   not move (and which a queue moves once nearly every request waits).
 //! - **Rules.** Fewer than `alpha` queued: grow (doubling per window during
 //!   slow start, then by one). More than `beta`: shrink straight to the
 //!   estimated knee (`in_flight × base / low`) plus `alpha`, at most halving
 //!   at a time, so a large overshoot is undone in one or two round trips
 //!   rather than by a tenth per window. In between: hold. `alpha` and `beta`
 //!   grow with the logarithm of the limit, as in Netflix's Vegas limiter.
-//! - **An honest baseline.** `base` is the lowest window low seen, never an
-//!   average, so a standing queue cannot drag it upwards. A vendor can
+//! - **An honest baseline.** `base` is the lowest window value seen, never
+//!   a running average, so a standing queue cannot drag it upwards. A vendor can
 //!   become slower for good, though; when no window has come near `base`
 //!   for a while, the limit is halved for one round trip (BBR's ProbeRTT) to
 //!   drain our share of the queue and measure the quiet round trip again.
