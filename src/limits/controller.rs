@@ -43,17 +43,18 @@ use std::time::{Duration, Instant};
 
 use super::Signal;
 
-/// Whether a vendor's round trips are steady is judged from those answered
-/// while the limit was at most `EARLY_LIMIT` (the first round trips of slow
-/// start, below most vendors' knees): at least `MIN_EARLY_SAMPLES` of them,
-/// at most `EARLY_SAMPLES`. They are steady when their spread,
-/// (p90 − p10) / p50, is at most `STEADY_SPREAD`. A steady vendor's queue is
-/// read from a window's mean (see [`Stats`]); one whose round trips jitter
-/// more than that, from a window's low (its 10th percentile), which jitter
-/// cannot move.
+/// Whether a vendor's round trips are steady is judged once, from the first
+/// `EARLY_SAMPLES` answered while the limit was at most `EARLY_LIMIT` (the
+/// first round trips of slow start), leaving out the first window, whose
+/// requests also opened the connections. The answers that come first are
+/// those that found a free worker, so a vendor already past its knee is
+/// judged by its quiet round trips too. They are steady when their spread,
+/// (p90 − p10) / p50, is at most `STEADY_SPREAD`. A steady vendor's queue
+/// is read from a window's mean (see [`Stats`]); one whose round trips
+/// jitter more than that, from a window's low (its 10th percentile), which
+/// jitter cannot move.
 const EARLY_LIMIT: usize = 16;
-const MIN_EARLY_SAMPLES: usize = 12;
-const EARLY_SAMPLES: usize = 64;
+const EARLY_SAMPLES: usize = 8;
 const STEADY_SPREAD: f64 = 0.2;
 /// The limit a new vendor starts at.
 pub const INITIAL: usize = 8;
@@ -84,6 +85,7 @@ pub struct Controller {
     /// spread says: see `EARLY_LIMIT`.
     early: Vec<Duration>,
     steady: bool,
+    judged: bool,
     /// When a window's low last came within tolerance of `base`.
     base_seen: Instant,
     /// A smoothed round trip: how long a window lasts.
@@ -115,6 +117,7 @@ impl Controller {
             base_mean: None,
             early: Vec::new(),
             steady: false,
+            judged: false,
             base_seen: now,
             srtt: None,
             changed_at: now,
@@ -180,12 +183,14 @@ impl Controller {
             return;
         }
         let mean = self.window.rtts.iter().sum::<Duration>() / n as u32;
-        if self.limit <= EARLY_LIMIT && self.early.len() < EARLY_SAMPLES {
-            let room = EARLY_SAMPLES - self.early.len();
-            self.early
-                .extend(self.window.rtts.iter().take(room).copied());
-            if self.early.len() >= MIN_EARLY_SAMPLES {
-                self.steady = Stats::of(&mut self.early.clone()).spread <= STEADY_SPREAD;
+        // The first window is left out: its requests also opened the
+        // connections. Judged once, before queueing can blur the picture.
+        if self.srtt.is_some() && !self.judged && self.limit <= EARLY_LIMIT {
+            self.early.extend(self.window.rtts.iter().copied());
+            if self.early.len() >= EARLY_SAMPLES {
+                self.steady = Stats::of(&mut self.early).spread <= STEADY_SPREAD;
+                self.judged = true;
+                self.early = Vec::new();
             }
         }
         let stats = Stats::of(&mut self.window.rtts);
@@ -217,10 +222,12 @@ impl Controller {
             (_, Some(b), _) => (b, Duration::ZERO),
             _ => (low, Duration::ZERO),
         };
-        // Two means differ by chance by up to about twice the standard
-        // error of their difference; only more than that is a queue.
+        // Chance alone moves a quiet window's mean by up to about three
+        // standard errors of the quiet window that set `base`; only more
+        // than that is a queue. (Not this window's own error: a queue is
+        // what spreads it, into the answered-at-once and the waiting.)
         let chance = if steady {
-            Duration::from_secs_f64(2.0 * stats.noise.as_secs_f64().hypot(base_noise.as_secs_f64()))
+            base_noise.mul_f64(3.0)
         } else {
             Duration::ZERO
         };

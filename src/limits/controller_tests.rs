@@ -177,11 +177,13 @@ fn simulate_pool(
 #[test]
 fn settles_just_past_a_worker_pools_knee() {
     let service = Duration::from_millis(20);
-    let workers = 24;
-    let capacity = workers as f64 / service.as_secs_f64();
     // Exact service times keep the workers in step (answers in waves);
     // a little jitter lets them drift apart.
-    for jitter in [Duration::ZERO, Duration::from_millis(2)] {
+    for (workers, jitter) in [12, 24, 96]
+        .into_iter()
+        .flat_map(|w| [(w, Duration::ZERO), (w, Duration::from_millis(2))])
+    {
+        let capacity = workers as f64 / service.as_secs_f64();
         let answers = simulate_pool(256, 60_000, service, jitter, workers);
         let steady = &answers[20_000..];
         let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
