@@ -28,13 +28,18 @@ impl Shutdown {
         self.token.is_cancelled()
     }
 
-    /// Listens for Ctrl-C, SIGTERM and SIGHUP for the rest of the process's life.
+    /// Listens for Ctrl-C, SIGTERM and SIGHUP for the rest of the process's
+    /// life. The handlers are in place when this returns, not when a task
+    /// first runs: a signal that arrives as the run starts (a closed
+    /// terminal, a scheduler stopping a pod) must find them, or its default
+    /// action ends the process without a clean stop.
     pub fn listen_for_signals(&self) {
         let token = self.token.clone();
+        let mut signals = Signals::register();
         tokio::spawn(async move {
             let mut stopping = false;
             loop {
-                let Some(signal) = next_signal().await else {
+                let Some(signal) = signals.next().await else {
                     return;
                 };
                 if !stopping {
@@ -79,41 +84,78 @@ impl Signal {
     }
 }
 
-/// Waits for Ctrl-C, SIGTERM or SIGHUP; `None` if signals cannot be listened to.
-async fn next_signal() -> Option<Signal> {
+/// The signal streams, registered with the OS once.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return tokio::signal::ctrl_c()
-                .await
-                .ok()
-                .map(|()| Signal::Interrupt);
-        };
-        // Under `nohup` the run is meant to outlive the terminal: listening
-        // would replace the ignoring it inherited.
-        let mut hup = match hangup_ignored() {
-            true => None,
-            false => signal(SignalKind::hangup()).ok(),
-        };
-        let hangup = async {
-            match hup.as_mut() {
-                Some(h) => h.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.ok().map(|()| Signal::Interrupt),
-            r = term.recv() => r.map(|()| Signal::Terminate),
-            r = hangup => r.map(|()| Signal::Hangup),
+    unix: Option<UnixSignals>,
+}
+
+#[cfg(unix)]
+struct UnixSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    /// `None` under `nohup`: the run is meant to outlive the terminal, and
+    /// listening would replace the ignoring it inherited.
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Installs the handlers now (inside the runtime, on the caller's thread).
+    fn register() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(interrupt), Ok(terminate)) => Some(UnixSignals {
+                    interrupt,
+                    terminate,
+                    hangup: match hangup_ignored() {
+                        true => None,
+                        false => signal(SignalKind::hangup()).ok(),
+                    },
+                }),
+                _ => None,
+            };
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .ok()
-            .map(|()| Signal::Interrupt)
+
+    /// The next signal; `None` if signals cannot be listened to.
+    async fn next(&mut self) -> Option<Signal> {
+        #[cfg(unix)]
+        {
+            let Some(s) = self.unix.as_mut() else {
+                return tokio::signal::ctrl_c()
+                    .await
+                    .ok()
+                    .map(|()| Signal::Interrupt);
+            };
+            let hangup = async {
+                match s.hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = s.interrupt.recv() => r.map(|()| Signal::Interrupt),
+                r = s.terminate.recv() => r.map(|()| Signal::Terminate),
+                r = hangup => r.map(|()| Signal::Hangup),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c()
+                .await
+                .ok()
+                .map(|()| Signal::Interrupt)
+        }
     }
 }
 
