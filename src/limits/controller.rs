@@ -303,6 +303,14 @@ impl Stats {
     fn of(rtts: &mut [Duration]) -> Stats {
         rtts.sort_unstable();
         let n = rtts.len();
+        if n == 0 {
+            return Stats {
+                p10: Duration::ZERO,
+                mean: Duration::ZERO,
+                noise: Duration::ZERO,
+                spread: f64::INFINITY,
+            };
+        }
         let at = |q: f64| rtts[((n - 1) as f64 * q) as usize];
         let kept: Vec<f64> = rtts[..n - n / 10]
             .iter()
