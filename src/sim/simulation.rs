@@ -11,21 +11,30 @@ use axum::Router;
 use super::gate::Gate;
 use super::seed::SeedRow;
 use super::stats::InviteStats;
-use super::store::{Invite, Mode, Table};
+use super::store::{Invite, Invites, Mode, Table};
 
 /// One vendor's API, served by the sandbox.
 pub trait Simulation: Send + Sync + 'static {
     /// The vendor's routes, at its real paths, with their state.
     fn routes(self: Arc<Self>) -> Router;
 
+    /// The vendor's invites.
+    fn invites(&self) -> &dyn Invites;
+
     /// Adds the invite a seed row of this kind describes.
-    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String>;
+    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
+        self.invites().seed(row, now)
+    }
 
     /// Adds the per-invite records to `out`, keyed `KIND/...`.
-    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>);
+    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
+        self.invites().snapshot_into(out);
+    }
 
     /// Forgets the per-invite records (the invites stay).
-    fn reset_stats(&self);
+    fn reset_stats(&self) {
+        self.invites().reset_stats();
+    }
 }
 
 /// What a simulation is started with.

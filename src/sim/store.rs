@@ -10,6 +10,7 @@ use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 
 use super::gate::Gate;
+use super::seed::SeedRow;
 use super::stats::{InviteRecord, InviteStats, Record};
 
 const SHARDS: usize = 64;
@@ -30,6 +31,38 @@ pub(crate) enum Mode {
 pub(crate) trait Invite: Send + 'static {
     /// The invite a well-formed key names when no seed says otherwise.
     fn fresh(key: &str, now: u64) -> Self;
+
+    /// The key and invite a seed row of this kind describes.
+    fn seed(row: &SeedRow, now: u64) -> Result<(String, Self), String>
+    where
+        Self: Sized;
+}
+
+/// A vendor's table as the sandbox drives it, whatever the invites in it:
+/// every simulation answers seeding and statistics through its table.
+pub trait Invites: Send + Sync {
+    /// Adds the invite a seed row describes.
+    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String>;
+    /// Adds the per-invite records to `out`, keyed `KIND/...`.
+    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>);
+    /// Forgets the per-invite records (the invites stay).
+    fn reset_stats(&self);
+}
+
+impl<V: Invite> Invites for Table<V> {
+    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
+        let (key, invite) = V::seed(row, now)?;
+        self.insert(key, invite);
+        Ok(())
+    }
+
+    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
+        Table::snapshot_into(self, out);
+    }
+
+    fn reset_stats(&self) {
+        Table::reset_stats(self);
+    }
 }
 
 struct Slot<V> {
@@ -174,6 +207,10 @@ mod tests {
     impl Invite for Dummy {
         fn fresh(_key: &str, _now: u64) -> Self {
             Dummy(0)
+        }
+
+        fn seed(row: &SeedRow, _now: u64) -> Result<(String, Self), String> {
+            Ok((row.invite_id.clone(), Dummy(1)))
         }
     }
 

@@ -4,7 +4,6 @@
 //! documents, with `source.pointer` where a member of the body is at fault.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,8 +20,8 @@ use crate::sim::conn::ConnHandle;
 use crate::sim::gate::Gate;
 use crate::sim::seed::SeedRow;
 use crate::sim::simulation::{Context, Simulation};
-use crate::sim::stats::{InviteStats, Record};
-use crate::sim::store::{self, Table};
+use crate::sim::stats::Record;
+use crate::sim::store::{self, Invites, Table};
 use crate::sim::wire;
 use crate::vendors::vendor::Credential;
 
@@ -61,18 +60,8 @@ impl Simulation for CtrlHub {
             .with_state(self)
     }
 
-    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
-        let (key, invite) = seed(row, now)?;
-        self.invites.insert(key, invite);
-        Ok(())
-    }
-
-    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
-        self.invites.snapshot_into(out);
-    }
-
-    fn reset_stats(&self) {
-        self.invites.reset_stats();
+    fn invites(&self) -> &dyn Invites {
+        &self.invites
     }
 }
 
@@ -90,29 +79,29 @@ impl store::Invite for Invite {
             created: now,
         }
     }
-}
 
-fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
-    if row.invite_id.is_empty() {
-        return Err("ctrl_hub needs invite_id".into());
-    }
-    let status = match row.status.as_str() {
-        "" | "pending" => "pending",
-        "accepted" => "accepted",
-        "rejected" => "rejected",
-        other => {
-            return Err(format!(
-                "ctrl_hub status `{other}` is not pending, accepted or rejected"
-            ));
+    fn seed(row: &SeedRow, now: u64) -> Result<(String, Self), String> {
+        if row.invite_id.is_empty() {
+            return Err("ctrl_hub needs invite_id".into());
         }
-    };
-    let key = wire::key_part(&row.invite_id).into_owned();
-    let mut invite = <Invite as store::Invite>::fresh(&key, now);
-    invite.status = status;
-    if !row.email.is_empty() {
-        invite.email = row.email.as_str().into();
+        let status = match row.status.as_str() {
+            "" | "pending" => "pending",
+            "accepted" => "accepted",
+            "rejected" => "rejected",
+            other => {
+                return Err(format!(
+                    "ctrl_hub status `{other}` is not pending, accepted or rejected"
+                ));
+            }
+        };
+        let key = wire::key_part(&row.invite_id).into_owned();
+        let mut invite = Self::fresh(&key, now);
+        invite.status = status;
+        if !row.email.is_empty() {
+            invite.email = row.email.as_str().into();
+        }
+        Ok((key, invite))
     }
-    Ok((key, invite))
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,6 @@
 //! `{"error": "<code>", "message": "<text>"}`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -23,8 +22,8 @@ use crate::sim::conn::ConnHandle;
 use crate::sim::gate::Gate;
 use crate::sim::seed::SeedRow;
 use crate::sim::simulation::{Context, Simulation};
-use crate::sim::stats::{Field, InviteStats, Record};
-use crate::sim::store::{self, Table};
+use crate::sim::stats::{Field, Record};
+use crate::sim::store::{self, Invites, Table};
 use crate::sim::wire;
 use crate::vendors::vendor::Credential;
 
@@ -65,18 +64,8 @@ impl Simulation for Mighty {
             .with_state(self)
     }
 
-    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
-        let (key, invite) = seed(row, now)?;
-        self.invites.insert(key, invite);
-        Ok(())
-    }
-
-    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
-        self.invites.snapshot_into(out);
-    }
-
-    fn reset_stats(&self) {
-        self.invites.reset_stats();
+    fn invites(&self) -> &dyn Invites {
+        &self.invites
     }
 }
 
@@ -100,6 +89,29 @@ impl store::Invite for Invite {
             created: now,
             updated: now,
         }
+    }
+
+    fn seed(row: &SeedRow, now: u64) -> Result<(String, Self), String> {
+        let net = network(&row.scope).ok_or_else(|| {
+            format!(
+                "mighty_networks scope `{}` is neither an integer nor a subdomain",
+                row.scope
+            )
+        })?;
+        let id = invite_id(&row.invite_id).ok_or_else(|| {
+            format!(
+                "mighty_networks invite_id `{}` is not an unsigned integer",
+                row.invite_id
+            )
+        })?;
+        let key = key(&net, id);
+        let mut invite = Self::fresh(&key, now);
+        if !row.email.is_empty() {
+            invite.email = row.email.as_str().into();
+        }
+        invite.first_name = row.first_name.as_str().into();
+        invite.last_name = row.last_name.as_str().into();
+        Ok((key, invite))
     }
 }
 
@@ -125,29 +137,6 @@ fn invite_id(raw: &str) -> Option<u64> {
 
 fn key(network: &str, id: u64) -> String {
     format!("{network}/{id}")
-}
-
-fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
-    let net = network(&row.scope).ok_or_else(|| {
-        format!(
-            "mighty_networks scope `{}` is neither an integer nor a subdomain",
-            row.scope
-        )
-    })?;
-    let id = invite_id(&row.invite_id).ok_or_else(|| {
-        format!(
-            "mighty_networks invite_id `{}` is not an unsigned integer",
-            row.invite_id
-        )
-    })?;
-    let key = key(&net, id);
-    let mut invite = <Invite as store::Invite>::fresh(&key, now);
-    if !row.email.is_empty() {
-        invite.email = row.email.as_str().into();
-    }
-    invite.first_name = row.first_name.as_str().into();
-    invite.last_name = row.last_name.as_str().into();
-    Ok((key, invite))
 }
 
 #[derive(Deserialize)]

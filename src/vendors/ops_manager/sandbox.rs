@@ -5,7 +5,6 @@
 //! `{"detail", "error", "errorCode", "parameters", "reason"}`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -23,8 +22,8 @@ use crate::sim::conn::ConnHandle;
 use crate::sim::gate::Gate;
 use crate::sim::seed::SeedRow;
 use crate::sim::simulation::{Context, Simulation};
-use crate::sim::stats::{InviteStats, Record};
-use crate::sim::store::{self, Table};
+use crate::sim::stats::Record;
+use crate::sim::store::{self, Invites, Table};
 use crate::sim::wire;
 use crate::vendors::vendor::Credential;
 
@@ -84,18 +83,8 @@ impl Simulation for OpsManager {
             .with_state(self)
     }
 
-    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
-        let (key, invite) = seed(row, now)?;
-        self.invites.insert(key, invite);
-        Ok(())
-    }
-
-    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
-        self.invites.snapshot_into(out);
-    }
-
-    fn reset_stats(&self) {
-        self.invites.reset_stats();
+    fn invites(&self) -> &dyn Invites {
+        &self.invites
     }
 }
 
@@ -114,6 +103,39 @@ impl store::Invite for Invite {
             created: now,
         }
     }
+
+    fn seed(row: &SeedRow, now: u64) -> Result<(String, Self), String> {
+        let org = org_id(&row.scope).ok_or_else(|| {
+            format!(
+                "ops_manager scope `{}` is not 24 hexadecimal digits",
+                row.scope
+            )
+        })?;
+        if !wire::is_email(&row.email) {
+            return Err(format!(
+                "ops_manager email `{}` is not an email address",
+                row.email
+            ));
+        }
+        let mut roles = Vec::new();
+        for name in row
+            .roles
+            .split(';')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            roles.push(role(name).ok_or_else(|| format!("`{name}` is not an organization role"))?);
+        }
+        if roles.is_empty() {
+            roles.push("ORG_MEMBER");
+        }
+        let invite = Invite {
+            username: row.email.as_str().into(),
+            roles: roles.into(),
+            created: now,
+        };
+        Ok((key(&org, &row.email), invite))
+    }
 }
 
 fn org_id(raw: &str) -> Option<String> {
@@ -127,39 +149,6 @@ fn key(org: &str, username: &str) -> String {
 
 fn role(name: &str) -> Option<&'static str> {
     ORG_ROLES.iter().copied().find(|r| *r == name)
-}
-
-fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
-    let org = org_id(&row.scope).ok_or_else(|| {
-        format!(
-            "ops_manager scope `{}` is not 24 hexadecimal digits",
-            row.scope
-        )
-    })?;
-    if !wire::is_email(&row.email) {
-        return Err(format!(
-            "ops_manager email `{}` is not an email address",
-            row.email
-        ));
-    }
-    let mut roles = Vec::new();
-    for name in row
-        .roles
-        .split(';')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-    {
-        roles.push(role(name).ok_or_else(|| format!("`{name}` is not an organization role"))?);
-    }
-    if roles.is_empty() {
-        roles.push("ORG_MEMBER");
-    }
-    let invite = Invite {
-        username: row.email.as_str().into(),
-        roles: roles.into(),
-        created: now,
-    };
-    Ok((key(&org, &row.email), invite))
 }
 
 #[derive(Deserialize)]

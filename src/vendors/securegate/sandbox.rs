@@ -4,7 +4,6 @@
 //! `{"detail": "..."}`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,8 +20,8 @@ use crate::sim::conn::ConnHandle;
 use crate::sim::gate::Gate;
 use crate::sim::seed::SeedRow;
 use crate::sim::simulation::{Context, Simulation};
-use crate::sim::stats::{InviteStats, Record};
-use crate::sim::store::{self, Table};
+use crate::sim::stats::Record;
+use crate::sim::store::{self, Invites, Table};
 use crate::sim::wire;
 use crate::vendors::vendor::Credential;
 
@@ -60,18 +59,8 @@ impl Simulation for Securegate {
             .with_state(self)
     }
 
-    fn seed(&self, row: &SeedRow, now: u64) -> Result<(), String> {
-        let (key, invite) = seed(row, now)?;
-        self.invites.insert(key, invite);
-        Ok(())
-    }
-
-    fn snapshot_into(&self, out: &mut BTreeMap<String, InviteStats>) {
-        self.invites.snapshot_into(out);
-    }
-
-    fn reset_stats(&self) {
-        self.invites.reset_stats();
+    fn invites(&self) -> &dyn Invites {
+        &self.invites
     }
 }
 
@@ -96,6 +85,28 @@ impl store::Invite for Invite {
             updated: now,
         }
     }
+
+    fn seed(row: &SeedRow, now: u64) -> Result<(String, Self), String> {
+        if row.scope.is_empty() || row.invite_id.is_empty() {
+            return Err("securegate needs scope (event_id) and invite_id".into());
+        }
+        let status = match row.status.as_str() {
+            "" => "pending",
+            s => status(s).ok_or_else(|| format!("status `{s}` is not one of {EXPECTED}"))?,
+        };
+        let mut invite = Self::fresh(&row.invite_id, now);
+        invite.status = status;
+        if !row.email.is_empty() {
+            invite.email = row.email.as_str().into();
+        }
+        if !row.first_name.is_empty() {
+            invite.first_name = row.first_name.as_str().into();
+        }
+        if !row.last_name.is_empty() {
+            invite.last_name = row.last_name.as_str().into();
+        }
+        Ok((key(&row.scope, &row.invite_id), invite))
+    }
 }
 
 fn key(event_id: &str, invite_id: &str) -> String {
@@ -104,28 +115,6 @@ fn key(event_id: &str, invite_id: &str) -> String {
 
 fn status(text: &str) -> Option<&'static str> {
     STATUSES.iter().copied().find(|s| *s == text)
-}
-
-fn seed(row: &SeedRow, now: u64) -> Result<(String, Invite), String> {
-    if row.scope.is_empty() || row.invite_id.is_empty() {
-        return Err("securegate needs scope (event_id) and invite_id".into());
-    }
-    let status = match row.status.as_str() {
-        "" => "pending",
-        s => status(s).ok_or_else(|| format!("status `{s}` is not one of {EXPECTED}"))?,
-    };
-    let mut invite = <Invite as store::Invite>::fresh(&row.invite_id, now);
-    invite.status = status;
-    if !row.email.is_empty() {
-        invite.email = row.email.as_str().into();
-    }
-    if !row.first_name.is_empty() {
-        invite.first_name = row.first_name.as_str().into();
-    }
-    if !row.last_name.is_empty() {
-        invite.last_name = row.last_name.as_str().into();
-    }
-    Ok((key(&row.scope, &row.invite_id), invite))
 }
 
 /// The `Invite` schema, all required fields and the nullable ones.
