@@ -204,22 +204,7 @@ fn piped_input_killed_mid_stream_or_mid_run_resumes_from_its_copy() {
     ];
 
     // Killed while the data is still arriving: nothing recorded, nothing sent.
-    let mut child = s
-        .command(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut pipe = child.stdin.take().expect("stdin");
-    pipe.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
-    pipe.flush().unwrap();
-    let part = s
-        .dir()
-        .join(format!(".invitesync.piped.{}.part", child.id()));
-    wait_for("half the data is copied", &mut child, || {
-        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
-    });
+    let (mut child, pipe) = half_piped(&s, &args, &text, Stdio::null());
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     drop(pipe);
@@ -228,22 +213,7 @@ fn piped_input_killed_mid_stream_or_mid_run_resumes_from_its_copy() {
 
     // Ctrl-C while the data arrives (and the writer goes quiet): it stops at
     // once, starts no run, and leaves no copy.
-    let mut child = s
-        .command(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut pipe = child.stdin.take().expect("stdin");
-    pipe.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
-    pipe.flush().unwrap();
-    let part = s
-        .dir()
-        .join(format!(".invitesync.piped.{}.part", child.id()));
-    wait_for("half the data is copied", &mut child, || {
-        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
-    });
+    let (mut child, pipe) = half_piped(&s, &args, &text, Stdio::piped());
     let child_id = child.id();
     wait_for("Ctrl-C is handled", &mut child, || catches_sigint(child_id));
     let pid = nix::unistd::Pid::from_raw(child_id as i32);
@@ -683,4 +653,31 @@ fn a_header_cut_at_the_wrong_delimiter_says_which_to_use() {
         }
     }
     assert_eq!(s.requests(), 0);
+}
+
+/// Starts `run -` with half of `text` written to its standard input, and
+/// waits until that half is being copied beside the state file.
+fn half_piped(
+    s: &Setup,
+    args: &[&str],
+    text: &str,
+    stderr: Stdio,
+) -> (std::process::Child, std::process::ChildStdin) {
+    let mut child = s
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn");
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
+    pipe.flush().unwrap();
+    let part = s
+        .dir()
+        .join(format!(".invitesync.piped.{}.part", child.id()));
+    wait_for("half the data is copied", &mut child, || {
+        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
+    });
+    (child, pipe)
 }
