@@ -179,6 +179,22 @@ api_key = {{ file = "secrets/gate" }}
     /// The binary in the world's directory with only `env` of the variables
     /// that steer networking, and `SSL_CERT_FILE` at the unrelated CA unless
     /// `env` sets `SSL_CERT_FILE` or `SSL_CERT_DIR`.
+    /// `run in.csv` as a new run that sends every row again (`--new-run
+    /// --force`), with `env`.
+    pub fn run_again(&self, env: &[(&str, &str)]) -> Output {
+        self.cli(
+            &[
+                "run",
+                "in.csv",
+                "-c",
+                "invitesync.toml",
+                "--new-run",
+                "--force",
+            ],
+            env,
+        )
+    }
+
     pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = crate::common::binary();
         cmd.current_dir(self.dir.path());

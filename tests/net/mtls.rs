@@ -33,17 +33,7 @@ fn a_required_client_certificate_is_shown() {
         "",
         "ca_cert = \"ca.pem\"\nclient_cert = \"client.pem\"\nclient_key = { env = \"CLIENT_KEY\" }",
     );
-    let o = net.cli(
-        &[
-            "run",
-            "in.csv",
-            "-c",
-            "invitesync.toml",
-            "--new-run",
-            "--force",
-        ],
-        &[("CLIENT_KEY", &client.key)],
-    );
+    let o = net.run_again(&[("CLIENT_KEY", &client.key)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(net.requests(), 10);
 }

@@ -54,17 +54,7 @@ fn no_proxy_and_proxy_none_go_direct() {
     net.config(&base, "", "ca_cert = \"ca.pem\"");
     net.input(3);
     for no_proxy in ["127.0.0.1", "localhost,127.0.0.0/8", "*"] {
-        let o = net.cli(
-            &[
-                "run",
-                "in.csv",
-                "-c",
-                "invitesync.toml",
-                "--new-run",
-                "--force",
-            ],
-            &[("HTTPS_PROXY", &proxy.url()), ("NO_PROXY", no_proxy)],
-        );
+        let o = net.run_again(&[("HTTPS_PROXY", &proxy.url()), ("NO_PROXY", no_proxy)]);
         assert_eq!(o.status.code(), Some(0), "{no_proxy}: {}", stderr(&o));
     }
     // The vendor's own `proxy = "none"` wins over [run] and the environment.
@@ -73,17 +63,7 @@ fn no_proxy_and_proxy_none_go_direct() {
         &format!("proxy = \"{}\"", proxy.url()),
         "ca_cert = \"ca.pem\"\nproxy = \"none\"",
     );
-    let o = net.cli(
-        &[
-            "run",
-            "in.csv",
-            "-c",
-            "invitesync.toml",
-            "--new-run",
-            "--force",
-        ],
-        &[("HTTPS_PROXY", &proxy.url())],
-    );
+    let o = net.run_again(&[("HTTPS_PROXY", &proxy.url())]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(proxy.lines().is_empty(), "{:?}", proxy.lines());
     assert_eq!(net.requests(), 12);
@@ -165,17 +145,7 @@ fn proxy_credentials_come_from_a_secret_and_appear_nowhere() {
     }
     // Wrong credentials: the proxy answers 407, the vendor stops, nothing leaks.
     net.write("secrets/proxy", "robot:wrong-pa55word\n");
-    let o = net.cli(
-        &[
-            "run",
-            "in.csv",
-            "-c",
-            "invitesync.toml",
-            "--new-run",
-            "--force",
-        ],
-        &[],
-    );
+    let o = net.run_again(&[]);
     let err = assert_stopped(&net, &o, &["refused our credentials (407", "secrets/proxy"]);
     assert!(!err.contains("wrong-pa55word") && !stdout(&o).contains("wrong-pa55word"));
     assert!(!net.files_text().contains("wrong-pa55word"));
@@ -185,17 +155,7 @@ fn proxy_credentials_come_from_a_secret_and_appear_nowhere() {
         &format!("proxy = \"{}\"", proxy.url()),
         "ca_cert = \"ca.pem\"",
     );
-    let o = net.cli(
-        &[
-            "run",
-            "in.csv",
-            "-c",
-            "invitesync.toml",
-            "--new-run",
-            "--force",
-        ],
-        &[],
-    );
+    let o = net.run_again(&[]);
     assert_stopped(
         &net,
         &o,

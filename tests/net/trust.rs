@@ -81,17 +81,7 @@ fn ssl_cert_file_is_read_as_curl_reads_it() {
     assert!(err.contains("no certificate authority is trusted"), "{err}");
     assert!(err.contains("ca_cert"), "{err}");
     std::fs::copy(net.path("ca.pem"), net.path("certs/ca.pem")).unwrap();
-    let o = net.cli(
-        &[
-            "run",
-            "in.csv",
-            "-c",
-            "invitesync.toml",
-            "--new-run",
-            "--force",
-        ],
-        &[("SSL_CERT_DIR", "certs")],
-    );
+    let o = net.run_again(&[("SSL_CERT_DIR", "certs")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(net.requests(), 4);
 }
