@@ -48,6 +48,8 @@ pub struct AdaptiveLimit {
 pub struct VendorPermit {
     permit: OwnedSemaphorePermit,
     pub started: Instant,
+    /// Requests in flight to the vendor when this one left, itself included.
+    sent_with: usize,
 }
 
 impl AdaptiveLimit {
@@ -81,6 +83,7 @@ impl AdaptiveLimit {
         Some(VendorPermit {
             permit,
             started: Instant::now(),
+            sent_with: in_flight,
         })
     }
 
@@ -100,23 +103,27 @@ impl AdaptiveLimit {
     }
 
     /// Returns a slot and learns from its round trip.
+    ///
+    /// The controller decides first: a returned permit would otherwise go
+    /// to a waiting request before a decrease, which would then leave with
+    /// more in flight than the new limit.
     pub fn release(&self, permit: VendorPermit, signal: Signal) {
         let now = Instant::now();
         let mut s = self.state();
         s.in_flight = s.in_flight.saturating_sub(1);
+        if self.adaptive {
+            let before = s.controller.limit();
+            s.controller
+                .on_answer(permit.started, permit.sent_with, now, signal);
+            let after = s.controller.limit();
+            self.resize(&mut s, before, after);
+        }
         if s.to_forget > 0 {
             s.to_forget -= 1;
             permit.permit.forget();
         } else {
             drop(permit.permit);
         }
-        if !self.adaptive {
-            return;
-        }
-        let before = s.controller.limit();
-        s.controller.on_answer(permit.started, now, signal);
-        let after = s.controller.limit();
-        self.resize(&mut s, before, after);
     }
 
     fn resize(&self, s: &mut State, before: usize, after: usize) {
@@ -159,6 +166,30 @@ mod tests {
             l.release(p, Signal::Backpressure);
         }
         assert_eq!(l.limit(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_decrease_is_applied_before_the_returned_slot_goes_to_a_waiter() {
+        let l = AdaptiveLimit::new(64, true);
+        let start = l.limit();
+        let mut ps = Vec::new();
+        for _ in 0..start {
+            ps.push(l.acquire().await.unwrap());
+        }
+        // A request waiting for a slot.
+        let mut waiting = std::pin::pin!(l.acquire());
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        let p = ps.pop().unwrap();
+        l.release(p, Signal::Backpressure);
+        assert!(l.limit() < start);
+        // The slot that came back is the one the decrease took: the waiter
+        // would otherwise leave with more in flight than the new limit.
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        assert_eq!(l.in_flight(), start - 1);
+        for p in ps {
+            l.release(p, Signal::Ok);
+        }
+        assert!(waiting.await.is_some());
     }
 
     #[tokio::test]

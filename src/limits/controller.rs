@@ -7,63 +7,90 @@
 //! (for us and for every other client of the vendor) grow. The controller
 //! aims just past the knee, the way TCP Vegas sizes a congestion window:
 //!
-//! - **Queue estimate.** Once per round trip (a *window*), the window's
-//!   typical round trip (`low`) is compared with the quiet round trip
-//!   (`base`). `queued = in_flight × (low − base − tolerance) / low` is how
-//!   many of our requests are waiting rather than being served. For a
-//!   vendor whose round trips are steady at low load, `low` is the window's
-//!   mean (of its fastest nine tenths): by Little's law it grows with every
-//!   request that waits, even when the vendor's workers answer in waves and
-//!   some requests still find one free at once; the tolerance then also
-//!   covers what chance alone does to two means. For a vendor whose round
-//!   trips jitter, `low` is the window's 10th percentile, which jitter does
-//!   not move (and which a queue moves once nearly every request waits).
+//! - **Queue estimate.** Once per round trip (a *window*: a round trip's
+//!   worth of answers from the first one that describes the current limit),
+//!   the window's typical round trip (`low`) is compared with the quiet
+//!   round trip (`base`). `queued = in_flight × (low − base − tolerance) /
+//!   low` is how many of our requests are waiting rather than being served.
+//!   For a vendor whose round trips are steady at low load, `low` is the
+//!   window's mean (of its fastest nine tenths): by Little's law it grows
+//!   with every request that waits, even when the vendor's workers answer in
+//!   waves and some requests still find one free at once; the tolerance then
+//!   also covers what chance alone does to two means. For a vendor whose
+//!   round trips jitter, `low` is the window's 10th percentile (of at least
+//!   16 answers), which jitter does not move (and which a queue moves once
+//!   nearly every request waits).
 //! - **Rules.** Fewer than `alpha` queued: grow (doubling per window during
-//!   slow start, then by one). More than `beta`: shrink straight to the
-//!   estimated knee (`in_flight × base / low`) plus `alpha`, at most halving
-//!   at a time, so a large overshoot is undone in one or two round trips
-//!   rather than by a tenth per window. In between: hold. `alpha` and `beta`
-//!   grow with the logarithm of the limit, as in Netflix's Vegas limiter.
+//!   slow start; then by `alpha`, or by an eighth while no request waits at
+//!   all). More than `beta = 2 × alpha`: shrink straight to the estimated
+//!   knee (`in_flight × base / low`) plus `alpha`, at most halving at a
+//!   time, so a large overshoot is undone in one or two round trips rather
+//!   than by a tenth per window. In between: hold (in slow start, a second
+//!   such window in a row is needed to end it, as one small window of a
+//!   jittery vendor can show a queue by chance). `alpha` grows with the
+//!   logarithm of the limit, as in Netflix's Vegas limiter, but is at most
+//!   15 % of the estimated knee (and at least half a request): two requests
+//!   waiting is little for a vendor that serves a hundred at once, and half
+//!   again the load of one that serves four.
+//! - **Starting low.** A new vendor starts at 4 in flight. The first window
+//!   also opened the connections and is left out; the second, still at 4,
+//!   judges whether the vendor is steady or jittery and
+//!   measures `base` below the knee of all but the smallest vendors.
 //! - **An honest baseline.** `base` is the lowest window value seen, never
 //!   a running average, so a standing queue cannot drag it upwards. A vendor can
 //!   become slower for good, though; when no window has come near `base`
 //!   for a while, the limit is halved for one round trip (BBR's ProbeRTT) to
 //!   drain our share of the queue and measure the quiet round trip again.
 //! - **One decision per round trip.** A window counts only answers to
-//!   requests sent after the last change of the limit: answers to older
-//!   requests describe the old limit and would make it shrink twice.
+//!   requests sent after the last change of the limit, with no more in
+//!   flight than it allows: answers to older requests describe the old limit
+//!   and would make it shrink twice.
 //! - **Back-pressure.** A 429, a 503 or a timeout shrinks the limit by a
 //!   tenth at once and ends slow start.
 //!
 //! Jitter without a knee leaves the window's low at `base`, so it never
-//! drives the limit down; the margin (`tolerance`) keeps scheduling noise on
-//! a fast vendor from reading as a queue.
+//! drives the limit down; the margin (`tolerance`, of which chance may make
+//! at most a tenth of `base`) keeps scheduling noise on a fast vendor from
+//! reading as a queue.
 
 use std::time::{Duration, Instant};
 
 use super::Signal;
 
-/// Whether a vendor's round trips are steady is judged once, from the first
-/// `EARLY_SAMPLES` answered while the limit was at most `EARLY_LIMIT` (the
-/// first round trips of slow start), leaving out the first window, whose
-/// requests also opened the connections. The answers that come first are
-/// those that found a free worker, so a vendor already past its knee is
-/// judged by its quiet round trips too. They are steady when their spread,
-/// (p90 − p10) / p50, is at most `STEADY_SPREAD`. A steady vendor's queue
-/// is read from a window's mean (see [`Stats`]); one whose round trips
+/// Whether a vendor's round trips are steady is judged once, from the
+/// second window, which stays at the starting limit until it holds
+/// `EARLY_SAMPLES` answers. (The first window is left out: its requests also
+/// opened the connections.) Those are answered before any growth, so a
+/// vendor whose knee is at or above the starting limit is judged by its
+/// quiet round trips, not by a queue's waves. They are steady when their
+/// spread, (p90 − p10) / p50, is at most `STEADY_SPREAD`. A steady vendor's
+/// queue is read from a window's mean (see [`Stats`]); one whose round trips
 /// jitter more than that, from a window's low (its 10th percentile), which
 /// jitter cannot move.
-const EARLY_LIMIT: usize = 16;
 const EARLY_SAMPLES: usize = 8;
 const STEADY_SPREAD: f64 = 0.2;
-/// The limit a new vendor starts at.
-pub const INITIAL: usize = 8;
+/// The fewest answers in a window of a vendor whose round trips jitter.
+const JITTERY_SAMPLES: usize = 16;
+/// The limit a new vendor starts at: low enough that a vendor whose knee
+/// is small has its quiet round trip measured below the knee from the start.
+pub const INITIAL: usize = 4;
 /// Decrease factor on back-pressure.
 const BACKOFF: f64 = 0.9;
 /// Window lows within `base + tolerance` count as quiet: at least this much...
 const TOLERANCE_MIN: Duration = Duration::from_millis(1);
 /// ...or this share of `base`, whichever is larger.
 const TOLERANCE_SHARE: f64 = 0.05;
+/// What chance may add to the tolerance is at most this share of `base`: a
+/// quiet window of few answers (the one that re-measures `base` at half the
+/// limit) can have a large standard error, which would otherwise hide a
+/// queue of that size until the next re-measurement.
+const CHANCE_SHARE_MAX: f64 = 0.10;
+/// The queue held (`alpha`) is at most this share of the estimated knee, and
+/// never below `ALPHA_MIN` requests: two requests waiting is little for a
+/// vendor that serves a hundred at once, but half again the load of one that
+/// serves four.
+const ALPHA_KNEE_SHARE: f64 = 0.15;
+const ALPHA_MIN: f64 = 0.5;
 /// Re-measure `base` when no window came near it for this long...
 const PROBE_AFTER_MIN: Duration = Duration::from_secs(5);
 /// ...or for this many quiet round trips, whichever is longer.
@@ -79,12 +106,16 @@ pub struct Controller {
     /// The quiet round trip: the lowest window low seen (or re-measured).
     base: Option<Duration>,
     /// The same for the windows' means, with the standard error of the
-    /// window that set it: see `EARLY_LIMIT`.
+    /// window that set it: see `EARLY_SAMPLES`.
     base_mean: Option<(Duration, Duration)>,
-    /// Round trips answered while the limit was still low, and what their
-    /// spread says: see `EARLY_LIMIT`.
-    early: Vec<Duration>,
+    /// Whether the first window, whose requests also opened the
+    /// connections, has ended: it is left out of everything.
+    warmed: bool,
+    /// What the second window's spread said: see `EARLY_SAMPLES`.
     steady: bool,
+    /// In slow start, the last window saw a small queue: if the next one
+    /// does too, slow start ends.
+    doubt: bool,
     judged: bool,
     /// When a window's low last came within tolerance of `base`.
     base_seen: Instant,
@@ -99,7 +130,10 @@ pub struct Controller {
 
 #[derive(Debug)]
 struct Window {
-    start: Instant,
+    /// When its first answer came. A window spans a round trip of answers
+    /// from then, not just the first few: from a pool of workers answering
+    /// in waves, the first answers are those that found a worker free.
+    first: Option<Instant>,
     /// Round trips of this window's answers, reused from window to window.
     rtts: Vec<Duration>,
     peak_in_flight: usize,
@@ -115,14 +149,15 @@ impl Controller {
             slow_start: true,
             base: None,
             base_mean: None,
-            early: Vec::new(),
+            warmed: false,
             steady: false,
+            doubt: false,
             judged: false,
             base_seen: now,
             srtt: None,
             changed_at: now,
             window: Window {
-                start: now,
+                first: None,
                 rtts: Vec::with_capacity(INITIAL),
                 peak_in_flight: 0,
             },
@@ -145,8 +180,9 @@ impl Controller {
         self.window.peak_in_flight = self.window.peak_in_flight.max(in_flight);
     }
 
-    /// An answer to a request sent at `started` arrived at `now`.
-    pub fn on_answer(&mut self, started: Instant, now: Instant, signal: Signal) {
+    /// An answer to a request sent at `started`, with `sent_with` requests
+    /// in flight (itself included), arrived at `now`.
+    pub fn on_answer(&mut self, started: Instant, sent_with: usize, now: Instant, signal: Signal) {
         if !self.adaptive || started < self.changed_at {
             return;
         }
@@ -161,6 +197,10 @@ impl Controller {
                 self.set(shrunk, now);
                 return;
             }
+            // Sent with more in flight than the limit allows now: it got
+            // its slot just before a decrease, and its round trip describes
+            // the old load.
+            Signal::Ok if sent_with > self.limit => return,
             Signal::Ok => self
                 .window
                 .rtts
@@ -168,11 +208,18 @@ impl Controller {
         }
         // A window lasts a round trip and holds answers to about half the
         // requests one limit's worth sends, so its low is not one sample's.
+        let first = *self.window.first.get_or_insert(now);
         let length = self.srtt.unwrap_or(Duration::ZERO);
-        let enough = (self.limit / 2).clamp(1, 32);
-        if self.window.rtts.len() >= enough
-            && now.saturating_duration_since(self.window.start) >= length
-        {
+        let enough = if self.warmed && !self.judged {
+            EARLY_SAMPLES
+        } else if self.judged && !self.steady {
+            // A jittery vendor's queue is read from a 10th percentile,
+            // which a handful of answers cannot give.
+            (self.limit / 2).clamp(JITTERY_SAMPLES, 32)
+        } else {
+            (self.limit / 2).clamp(1, 32)
+        };
+        if self.window.rtts.len() >= enough && now.saturating_duration_since(first) >= length {
             self.end_window(now);
         }
     }
@@ -182,18 +229,20 @@ impl Controller {
         if n == 0 {
             return;
         }
-        let mean = self.window.rtts.iter().sum::<Duration>() / n as u32;
-        // The first window is left out: its requests also opened the
-        // connections. Judged once, before queueing can blur the picture.
-        if self.srtt.is_some() && !self.judged && self.limit <= EARLY_LIMIT {
-            self.early.extend(self.window.rtts.iter().copied());
-            if self.early.len() >= EARLY_SAMPLES {
-                self.steady = Stats::of(&mut self.early).spread <= STEADY_SPREAD;
-                self.judged = true;
-                self.early = Vec::new();
-            }
+        if !self.warmed {
+            // Its round trips include opening the connections: the limit
+            // stays, and the next window is the first to count.
+            self.warmed = true;
+            self.set(self.limit, now);
+            return;
         }
+        let mean = self.window.rtts.iter().sum::<Duration>() / n as u32;
         let stats = Stats::of(&mut self.window.rtts);
+        if !self.judged {
+            // Once, before any growth can blur the picture with a queue.
+            self.steady = stats.spread <= STEADY_SPREAD;
+            self.judged = true;
+        }
         let steady = self.steady;
         let low = if steady { stats.mean } else { stats.p10 };
         self.srtt = Some(match self.srtt {
@@ -227,7 +276,7 @@ impl Controller {
         // than that is a queue. (Not this window's own error: a queue is
         // what spreads it, into the answered-at-once and the waiting.)
         let chance = if steady {
-            base_noise.mul_f64(3.0)
+            base_noise.mul_f64(3.0).min(base.mul_f64(CHANCE_SHARE_MAX))
         } else {
             Duration::ZERO
         };
@@ -237,22 +286,39 @@ impl Controller {
             self.base_seen = now;
         }
         let queued = in_flight as f64 * waiting.as_secs_f64() / low.as_secs_f64();
-        let alpha = (2.0 * (self.limit as f64).log10()).max(2.0);
+        // By Little's law, the requests in flight that are being served.
+        let knee = in_flight as f64 * base.as_secs_f64() / low.as_secs_f64();
+        let alpha = (2.0 * (self.limit as f64).log10())
+            .max(2.0)
+            .min((ALPHA_KNEE_SHARE * knee).max(ALPHA_MIN));
         let beta = 2.0 * alpha;
 
         let probe_after = PROBE_AFTER_MIN.max(base * PROBE_AFTER_TRIPS);
         let next = if queued > beta {
             self.slow_start = false;
-            let knee = in_flight as f64 * base.as_secs_f64() / low.as_secs_f64();
             let target = (knee + alpha).ceil() as usize;
             target.max(self.limit / 2).min(self.limit - 1).max(1)
         } else if queued >= alpha {
-            self.slow_start = false;
+            // A queue between `alpha` and `beta` ends slow start only when
+            // the next window sees it too: a jittery vendor's small window
+            // can show one by chance.
+            self.slow_start &= !std::mem::replace(&mut self.doubt, true);
             self.limit
         } else if saturated && self.slow_start {
+            self.doubt = false;
             self.limit * 2
         } else if saturated {
-            self.limit + 1
+            // By the queue we would hold: from fewer than `alpha` waiting,
+            // that cannot reach `beta` in one step. With no wait at all, by
+            // an eighth, so that a limit chance took out of slow start early
+            // climbs back in tens of round trips, not hundreds; that cannot
+            // overshoot a knee by more than an eighth either.
+            let step = if waiting.is_zero() {
+                alpha.max(self.limit as f64 / 8.0)
+            } else {
+                alpha
+            };
+            self.limit + (step as usize).max(1)
         } else {
             self.limit
         };
@@ -276,7 +342,7 @@ impl Controller {
             self.changed_at = now;
         }
         self.limit = limit;
-        self.window.start = now;
+        self.window.first = None;
         self.window.rtts.clear();
         self.window.peak_in_flight = 0;
     }

@@ -70,7 +70,7 @@ fn simulate(
         };
         now = done;
         in_flight -= 1;
-        c.on_answer(t0 + started, t0 + now, Signal::Ok);
+        c.on_answer(t0 + started, at_start, t0 + now, Signal::Ok);
         answers.push(Answer {
             at: now,
             rtt: done - started,
@@ -163,7 +163,7 @@ fn simulate_pool(
         };
         now = done;
         in_flight -= 1;
-        c.on_answer(t0 + started, t0 + now, Signal::Ok);
+        c.on_answer(t0 + started, at_start, t0 + now, Signal::Ok);
         answers.push(Answer {
             at: now,
             rtt: done - started,
@@ -179,7 +179,7 @@ fn settles_just_past_a_worker_pools_knee() {
     let service = Duration::from_millis(20);
     // Exact service times keep the workers in step (answers in waves);
     // a little jitter lets them drift apart.
-    for (workers, jitter) in [12, 24, 96]
+    for (workers, jitter) in [4, 6, 8, 12, 24, 96]
         .into_iter()
         .flat_map(|w| [(w, Duration::ZERO), (w, Duration::from_millis(2))])
     {
@@ -306,12 +306,12 @@ fn backpressure_shrinks_by_a_tenth_once_per_round_trip() {
     c.limit = 100;
     c.slow_start = false;
     let ms = Duration::from_millis;
-    c.on_answer(t0 + ms(1), t0 + ms(20), Signal::Backpressure);
+    c.on_answer(t0 + ms(1), 1, t0 + ms(20), Signal::Backpressure);
     assert_eq!(c.limit(), 90);
     // Sent before the decrease: already accounted for.
-    c.on_answer(t0 + ms(2), t0 + ms(21), Signal::Backpressure);
+    c.on_answer(t0 + ms(2), 1, t0 + ms(21), Signal::Backpressure);
     assert_eq!(c.limit(), 90);
-    c.on_answer(t0 + ms(25), t0 + ms(45), Signal::Backpressure);
+    c.on_answer(t0 + ms(25), 1, t0 + ms(45), Signal::Backpressure);
     assert_eq!(c.limit(), 81);
 }
 
@@ -323,9 +323,75 @@ fn a_fixed_limit_never_moves() {
         let sent = t0 + Duration::from_millis(i);
         c.on_answer(
             sent,
+            1,
             sent + Duration::from_millis(500),
             Signal::Backpressure,
         );
     }
     assert_eq!(c.limit(), 16);
+}
+
+#[test]
+fn settles_just_past_small_knees() {
+    // Knees below the starting limit and just above it: the quiet round
+    // trip is measured below them, and the margin held is a share of them.
+    for (knee, jitter) in [2, 3, 4, 6, 8, 12]
+        .into_iter()
+        .flat_map(|k| [(k, Duration::ZERO), (k, Duration::from_millis(2))])
+    {
+        let vendor = Vendor {
+            knee,
+            jitter,
+            ..KNEE
+        };
+        let (answers, _) = simulate(256, 30_000, vendor, None);
+        let steady = &answers[10_000..];
+        let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
+        let rtt = median(steady.iter().map(|a| a.rtt).collect());
+        let quiet = vendor.base + jitter / 2;
+        assert!(
+            in_flight as f64 <= 1.5 * knee as f64,
+            "median {in_flight} in flight against a knee of {knee} (jitter {jitter:?})"
+        );
+        assert!(
+            rtt <= quiet.mul_f64(1.5),
+            "median round trip {rtt:?} against {quiet:?} quiet (knee {knee}, jitter {jitter:?})"
+        );
+        let r = rate(steady);
+        assert!(
+            r >= 0.9 * vendor.capacity(),
+            "{r:.0}/s against a capacity of {:.0}/s (knee {knee}, jitter {jitter:?})",
+            vendor.capacity()
+        );
+    }
+}
+
+#[test]
+fn heavy_jitter_without_a_knee_reaches_a_high_cap_and_stays() {
+    // Round trips of 50 ms plus up to 40 or 80 ms: small windows can show
+    // a queue by chance, which must neither end the climb nor hold it back.
+    for jitter in [40, 80].map(Duration::from_millis) {
+        let noisy = Vendor {
+            base: Duration::from_millis(50),
+            knee: usize::MAX,
+            jitter,
+        };
+        let (answers, _) = simulate(256, 60_000, noisy, None);
+        let reached = answers
+            .iter()
+            .find(|a| a.limit == 256)
+            .map(|a| a.at)
+            .expect("reaches its cap");
+        // Twenty mean round trips.
+        let trips = reached.as_secs_f64() / (noisy.base + jitter / 2).as_secs_f64();
+        assert!(
+            trips <= 20.0,
+            "reached the cap after {trips:.1} round trips (jitter {jitter:?})"
+        );
+        let limit = median(answers[30_000..].iter().map(|a| a.limit).collect());
+        assert!(
+            limit >= 230,
+            "median limit {limit} under a cap of 256 (jitter {jitter:?})"
+        );
+    }
 }
