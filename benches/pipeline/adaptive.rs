@@ -113,5 +113,65 @@ pub(crate) fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<(
             Some(false),
         ),
     }
+    small_knee(s, rt, report)
+}
+
+/// The same against a knee at the starting limit: a margin of two requests
+/// waiting, right for the knee above, is half again this vendor's load.
+fn small_knee(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
+    let n = s.sizes.adaptive_rows / 4;
+    let knee = 4u32;
+    let latency = Duration::from_millis(20);
+    println!(
+        "\n== adaptive, small knee: {n} rows, sandbox latency 20 ms with a knee at {knee} in flight"
+    );
+    let sandbox = Arc::new(SandboxProc::start(
+        s,
+        "adaptive-small",
+        &["--latency-ms", "20", "--knee", "4"],
+    )?);
+    let dir = s.work.join("adaptive-small");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let config = write_config(&dir, "config", &sandbox.base, 256, &plain)?;
+    let input = dir.join("gate.csv");
+    write_input(&input, n, false)?;
+    let job = Job {
+        input: &input,
+        config: &config,
+        state: &dir.join("state.db"),
+        results: &dir.join("results.csv"),
+        args: &["--concurrency", "256"],
+        fresh: true,
+    };
+    let (_, samples, _) = sandbox.watch(s, rt, &job, Duration::from_millis(10))?;
+    check_all_ok(rt, &sandbox, n)?;
+    let rate = steady_rate(&samples).ok_or("too few samples")?;
+    let settled = steady_in_flight(&samples);
+    let capacity = f64::from(knee) / latency.as_secs_f64();
+    println!(
+        "  adaptive (cap 256): {rate:.0} req/s ({settled} in flight) against a capacity of {capacity:.0} req/s"
+    );
+    let in_flight_ratio = settled as f64 / f64::from(knee);
+    report.row(
+        "adaptive, knee at 4: median requests in flight / knee",
+        format!("{in_flight_ratio:.2} ({settled} in flight)"),
+        "<= 1.5",
+        Some(in_flight_ratio <= 1.5),
+    );
+    // The sandbox stretches a round trip by in-flight / knee past the knee.
+    let rtt_ratio = in_flight_ratio.max(1.0);
+    report.row(
+        "adaptive, knee at 4: median round trip / quiet round trip (20 ms)",
+        format!("{rtt_ratio:.2} ({:.0} ms)", 20.0 * rtt_ratio),
+        "<= 1.5",
+        Some(rtt_ratio <= 1.5),
+    );
+    let share = rate / capacity;
+    report.row(
+        "adaptive, knee at 4: steady throughput / capacity",
+        format!("{share:.2} ({rate:.0} of {capacity:.0} req/s)"),
+        ">= 0.90",
+        Some(share >= 0.90),
+    );
     Ok(())
 }
