@@ -206,8 +206,9 @@ impl Controller {
                 .rtts
                 .push(now.saturating_duration_since(started)),
         }
-        // A window lasts a round trip and holds answers to about half the
-        // requests one limit's worth sends, so its low is not one sample's.
+        // A window lasts a round trip from its first answer and holds
+        // answers to about half the requests one limit's worth sends, so its
+        // low is not one sample's.
         let first = *self.window.first.get_or_insert(now);
         let length = self.srtt.unwrap_or(Duration::ZERO);
         let enough = if self.warmed && !self.judged {
@@ -293,6 +294,9 @@ impl Controller {
             .min((ALPHA_KNEE_SHARE * knee).max(ALPHA_MIN));
         let beta = 2.0 * alpha;
 
+        if queued < alpha {
+            self.doubt = false;
+        }
         let probe_after = PROBE_AFTER_MIN.max(base * PROBE_AFTER_TRIPS);
         let next = if queued > beta {
             self.slow_start = false;
@@ -305,7 +309,6 @@ impl Controller {
             self.slow_start &= !std::mem::replace(&mut self.doubt, true);
             self.limit
         } else if saturated && self.slow_start {
-            self.doubt = false;
             self.limit * 2
         } else if saturated {
             // By the queue we would hold: from fewer than `alpha` waiting,
