@@ -25,9 +25,7 @@
 //!   all). More than `beta = 2 × alpha`: shrink straight to the estimated
 //!   knee (`in_flight × base / low`) plus `alpha`, at most halving at a
 //!   time, so a large overshoot is undone in one or two round trips rather
-//!   than by a tenth per window. In between: hold (in slow start, a second
-//!   such window in a row is needed to end it, as one small window of a
-//!   jittery vendor can show a queue by chance). `alpha` grows with the
+//!   than by a tenth per window. In between: hold. `alpha` grows with the
 //!   logarithm of the limit, as in Netflix's Vegas limiter, but is at most
 //!   15 % of the estimated knee (and at least half a request): two requests
 //!   waiting is little for a vendor that serves a hundred at once, and half
@@ -113,9 +111,6 @@ pub struct Controller {
     warmed: bool,
     /// What the second window's spread said: see `EARLY_SAMPLES`.
     steady: bool,
-    /// In slow start, the last window saw a small queue: if the next one
-    /// does too, slow start ends.
-    doubt: bool,
     judged: bool,
     /// When a window's low last came within tolerance of `base`.
     base_seen: Instant,
@@ -151,7 +146,6 @@ impl Controller {
             base_mean: None,
             warmed: false,
             steady: false,
-            doubt: false,
             judged: false,
             base_seen: now,
             srtt: None,
@@ -272,16 +266,7 @@ impl Controller {
             (_, Some(b), _) => (b, Duration::ZERO),
             _ => (low, Duration::ZERO),
         };
-        // Chance alone moves a quiet window's mean by up to about three
-        // standard errors of the quiet window that set `base`; only more
-        // than that is a queue. (Not this window's own error: a queue is
-        // what spreads it, into the answered-at-once and the waiting.)
-        let chance = if steady {
-            base_noise.mul_f64(3.0).min(base.mul_f64(CHANCE_SHARE_MAX))
-        } else {
-            Duration::ZERO
-        };
-        let tolerance = TOLERANCE_MIN.max(base.mul_f64(TOLERANCE_SHARE)).max(chance);
+        let tolerance = tolerance(base, steady.then_some(base_noise));
         let waiting = low.saturating_sub(base + tolerance);
         if waiting.is_zero() {
             self.base_seen = now;
@@ -294,19 +279,13 @@ impl Controller {
             .min((ALPHA_KNEE_SHARE * knee).max(ALPHA_MIN));
         let beta = 2.0 * alpha;
 
-        if queued < alpha {
-            self.doubt = false;
-        }
         let probe_after = PROBE_AFTER_MIN.max(base * PROBE_AFTER_TRIPS);
         let next = if queued > beta {
             self.slow_start = false;
             let target = (knee + alpha).ceil() as usize;
             target.max(self.limit / 2).min(self.limit - 1).max(1)
         } else if queued >= alpha {
-            // A queue between `alpha` and `beta` ends slow start only when
-            // the next window sees it too: a jittery vendor's small window
-            // can show one by chance.
-            self.slow_start &= !std::mem::replace(&mut self.doubt, true);
+            self.slow_start = false;
             self.limit
         } else if saturated && self.slow_start {
             self.limit * 2
@@ -349,6 +328,21 @@ impl Controller {
         self.window.rtts.clear();
         self.window.peak_in_flight = 0;
     }
+}
+
+/// How far above `base` a window's value may be and still count as quiet.
+///
+/// Chance alone moves a quiet window's mean by up to about three standard
+/// errors (`mean_noise`, of the quiet window that set `base`; `None` when
+/// the value is a 10th percentile, not a mean); only more than that is a
+/// queue. Not the current window's own error: a queue is what spreads it,
+/// into the answered-at-once and the waiting. What chance adds is capped at
+/// `CHANCE_SHARE_MAX` of `base`.
+fn tolerance(base: Duration, mean_noise: Option<Duration>) -> Duration {
+    let chance = mean_noise.map_or(Duration::ZERO, |noise| {
+        noise.mul_f64(3.0).min(base.mul_f64(CHANCE_SHARE_MAX))
+    });
+    TOLERANCE_MIN.max(base.mul_f64(TOLERANCE_SHARE)).max(chance)
 }
 
 /// What one window's round trips say.

@@ -395,3 +395,32 @@ fn heavy_jitter_without_a_knee_reaches_a_high_cap_and_stays() {
         );
     }
 }
+
+#[test]
+fn chance_widens_the_tolerance_by_at_most_a_tenth_of_the_quiet_round_trip() {
+    let ms = Duration::from_millis;
+    let us = Duration::from_micros;
+    // The floor: 1 ms, or 5 % of the quiet round trip.
+    assert_eq!(tolerance(ms(20), None), ms(1));
+    assert_eq!(tolerance(ms(100), None), ms(5));
+    assert_eq!(tolerance(ms(20), Some(us(100))), ms(1));
+    // Three standard errors of the quiet window's mean...
+    assert_eq!(tolerance(ms(20), Some(us(500))), us(1500));
+    // ...but a window of a few noisy answers (the re-measurement at half the
+    // limit) cannot widen it past a tenth: that would hide a queue as large.
+    assert_eq!(tolerance(ms(20), Some(ms(3))), ms(2));
+}
+
+#[test]
+fn answers_sent_with_more_in_flight_than_the_limit_are_not_counted() {
+    // A request that got its slot just before a decrease leaves after it,
+    // with the old load in flight: its round trip describes that load.
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut c = Controller::new(64, true, t0);
+    let limit = c.limit();
+    c.on_answer(t0 + ms(1), limit + 1, t0 + ms(21), Signal::Ok);
+    assert!(c.window.rtts.is_empty());
+    c.on_answer(t0 + ms(1), limit, t0 + ms(21), Signal::Ok);
+    assert_eq!(c.window.rtts.len(), 1);
+}
