@@ -8,7 +8,9 @@
 //! aims just past the knee, the way TCP Vegas sizes a congestion window:
 //!
 //! - **Queue estimate.** Once per round trip (a *window*: a round trip's
-//!   worth of answers from the first one that describes the current limit),
+//!   worth of answers from the first one that describes the current limit;
+//!   during slow start, for a steady vendor, those of the round trip after
+//!   the limit changed),
 //!   the window's typical round trip (`low`) is compared with the quiet
 //!   round trip (`base`). `queued = in_flight × (low − base − tolerance) /
 //!   low` is how many of our requests are waiting rather than being served.
@@ -129,6 +131,8 @@ struct Window {
     /// from then, not just the first few: from a pool of workers answering
     /// in waves, the first answers are those that found a worker free.
     first: Option<Instant>,
+    /// When it opened (the limit's last change, or the last window's end).
+    opened: Instant,
     /// Round trips of this window's answers, reused from window to window.
     rtts: Vec<Duration>,
     peak_in_flight: usize,
@@ -152,6 +156,7 @@ impl Controller {
             changed_at: now,
             window: Window {
                 first: None,
+                opened: now,
                 rtts: Vec::with_capacity(INITIAL),
                 peak_in_flight: 0,
             },
@@ -202,8 +207,17 @@ impl Controller {
         }
         // A window lasts a round trip from its first answer and holds
         // answers to about half the requests one limit's worth sends, so its
-        // low is not one sample's.
+        // low is not one sample's. In slow start, a steady vendor's window
+        // lasts a round trip from when it opened, so the limit can double
+        // every round trip: the first answers may hide a queue in waves, but
+        // the next doubling shows it (a jittery vendor's 10th percentile
+        // needs the whole round).
         let first = *self.window.first.get_or_insert(now);
+        let from = if self.slow_start && self.steady {
+            self.window.opened
+        } else {
+            first
+        };
         let length = self.srtt.unwrap_or(Duration::ZERO);
         let enough = if self.warmed && !self.judged {
             EARLY_SAMPLES
@@ -214,7 +228,7 @@ impl Controller {
         } else {
             (self.limit / 2).clamp(1, 32)
         };
-        if self.window.rtts.len() >= enough && now.saturating_duration_since(first) >= length {
+        if self.window.rtts.len() >= enough && now.saturating_duration_since(from) >= length {
             self.end_window(now);
         }
     }
@@ -325,6 +339,7 @@ impl Controller {
         }
         self.limit = limit;
         self.window.first = None;
+        self.window.opened = now;
         self.window.rtts.clear();
         self.window.peak_in_flight = 0;
     }

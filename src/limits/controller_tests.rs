@@ -424,3 +424,22 @@ fn answers_sent_with_more_in_flight_than_the_limit_are_not_counted() {
     c.on_answer(t0 + ms(1), limit, t0 + ms(21), Signal::Ok);
     assert_eq!(c.window.rtts.len(), 1);
 }
+
+#[test]
+fn a_steady_vendor_without_a_knee_is_at_the_cap_within_a_few_round_trips() {
+    // 50 ms, no knee, cap 64: from 4 in flight, a window to open the
+    // connections, one to judge the vendor, then a doubling a round trip.
+    let quiet = Vendor {
+        base: Duration::from_millis(50),
+        knee: usize::MAX,
+        jitter: Duration::ZERO,
+    };
+    let (answers, _) = simulate(64, 3_000, quiet, None);
+    let reached = answers
+        .iter()
+        .find(|a| a.limit == 64)
+        .map(|a| a.at)
+        .expect("reaches its cap");
+    let trips = reached.as_secs_f64() / quiet.base.as_secs_f64();
+    assert!(trips <= 7.0, "at the cap after {trips:.1} round trips");
+}
