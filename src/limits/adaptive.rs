@@ -154,13 +154,19 @@ impl AdaptiveLimit {
 mod tests {
     use super::*;
 
+    /// Takes `n` slots.
+    async fn acquire(l: &AdaptiveLimit, n: usize) -> Vec<VendorPermit> {
+        let mut ps = Vec::with_capacity(n);
+        for _ in 0..n {
+            ps.push(l.acquire().await.unwrap());
+        }
+        ps
+    }
+
     #[tokio::test]
     async fn fixed_limit_never_moves() {
         let l = AdaptiveLimit::new(4, false);
-        let mut ps = Vec::new();
-        for _ in 0..4 {
-            ps.push(l.acquire().await.unwrap());
-        }
+        let ps = acquire(&l, 4).await;
         assert!(l.semaphore.try_acquire().is_err());
         for p in ps {
             l.release(p, Signal::Backpressure);
@@ -172,10 +178,7 @@ mod tests {
     async fn a_decrease_is_applied_before_the_returned_slot_goes_to_a_waiter() {
         let l = AdaptiveLimit::new(64, true);
         let start = l.limit();
-        let mut ps = Vec::new();
-        for _ in 0..start {
-            ps.push(l.acquire().await.unwrap());
-        }
+        let mut ps = acquire(&l, start).await;
         // A request waiting for a slot.
         let mut waiting = std::pin::pin!(l.acquire());
         assert!(futures::poll!(waiting.as_mut()).is_pending());
@@ -196,11 +199,7 @@ mod tests {
     async fn pushback_shrinks_and_forgets_the_surplus() {
         let l = AdaptiveLimit::new(64, true);
         let start = l.limit();
-        let mut ps = Vec::new();
-        for _ in 0..start {
-            ps.push(l.acquire().await.unwrap());
-        }
-        for p in ps {
+        for p in acquire(&l, start).await {
             l.release(p, Signal::Backpressure);
         }
         assert!(l.limit() < start, "{} after pushback", l.limit());

@@ -38,32 +38,31 @@ struct Answer {
     limit: usize,
 }
 
-/// Sends `n` requests through the controller to `vendor` (which may change
-/// at `switch`: (after this many answers, the new vendor)), starting a
-/// request whenever fewer than the limit are in flight.
-fn simulate(
+/// Sends `n` requests through a controller capped at `cap`, starting a
+/// request whenever fewer than the limit are in flight; `answer_at(now,
+/// in_flight, answered)` says when the vendor answers a request sent at
+/// `now` with `in_flight` requests in flight (itself included), after
+/// `answered` answers.
+fn drive(
     cap: usize,
     n: usize,
-    vendor: Vendor,
-    switch: Option<(usize, Vendor)>,
+    mut answer_at: impl FnMut(Duration, usize, usize) -> Duration,
 ) -> (Vec<Answer>, Controller) {
     let t0 = Instant::now();
     let mut c = Controller::new(cap, true, t0);
-    let mut rng = fastrand::Rng::with_seed(7);
     let mut now = Duration::ZERO;
     let mut in_flight = 0usize;
     // (finish, start, in flight at start)
     let mut queue: BinaryHeap<Reverse<(Duration, Duration, usize)>> = BinaryHeap::new();
     let mut answers = Vec::with_capacity(n);
     let mut sent = 0;
-    let mut current = vendor;
     while answers.len() < n {
         while in_flight < c.limit() && sent < n {
             in_flight += 1;
             sent += 1;
             c.on_start(in_flight);
-            let rtt = current.rtt(in_flight, &mut rng);
-            queue.push(Reverse((now + rtt, now, in_flight)));
+            let done = answer_at(now, in_flight, answers.len());
+            queue.push(Reverse((done, now, in_flight)));
         }
         let Some(Reverse((done, started, at_start))) = queue.pop() else {
             break;
@@ -77,13 +76,26 @@ fn simulate(
             in_flight: at_start,
             limit: c.limit(),
         });
-        if let Some((after, next)) = switch
-            && answers.len() == after
-        {
-            current = next;
-        }
     }
     (answers, c)
+}
+
+/// Sends `n` requests through the controller to `vendor` (which may change
+/// at `switch`: (after this many answers, the new vendor)).
+fn simulate(
+    cap: usize,
+    n: usize,
+    vendor: Vendor,
+    switch: Option<(usize, Vendor)>,
+) -> (Vec<Answer>, Controller) {
+    let mut rng = fastrand::Rng::with_seed(7);
+    drive(cap, n, |now, in_flight, answered| {
+        let current = match switch {
+            Some((after, next)) if answered >= after => next,
+            _ => vendor,
+        };
+        now + current.rtt(in_flight, &mut rng)
+    })
 }
 
 fn median<T: Copy + Ord>(mut v: Vec<T>) -> T {
@@ -139,39 +151,17 @@ fn simulate_pool(
     jitter: Duration,
     workers: usize,
 ) -> Vec<Answer> {
-    let t0 = Instant::now();
     let mut rng = fastrand::Rng::with_seed(11);
-    let mut c = Controller::new(cap, true, t0);
-    let mut now = Duration::ZERO;
-    let mut in_flight = 0usize;
-    let mut free: BinaryHeap<Reverse<Duration>> = (0..workers).map(|_| Reverse(now)).collect();
-    let mut queue: BinaryHeap<Reverse<(Duration, Duration, usize)>> = BinaryHeap::new();
-    let mut answers = Vec::with_capacity(n);
-    let mut sent = 0;
-    while answers.len() < n {
-        while in_flight < c.limit() && sent < n {
-            in_flight += 1;
-            sent += 1;
-            c.on_start(in_flight);
-            let Some(Reverse(at)) = free.pop() else { break };
-            let done = at.max(now) + service + jitter.mul_f64(rng.f64());
-            free.push(Reverse(done));
-            queue.push(Reverse((done, now, in_flight)));
-        }
-        let Some(Reverse((done, started, at_start))) = queue.pop() else {
-            break;
-        };
-        now = done;
-        in_flight -= 1;
-        c.on_answer(t0 + started, at_start, t0 + now, Signal::Ok);
-        answers.push(Answer {
-            at: now,
-            rtt: done - started,
-            in_flight: at_start,
-            limit: c.limit(),
-        });
-    }
-    answers
+    // When each worker is next free.
+    let mut free: BinaryHeap<Reverse<Duration>> =
+        (0..workers).map(|_| Reverse(Duration::ZERO)).collect();
+    drive(cap, n, |now, _, _| {
+        let at = free.pop().map_or(now, |Reverse(at)| at);
+        let done = at.max(now) + service + jitter.mul_f64(rng.f64());
+        free.push(Reverse(done));
+        done
+    })
+    .0
 }
 
 #[test]
