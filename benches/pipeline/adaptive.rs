@@ -1,5 +1,6 @@
 //! Scenario 4: adaptive concurrency against a capacity knee.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,33 +18,10 @@ use crate::settings::Settings;
 pub(crate) fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
     let n = s.sizes.adaptive_rows;
     let rtt = Duration::from_millis(20);
-    let knee = 24;
+    let knee = 24u32;
     println!("\n== adaptive: {n} rows, sandbox latency 20 ms with a knee at {knee} in flight");
-    let sandbox = Arc::new(SandboxProc::start(
-        s,
-        "adaptive",
-        &["--latency-ms", "20", "--knee", "24"],
-    )?);
-    let dir = s.work.join("adaptive");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let config = write_config(&dir, "config", &sandbox.base, 256, &plain)?;
-    let input = dir.join("gate.csv");
-    write_input(&input, n, false)?;
-    let state = dir.join("state.db");
-    let results = dir.join("results.csv");
-    let measure = |args: &[&str]| -> Res<Vec<Sample>> {
-        let job = Job {
-            input: &input,
-            config: &config,
-            state: &state,
-            results: &results,
-            args,
-            fresh: true,
-        };
-        let (_, samples, _) = sandbox.watch(s, rt, &job, Duration::from_millis(10))?;
-        check_all_ok(rt, &sandbox, n)?;
-        Ok(samples)
-    };
+    let vendor = KneeVendor::start(s, "adaptive", knee, n)?;
+    let measure = |args: &[&str]| vendor.measure(s, rt, args);
     let mut best_fixed = (0usize, 0.0f64);
     let mut fixed_line = Vec::new();
     for &c in &s.sizes.adaptive_fixed {
@@ -78,21 +56,7 @@ pub(crate) fn adaptive(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<(
         ">= 0.90",
         Some(ratio >= 0.90),
     );
-    let in_flight_ratio = settled as f64 / f64::from(knee);
-    report.row(
-        "adaptive: median requests in flight / knee (24)",
-        format!("{in_flight_ratio:.2} ({settled} in flight)"),
-        "<= 1.5",
-        Some(in_flight_ratio <= 1.5),
-    );
-    // The sandbox stretches a round trip by in-flight / knee past the knee.
-    let rtt_ratio = in_flight_ratio.max(1.0);
-    report.row(
-        "adaptive: median round trip / quiet round trip (20 ms)",
-        format!("{rtt_ratio:.2} ({:.0} ms)", 20.0 * rtt_ratio),
-        "<= 1.5",
-        Some(rtt_ratio <= 1.5),
-    );
+    good_citizen_rows(report, "adaptive", settled, knee);
     match reach {
         Some(t) => {
             let trips = t.as_secs_f64() / rtt.as_secs_f64();
@@ -125,47 +89,18 @@ fn small_knee(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
     println!(
         "\n== adaptive, small knee: {n} rows, sandbox latency 20 ms with a knee at {knee} in flight"
     );
-    let sandbox = Arc::new(SandboxProc::start(
+    let samples = KneeVendor::start(s, "adaptive-small", knee, n)?.measure(
         s,
-        "adaptive-small",
-        &["--latency-ms", "20", "--knee", "4"],
-    )?);
-    let dir = s.work.join("adaptive-small");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let config = write_config(&dir, "config", &sandbox.base, 256, &plain)?;
-    let input = dir.join("gate.csv");
-    write_input(&input, n, false)?;
-    let job = Job {
-        input: &input,
-        config: &config,
-        state: &dir.join("state.db"),
-        results: &dir.join("results.csv"),
-        args: &["--concurrency", "256"],
-        fresh: true,
-    };
-    let (_, samples, _) = sandbox.watch(s, rt, &job, Duration::from_millis(10))?;
-    check_all_ok(rt, &sandbox, n)?;
+        rt,
+        &["--concurrency", "256"],
+    )?;
     let rate = steady_rate(&samples).ok_or("too few samples")?;
     let settled = steady_in_flight(&samples);
     let capacity = f64::from(knee) / latency.as_secs_f64();
     println!(
         "  adaptive (cap 256): {rate:.0} req/s ({settled} in flight) against a capacity of {capacity:.0} req/s"
     );
-    let in_flight_ratio = settled as f64 / f64::from(knee);
-    report.row(
-        "adaptive, knee at 4: median requests in flight / knee",
-        format!("{in_flight_ratio:.2} ({settled} in flight)"),
-        "<= 1.5",
-        Some(in_flight_ratio <= 1.5),
-    );
-    // The sandbox stretches a round trip by in-flight / knee past the knee.
-    let rtt_ratio = in_flight_ratio.max(1.0);
-    report.row(
-        "adaptive, knee at 4: median round trip / quiet round trip (20 ms)",
-        format!("{rtt_ratio:.2} ({:.0} ms)", 20.0 * rtt_ratio),
-        "<= 1.5",
-        Some(rtt_ratio <= 1.5),
-    );
+    good_citizen_rows(report, "adaptive, knee at 4", settled, knee);
     let share = rate / capacity;
     report.row(
         "adaptive, knee at 4: steady throughput / capacity",
@@ -174,4 +109,73 @@ fn small_knee(s: &Settings, rt: &Runtime, report: &mut Report) -> Res<()> {
         Some(share >= 0.90),
     );
     Ok(())
+}
+
+/// A sandbox whose round trips are 20 ms up to `knee` requests in flight
+/// and grow in proportion past it, with `n` rows to send it.
+struct KneeVendor {
+    sandbox: Arc<SandboxProc>,
+    n: usize,
+    input: PathBuf,
+    config: PathBuf,
+    dir: PathBuf,
+}
+
+impl KneeVendor {
+    fn start(s: &Settings, name: &str, knee: u32, n: usize) -> Res<KneeVendor> {
+        let knee = knee.to_string();
+        let sandbox = Arc::new(SandboxProc::start(
+            s,
+            name,
+            &["--latency-ms", "20", "--knee", &knee],
+        )?);
+        let dir = s.work.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let config = write_config(&dir, "config", &sandbox.base, 256, &plain)?;
+        let input = dir.join("gate.csv");
+        write_input(&input, n, false)?;
+        Ok(KneeVendor {
+            sandbox,
+            n,
+            input,
+            config,
+            dir,
+        })
+    }
+
+    /// One fresh run with `args`, watched from the sandbox; every row must
+    /// be accepted.
+    fn measure(&self, s: &Settings, rt: &Runtime, args: &[&str]) -> Res<Vec<Sample>> {
+        let job = Job {
+            input: &self.input,
+            config: &self.config,
+            state: &self.dir.join("state.db"),
+            results: &self.dir.join("results.csv"),
+            args,
+            fresh: true,
+        };
+        let (_, samples, _) = self.sandbox.watch(s, rt, &job, Duration::from_millis(10))?;
+        check_all_ok(rt, &self.sandbox, self.n)?;
+        Ok(samples)
+    }
+}
+
+/// The good citizen's two rows: the median in flight against the knee, and
+/// the median round trip against the quiet 20 ms (which the sandbox
+/// stretches by in-flight / knee past the knee).
+fn good_citizen_rows(report: &mut Report, scenario: &str, settled: u64, knee: u32) {
+    let in_flight_ratio = settled as f64 / f64::from(knee);
+    report.row(
+        &format!("{scenario}: median requests in flight / knee ({knee})"),
+        format!("{in_flight_ratio:.2} ({settled} in flight)"),
+        "<= 1.5",
+        Some(in_flight_ratio <= 1.5),
+    );
+    let rtt_ratio = in_flight_ratio.max(1.0);
+    report.row(
+        &format!("{scenario}: median round trip / quiet round trip (20 ms)"),
+        format!("{rtt_ratio:.2} ({:.0} ms)", 20.0 * rtt_ratio),
+        "<= 1.5",
+        Some(rtt_ratio <= 1.5),
+    );
 }
