@@ -132,10 +132,7 @@ impl Signals {
         #[cfg(unix)]
         {
             let Some(s) = self.unix.as_mut() else {
-                return tokio::signal::ctrl_c()
-                    .await
-                    .ok()
-                    .map(|()| Signal::Interrupt);
+                return ctrl_c().await;
             };
             let hangup = async {
                 match s.hangup.as_mut() {
@@ -151,12 +148,17 @@ impl Signals {
         }
         #[cfg(not(unix))]
         {
-            tokio::signal::ctrl_c()
-                .await
-                .ok()
-                .map(|()| Signal::Interrupt)
+            ctrl_c().await
         }
     }
+}
+
+/// Ctrl-C alone, where the other signals cannot be listened to.
+async fn ctrl_c() -> Option<Signal> {
+    tokio::signal::ctrl_c()
+        .await
+        .ok()
+        .map(|()| Signal::Interrupt)
 }
 
 /// Whether the process started with SIGHUP ignored (`nohup`), as the
