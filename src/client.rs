@@ -1,9 +1,9 @@
 //! The one place that talks HTTP: sends a vendor adapter's request and
 //! brings back its status, `Retry-After` and a size-capped body.
 //!
-//! Each vendor's requests go through the reqwest client of its route, trust
-//! and client certificate (`crate::net`); vendors that share those share a
-//! client and its connection pool.
+//! Each vendor's requests go through the HTTP client of its route, trust
+//! and client certificate (`crate::net::transport`); vendors that share those
+//! share a client and its connection pool.
 //! HTTP Digest is handled here because it depends on the server's nonce: the
 //! first request to a digest vendor goes alone to learn the challenge, every
 //! later one carries a precomputed `Authorization` with a counting `nc`, and a
@@ -18,6 +18,7 @@ use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 
 use crate::change::VendorId;
 use crate::digest::{ChallengeKind, DigestSession};
+use crate::net::transport::{Transport, TransportError};
 use crate::retry::parse_retry_after;
 
 /// Bodies past this size are cut: an answer is a small JSON document, and a
@@ -88,30 +89,10 @@ pub struct Client {
     vendors: Arc<[VendorClient]>,
 }
 
-/// One vendor's reqwest client and what its failures are reported with.
+/// One vendor's HTTP client and what its failures are reported with.
 struct VendorClient {
-    http: reqwest::Client,
+    http: Transport,
     context: Arc<crate::net::classify::Context>,
-    /// The vendor's origin, parsed once: see [`reqwest_request`].
-    origin: Option<Origin>,
-}
-
-/// A vendor's scheme and authority, and its base URL to copy per request.
-struct Origin {
-    scheme: http::uri::Scheme,
-    authority: Option<http::uri::Authority>,
-    url: url::Url,
-}
-
-impl Origin {
-    fn of(base: &url::Url) -> Option<Origin> {
-        let uri: http::Uri = base.as_str().parse().ok()?;
-        Some(Origin {
-            scheme: uri.scheme()?.clone(),
-            authority: uri.authority().cloned(),
-            url: base.clone(),
-        })
-    }
 }
 
 impl Client {
@@ -120,11 +101,11 @@ impl Client {
     /// anything is sent. A config loaded for a command that sends nothing
     /// reads none of them.
     pub fn new(config: &crate::config::Config, pool: usize) -> Result<Client, String> {
-        // reqwest is built without a default TLS crypto provider; install ring's
+        // rustls is built without a default crypto provider; install ring's
         // once (a second install is refused harmlessly).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let network = crate::net::Network::build(config).map_err(|e| e.0)?;
-        let clients = network.http_clients(config.run.request_timeout, pool)?;
+        let clients = network.transports(config.run.request_timeout, pool)?;
         let vendors = network
             .vendors
             .iter()
@@ -134,7 +115,6 @@ impl Client {
                 VendorClient {
                     http,
                     context: v.context.clone(),
-                    origin: Origin::of(&v.base_url),
                 }
             })
             .collect();
@@ -214,82 +194,62 @@ impl VendorClient {
         &self,
         req: http::Request<Bytes>,
     ) -> Result<(Answer, Vec<String>), SendError> {
-        let req = reqwest_request(self.origin.as_ref(), req)?;
-        let mut resp = self
-            .http
-            .execute(req)
+        self.http
+            .send(req, read_answer)
             .await
-            .map_err(|e| map_err(e, &self.context))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let challenges = if status == 401 {
-            resp.headers()
-                .get_all(WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_string))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut body = BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| map_err(e, &self.context))? {
-            let room = BODY_CAP.saturating_sub(body.len());
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if chunk.len() >= room {
-                break;
-            }
-        }
-        Ok((
-            Answer {
-                status,
-                retry_after,
-                body: body.freeze(),
-            },
-            challenges,
-        ))
+            .map_err(|e| map_err(e, &self.context))
     }
 }
 
-/// The adapter's request as reqwest's. reqwest's own conversion parses the
-/// whole URI again, host included, for every row; a request to the vendor's
-/// own origin (all of them, in practice) only needs its path and query set
-/// on a copy of the base URL, parsed once.
-fn reqwest_request(
-    origin: Option<&Origin>,
-    req: http::Request<Bytes>,
-) -> Result<reqwest::Request, SendError> {
-    let same_origin = origin.filter(|o| {
-        req.uri().scheme() == Some(&o.scheme) && req.uri().authority() == o.authority.as_ref()
-    });
-    let Some(origin) = same_origin else {
-        return reqwest::Request::try_from(req).map_err(|e| SendError::Unsendable(cause(&e)));
+/// The answer's status, `Retry-After`, digest challenges (on a 401) and at
+/// most [`BODY_CAP`] bytes of its body.
+async fn read_answer(
+    resp: http::Response<hyper::body::Incoming>,
+) -> Result<(Answer, Vec<String>), hyper::Error> {
+    use http_body_util::BodyExt as _;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let challenges = if status == 401 {
+        resp.headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect()
+    } else {
+        Vec::new()
     };
-    let (parts, body) = req.into_parts();
-    let mut url = origin.url.clone();
-    url.set_fragment(None);
-    match parts.uri.path_and_query() {
-        Some(pq) => {
-            url.set_path(pq.path());
-            url.set_query(pq.query());
-        }
-        None => {
-            url.set_path("/");
-            url.set_query(None);
+    let mut incoming = resp.into_body();
+    let mut body = BytesMut::new();
+    while let Some(frame) = incoming.frame().await {
+        let Ok(chunk) = frame?.into_data() else {
+            continue;
+        };
+        let room = BODY_CAP.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() >= room {
+            break;
         }
     }
-    let mut out = reqwest::Request::new(parts.method, url);
-    *out.headers_mut() = parts.headers;
-    *out.version_mut() = parts.version;
-    *out.body_mut() = Some(body.into());
-    Ok(out)
+    Ok((
+        Answer {
+            status,
+            retry_after,
+            body: body.freeze(),
+        },
+        challenges,
+    ))
 }
 
-fn map_err(e: reqwest::Error, context: &crate::net::classify::Context) -> SendError {
+fn map_err(e: TransportError, context: &crate::net::classify::Context) -> SendError {
     use crate::net::classify::{Class, classify};
+    let is_connect = match &e {
+        TransportError::Timeout => return SendError::Timeout,
+        TransportError::Failed { is_connect, .. } => *is_connect,
+    };
     match classify(&e, context) {
         Class::Blocked(problem) => return SendError::Blocked(problem.to_string()),
         Class::Unreachable(what) => return SendError::Connect(what),
@@ -297,82 +257,20 @@ fn map_err(e: reqwest::Error, context: &crate::net::classify::Context) -> SendEr
     }
     // A connection that could not even be made (a connect timeout included)
     // means the vendor was not reached, whatever else went wrong.
-    if e.is_connect() {
+    if is_connect {
         SendError::Connect(format!("{}: {}", context.host, cause(&e)))
-    } else if e.is_timeout() {
-        SendError::Timeout
     } else {
         SendError::Broken(cause(&e))
     }
 }
 
 /// The innermost cause, which says what happened ("connection reset by
-/// peer") without reqwest's framing. Never contains credentials: they travel
-/// in headers, which errors do not quote.
+/// peer") without the HTTP stack's framing. Never contains credentials: they
+/// travel in headers, which errors do not quote.
 fn cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut inner = e;
     while let Some(next) = inner.source() {
         inner = next;
     }
     inner.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The shortcut builds exactly what reqwest's own conversion builds.
-    #[test]
-    fn a_request_to_the_vendors_origin_keeps_its_url_method_headers_and_body() {
-        let bases = [
-            "http://127.0.0.1:8080",
-            "https://api.example.com/",
-            "https://api.example.com/prefix/v2/",
-            "http://user:pa%20ss@[::1]:9000/base",
-            "https://API.Example.COM:443/x#frag",
-        ];
-        let paths = [
-            "/invites/a%2Fb",
-            "/invites/%E2%82%AC?x=1&y=%20z",
-            "/a/./b/../c",
-            "/q?",
-            "/",
-        ];
-        for base in bases {
-            let base = url::Url::parse(base).unwrap();
-            let origin = Origin::of(&base).unwrap();
-            for path in paths {
-                let uri = crate::vendors::http::url(&base, path);
-                let build = || {
-                    http::Request::builder()
-                        .method(http::Method::PATCH)
-                        .uri(&uri)
-                        .header("x-api-key", "k")
-                        .body(Bytes::from_static(b"{}"))
-                        .unwrap()
-                };
-                let ours = reqwest_request(Some(&origin), build()).unwrap();
-                let theirs = reqwest::Request::try_from(build()).unwrap();
-                assert_eq!(ours.url().as_str(), theirs.url().as_str(), "{uri}");
-                assert_eq!(ours.method(), theirs.method());
-                assert_eq!(ours.headers(), theirs.headers());
-                assert_eq!(
-                    ours.body().and_then(|b| b.as_bytes()),
-                    theirs.body().and_then(|b| b.as_bytes())
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_request_to_another_origin_is_converted_in_full() {
-        let base = url::Url::parse("https://api.example.com").unwrap();
-        let origin = Origin::of(&base).unwrap();
-        let req = http::Request::builder()
-            .uri("http://elsewhere.example:81/p?q")
-            .body(Bytes::new())
-            .unwrap();
-        let ours = reqwest_request(Some(&origin), req).unwrap();
-        assert_eq!(ours.url().as_str(), "http://elsewhere.example:81/p?q");
-    }
 }

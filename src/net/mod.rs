@@ -4,8 +4,9 @@
 //! [`Network::build`] reads the network keys of the config for every vendor
 //! once, before anything is sent: the route ([`proxy`]), the roots it trusts
 //! and the client certificate it shows ([`tls`], [`pem`]). A mistake there is
-//! a configuration error naming the table and key. [`Network::http_client`]
-//! then makes one reqwest client per distinct combination of those, and
+//! a configuration error naming the table and key. [`Network::transport`]
+//! then makes one HTTP client ([`transport`]) per distinct combination of
+//! those, and
 //! [`classify`] turns a failed request into what to tell the operator.
 
 pub mod classify;
@@ -14,6 +15,7 @@ pub mod probe;
 pub mod proxy;
 pub mod settings;
 pub mod tls;
+pub mod transport;
 pub mod x509;
 
 use std::path::PathBuf;
@@ -200,62 +202,61 @@ impl Network {
             .map_err(|e| format!("[vendors.{}]: cannot set up TLS: {e}", v.name))
     }
 
-    /// A reqwest client for vendor `i`: its route, trust and identity.
-    pub fn http_client(
+    /// The HTTP client for vendor `i`: its route, trust and identity.
+    pub fn transport(
         &self,
         i: usize,
         timeout: Duration,
         pool: usize,
-        seen: Option<Arc<tls::Seen>>,
-    ) -> Result<reqwest::Client, String> {
+    ) -> Result<transport::Transport, String> {
         let v = &self.vendors[i];
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(pool)
-            .tcp_nodelay(true)
-            .user_agent(concat!("invitesync/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            // reqwest's own retry layer stays: it resends a request an
-            // HTTP/2 server refused unprocessed (a GOAWAY as it rotates a
-            // connection), which would otherwise fail every stream then in
-            // flight at once and could open the vendor's circuit. It costs a
-            // copy of each request's headers.
-            // Proxies are decided here, per vendor, never by reqwest from
-            // the environment.
-            .no_proxy()
-            .use_preconfigured_tls(self.tls_config(i, seen)?);
-        if let Route::Proxy(p) = &v.route {
-            let mut proxy = reqwest::Proxy::https(p.url.as_str())
-                .map_err(|e| format!("[vendors.{}] proxy {}: {e}", v.name, p.shown()))?;
-            if let Some(c) = &p.credentials {
-                proxy = proxy.basic_auth(&c.user, c.password.expose());
+        let proxy = match &v.route {
+            Route::Direct { .. } => None,
+            Route::Proxy(p) => {
+                let uri = p
+                    .url
+                    .as_str()
+                    .parse::<http::Uri>()
+                    .map_err(|e| format!("[vendors.{}] proxy {}: {e}", v.name, p.shown()))?;
+                let authorization = match &p.credentials {
+                    None => None,
+                    Some(c) => {
+                        use base64::Engine as _;
+                        let pair = format!("{}:{}", c.user, c.password.expose());
+                        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                        let mut value = http::HeaderValue::from_str(&format!("Basic {encoded}"))
+                            .map_err(|_| format!("{}: cannot be sent as a header", c.from))?;
+                        value.set_sensitive(true);
+                        Some(value)
+                    }
+                };
+                Some(transport::ProxyTo { uri, authorization })
             }
-            builder = builder.proxy(proxy);
-        }
-        builder.build().map_err(|e| {
-            format!(
-                "cannot set up the HTTP client for [vendors.{}]: {e}",
-                v.name
-            )
-        })
+        };
+        Ok(transport::Transport::new(transport::Settings {
+            timeout,
+            connect_timeout: timeout.min(Duration::from_secs(10)),
+            pool,
+            tls: Some(Arc::new(self.tls_config(i, None)?)),
+            proxy,
+        }))
     }
 
     /// One client per distinct route, trust and identity; `clients[i]` is
     /// vendor `i`'s.
-    pub fn http_clients(
+    pub fn transports(
         &self,
         timeout: Duration,
         pool: usize,
-    ) -> Result<Vec<reqwest::Client>, String> {
-        let mut made: Vec<(String, reqwest::Client)> = Vec::new();
+    ) -> Result<Vec<transport::Transport>, String> {
+        let mut made: Vec<(String, transport::Transport)> = Vec::new();
         let mut clients = Vec::with_capacity(self.vendors.len());
         for (i, v) in self.vendors.iter().enumerate() {
             let key = v.client_key();
             let client = match made.iter().find(|(k, _)| *k == key) {
                 Some((_, c)) => c.clone(),
                 None => {
-                    let c = self.http_client(i, timeout, pool, None)?;
+                    let c = self.transport(i, timeout, pool)?;
                     made.push((key, c.clone()));
                     c
                 }

@@ -269,7 +269,7 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
     }
 
     // One GET through the client a run uses.
-    let client = match network.http_client(i, wait, 1, None) {
+    let client = match network.transport(i, wait, 1) {
         Ok(c) => c,
         Err(e) => return r.fail("http", problem(ctx, &e)),
     };
@@ -279,9 +279,16 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
     } else {
         url
     };
-    match client.get(&url).send().await {
-        Ok(resp) => {
-            let status = resp.status();
+    let get = http::Request::get(url.as_str()).body(bytes::Bytes::new());
+    let get = match get {
+        Ok(g) => g,
+        Err(e) => return r.fail("http", problem(ctx, &format!("GET {url}: {e}"))),
+    };
+    let answer = client
+        .send(get, |resp| async move { Ok(resp.status()) })
+        .await;
+    match answer {
+        Ok(status) => {
             let meaning = match status.as_u16() {
                 401 | 403 => "the vendor answers; `check` sends no credentials",
                 _ => "the vendor answers",
