@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::Url;
 use serde::Deserialize;
+use url::Url;
 
 use crate::ranges::{
     BACKOFF, BACKOFF_CAP, Bounds, CONCURRENCY, GRACE_PERIOD, MAX_ATTEMPTS, REQUEST_TIMEOUT,

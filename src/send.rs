@@ -205,13 +205,14 @@ pub async fn send(
         let on_wire = Instant::now();
         slot.started = on_wire;
         let sent_at = on_wire;
-        let result = client
-            .send(
-                target.id,
-                target.adapter.request(change),
-                target.digest.as_ref(),
-            )
-            .await;
+        // Boxed: the HTTP exchange is most of this future's size, and the
+        // row's task is moved whole when it is spawned and when it ends.
+        let result = Box::pin(client.send(
+            target.id,
+            target.adapter.request(change),
+            target.digest.as_ref(),
+        ))
+        .await;
         vt.answered(result.as_ref().ok().map(|a| a.status));
         // Why this attempt could not even connect, if it could not.
         let unreachable = match &result {

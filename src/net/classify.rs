@@ -527,7 +527,7 @@ mod tests {
         })
     }
 
-    /// An error shaped like reqwest's: a wrapper whose source is `inner`.
+    /// An error shaped like the HTTP client's: a wrapper whose source is `inner`.
     #[derive(Debug)]
     struct Wrap(&'static str, Box<dyn StdError + Send + Sync>);
     impl std::fmt::Display for Wrap {

@@ -39,6 +39,9 @@ pub const USER_AGENT_VALUE: &str = concat!("invitesync/", env!("CARGO_PKG_VERSIO
 /// on another stream before its error is returned.
 const REFUSED_RESENDS: usize = 2;
 
+/// TCP keep-alive: idle time before the first probe, and between probes.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// A proxy's address and the `Proxy-Authorization` to show it.
 #[derive(Clone)]
 pub struct ProxyTo {
@@ -102,6 +105,14 @@ impl Transport {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
+        // A connection a firewall or NAT dropped in silence, or a vendor that
+        // vanished, is found within a minute instead of at the request's
+        // timeout.
+        http.set_keepalive(Some(KEEPALIVE));
+        http.set_keepalive_interval(Some(KEEPALIVE));
+        http.set_keepalive_retries(Some(3));
+        #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+        http.set_tcp_user_timeout(Some(Duration::from_secs(30)));
         let failures = Failures::default();
         let connector = Connector {
             http,

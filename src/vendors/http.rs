@@ -2,7 +2,7 @@
 //! headers and body.
 
 use bytes::Bytes;
-use reqwest::Url;
+use url::Url;
 
 use crate::change::Invalid;
 

@@ -1,6 +1,6 @@
 //! Helpers for the adapters' unit tests.
 
-use reqwest::Url;
+use url::Url;
 
 use crate::config::{RetryPolicy, VendorConfig};
 

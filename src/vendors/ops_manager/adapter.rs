@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 use http::Method;
-use reqwest::Url;
+use url::Url;
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Change, Invalid, Planned};

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::Method;
-use reqwest::Url;
+use url::Url;
 use serde::Deserialize;
 
 use crate::change::{Change, Invalid, Planned};
