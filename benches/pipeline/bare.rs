@@ -115,6 +115,96 @@ pub(crate) fn bare_client(
     })
 }
 
+/// The run's own HTTP client alone (`net::transport`), in the bare loop's
+/// place: what a request costs before anything else the run does. Plain
+/// HTTP to the sandbox, no digest vendor.
+pub(crate) fn transport_loop(
+    rt: &Runtime,
+    planned: &Arc<Planned>,
+    concurrency: usize,
+) -> Res<BareRun> {
+    use http_body_util::BodyExt as _;
+    use invitesync::net::transport::{Settings, Transport};
+    let planned = Arc::clone(planned);
+    rt.block_on(async move {
+        let http = Transport::new(Settings {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            pool: concurrency,
+            tls: None,
+            proxy: None,
+        });
+        let next = Arc::new(AtomicUsize::new(0));
+        let ok = Arc::new(AtomicU64::new(0));
+        let other = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut tasks = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            let (planned, http, next, ok, other) = (
+                Arc::clone(&planned),
+                http.clone(),
+                Arc::clone(&next),
+                Arc::clone(&ok),
+                Arc::clone(&other),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(change) = planned.changes.get(i) else {
+                        return Ok::<(), String>(());
+                    };
+                    let req = planned.adapters[usize::from(change.vendor)].request(change);
+                    let status = http
+                        .send(req, |resp| async move {
+                            let status = resp.status();
+                            resp.into_body().collect().await.map(|_| status)
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if status.is_success() {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        other.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| e.to_string())??;
+        }
+        Ok(BareRun {
+            elapsed: start.elapsed(),
+            ok: ok.load(Ordering::Relaxed),
+            other: other.load(Ordering::Relaxed),
+        })
+    })
+}
+
+/// The CPU per row of [`transport_loop`], the least of `rounds`.
+pub(crate) fn transport_cpu_per_row(
+    rt: &Runtime,
+    sandbox: &Arc<SandboxProc>,
+    planned: &Arc<Planned>,
+    concurrency: usize,
+    rounds: usize,
+) -> Res<Duration> {
+    let n = planned.changes.len();
+    let mut best = Duration::MAX;
+    for _ in 0..rounds {
+        rt.block_on(sandbox.reset())?;
+        let own = own_cpu();
+        let t = transport_loop(rt, planned, concurrency)?;
+        if t.ok != n as u64 {
+            return Err(format!(
+                "the transport loop had {} of {n} accepted ({} other answers)",
+                t.ok, t.other
+            ));
+        }
+        best = best.min(own_cpu().saturating_sub(own) / n.max(1) as u32);
+    }
+    Ok(best)
+}
+
 pub(crate) fn bare_client_once(args: &[String]) -> i32 {
     let [config, input, concurrency] = args else {
         eprintln!("usage: --bare-client CONFIG INPUT CONCURRENCY");

@@ -89,6 +89,28 @@ pub(crate) fn overhead_and_curl(s: &Settings, rt: &Runtime, report: &mut Report)
             "(reported)",
             None,
         );
+        // The run's own HTTP client alone: the rest of the pipeline's CPU
+        // per row is the runner's own work (reading, ordering, checkpoint).
+        let http_us = crate::bare::transport_cpu_per_row(
+            rt,
+            &sandbox,
+            &planned,
+            concurrency,
+            s.sizes.overhead_rounds,
+        )?
+        .as_secs_f64()
+            * 1e6;
+        report.detail(format!(
+            "CPU per row of the run's own HTTP client alone (net::transport in the bare loop's place): {http_us:.1} µs; \
+             the pipeline's other work: {:.1} µs",
+            cpu_us - http_us
+        ));
+        report.row(
+            "overhead: CPU per row of the run's HTTP client alone, and of the rest of the pipeline",
+            format!("{http_us:.1} µs and {:.1} µs", cpu_us - http_us),
+            "(reported)",
+            None,
+        );
         crate::wrk::against_wrk(s, rt, &sandbox, concurrency, pipe_best, report)?;
 
         // The four vendors together, Ops Manager's digest included.

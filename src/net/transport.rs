@@ -165,10 +165,14 @@ impl Transport {
             .entry(ACCEPT)
             .or_insert(HeaderValue::from_static("*/*"));
         // Only a TLS connection can speak HTTP/2 (ALPN), so only a request
-        // over one keeps a copy to resend.
-        let host = parts.uri.authority().map(|a| a.as_str().to_string());
-        let failed = |e| self.failed(e, host.as_deref());
-        let mut resends = if parts.uri.scheme_str() == Some("https") {
+        // over one keeps a copy to resend, and only its host is needed to
+        // find the TLS error its connection may have ended on.
+        let tls_host = match parts.uri.scheme_str() {
+            Some("https") => parts.uri.authority().map(|a| a.as_str().to_string()),
+            _ => None,
+        };
+        let failed = |e| self.failed(e, tls_host.as_deref());
+        let mut resends = if tls_host.is_some() {
             REFUSED_RESENDS
         } else {
             0
