@@ -114,9 +114,17 @@ impl Transport {
         #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
         http.set_tcp_user_timeout(Some(Duration::from_secs(30)));
         let failures = Failures::default();
+        // An https:// proxy is spoken to over TLS too, trusted as the vendor
+        // is; the tunnel itself is HTTP/1.1.
+        let proxy_tls = settings.tls.as_ref().map(|config| {
+            let mut config = (**config).clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            tokio_rustls::TlsConnector::from(Arc::new(config))
+        });
         let connector = Connector {
             http,
             tls: settings.tls.map(tokio_rustls::TlsConnector::from),
+            proxy_tls,
             proxy: settings.proxy,
             connect_timeout: settings.connect_timeout,
             failures: failures.clone(),
@@ -278,6 +286,7 @@ pub fn refused_unprocessed(err: &(dyn std::error::Error + 'static)) -> bool {
 struct Connector {
     http: HttpConnector,
     tls: Option<tokio_rustls::TlsConnector>,
+    proxy_tls: Option<tokio_rustls::TlsConnector>,
     proxy: Option<ProxyTo>,
     connect_timeout: Duration,
     failures: Failures,
@@ -307,46 +316,104 @@ impl tower_service::Service<Uri> for Connector {
 impl Connector {
     async fn connect(mut self, dst: Uri) -> Result<Conn, BoxError> {
         let https = dst.scheme_str() == Some("https");
-        let tcp = match &self.proxy {
+        let io: Box<dyn Io> = match &self.proxy {
             Some(proxy) if https => {
-                let mut tunnel = Tunnel::new(proxy.uri.clone(), self.http.clone());
+                let to_proxy = ToProxy {
+                    http: self.http.clone(),
+                    tls: self.proxy_tls.clone(),
+                    failures: self.failures.clone(),
+                };
+                let mut tunnel = Tunnel::new(proxy.uri.clone(), to_proxy);
                 if let Some(auth) = &proxy.authorization {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
                 let mut headers = http::HeaderMap::new();
                 headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
                 tunnel = tunnel.with_headers(headers);
-                tower_service::Service::call(&mut tunnel, dst.clone()).await?
+                let tunnelled = tower_service::Service::call(&mut tunnel, dst.clone()).await?;
+                Box::new(TokioIo::new(tunnelled))
             }
-            _ => tower_service::Service::call(&mut self.http, dst.clone()).await?,
+            _ => {
+                let tcp = tower_service::Service::call(&mut self.http, dst.clone()).await?;
+                if !https {
+                    return Ok(Conn::Plain(tcp));
+                }
+                Box::new(tcp.into_inner())
+            }
         };
-        if !https {
-            return Ok(Conn::Plain(tcp));
-        }
         let Some(tls) = &self.tls else {
             return Err("no TLS settings for an https:// vendor".into());
         };
-        let host = dst.host().unwrap_or_default();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let name = ServerName::try_from(host.to_string())
-            .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
-        let stream = tls.connect(name, tcp.into_inner()).await?;
-        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let watch = Watch {
-            host: dst.authority().map_or("", |a| a.as_str()).into(),
-            failures: self.failures.clone(),
-        };
-        Ok(Conn::Tls(Box::new(TokioIo::new(stream)), h2, watch))
+        tls_over(tls, &dst, io, &self.failures).await
     }
 }
 
-/// A connection to a vendor, plain or TLS (`true` when ALPN chose HTTP/2).
+/// TLS to `dst`'s host over `io`.
+async fn tls_over(
+    tls: &tokio_rustls::TlsConnector,
+    dst: &Uri,
+    io: Box<dyn Io>,
+    failures: &Failures,
+) -> Result<Conn, BoxError> {
+    let host = dst.host().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
+    let stream = tls.connect(name, io).await?;
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let watch = Watch {
+        host: dst.authority().map_or("", |a| a.as_str()).into(),
+        failures: failures.clone(),
+    };
+    Ok(Conn::Tls(Box::new(TokioIo::new(stream)), h2, watch))
+}
+
+/// Connects to a proxy for its `CONNECT`: TCP, and TLS when its URL is
+/// `https://`.
+#[derive(Clone)]
+struct ToProxy {
+    http: HttpConnector,
+    tls: Option<tokio_rustls::TlsConnector>,
+    failures: Failures,
+}
+
+impl tower_service::Service<Uri> for ToProxy {
+    type Response = Conn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, proxy: Uri) -> Self::Future {
+        let mut this = self.clone();
+        Box::pin(async move {
+            let tcp = tower_service::Service::call(&mut this.http, proxy.clone()).await?;
+            if proxy.scheme_str() != Some("https") {
+                return Ok(Conn::Plain(tcp));
+            }
+            let Some(tls) = &this.tls else {
+                return Err("no TLS settings for an https:// proxy".into());
+            };
+            tls_over(tls, &proxy, Box::new(tcp.into_inner()), &this.failures).await
+        })
+    }
+}
+
+/// The byte stream under a TLS connection: TCP, or a tunnel through a proxy.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection to a vendor or a proxy, plain or TLS (`true` when ALPN
+/// chose HTTP/2).
 enum Conn {
     Plain(TokioIo<TcpStream>),
-    Tls(Box<TokioIo<TlsStream<TcpStream>>>, bool, Watch),
+    Tls(Box<TokioIo<TlsStream<Box<dyn Io>>>>, bool, Watch),
 }
 
 /// Where a TLS connection's failure is kept, and under which host.

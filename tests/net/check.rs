@@ -65,6 +65,7 @@ fn each_failure_gets_a_verdict_and_a_fix() {
         ProxyRules {
             auth: None,
             refuse: true,
+            tls: None,
         },
     );
     let (code, out) = check(&net, &[("HTTPS_PROXY", &refusing.url())]);
@@ -79,6 +80,7 @@ fn each_failure_gets_a_verdict_and_a_fix() {
         ProxyRules {
             auth: Some("Basic x".into()),
             refuse: false,
+            tls: None,
         },
     );
     let (code, out) = check(&net, &[("HTTPS_PROXY", &asking.url())]);

@@ -266,12 +266,15 @@ pub struct ProxyRules {
     pub auth: Option<String>,
     /// Answer every CONNECT with 403.
     pub refuse: bool,
+    /// Speak TLS with this certificate (an `https://` proxy).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A CONNECT proxy on 127.0.0.1 that records every request head and every
 /// byte a client sent it.
 pub struct TestProxy {
     pub addr: SocketAddr,
+    tls: bool,
     /// The first line of each request (`CONNECT host:port HTTP/1.1`).
     pub lines: Arc<Mutex<Vec<String>>>,
     /// Every byte clients sent, request heads and tunnelled bytes alike.
@@ -288,19 +291,36 @@ impl TestProxy {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (l, s) = (lines.clone(), seen.clone());
+        let tls = rules.tls.is_some();
         net.rt.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (l, s, rules) = (l.clone(), s.clone(), rules.clone());
                 tokio::spawn(async move {
-                    let _ = tunnel(client, rules, l, s).await;
+                    match rules.tls.clone() {
+                        None => {
+                            let _ = tunnel(client, rules, l, s).await;
+                        }
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            if let Ok(client) = acceptor.accept(client).await {
+                                let _ = tunnel(client, rules, l, s).await;
+                            }
+                        }
+                    }
                 });
             }
         });
-        TestProxy { addr, lines, seen }
+        TestProxy {
+            addr,
+            tls,
+            lines,
+            seen,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn lines(&self) -> Vec<String> {
@@ -313,8 +333,8 @@ impl TestProxy {
     }
 }
 
-async fn tunnel(
-    mut client: TcpStream,
+async fn tunnel<C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut client: C,
     rules: ProxyRules,
     lines: Arc<Mutex<Vec<String>>>,
     seen: Arc<Mutex<Vec<u8>>>,
@@ -372,7 +392,7 @@ async fn tunnel(
     client
         .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
         .await?;
-    let (mut cr, mut cw) = client.split();
+    let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = upstream.split();
     let up = async {
         let mut buf = [0u8; 8192];

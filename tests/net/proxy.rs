@@ -33,6 +33,37 @@ fn https_goes_through_the_proxy_with_connect() {
 }
 
 #[test]
+fn an_https_proxy_is_spoken_to_over_tls() {
+    let mut net = Net::new();
+    let base = trusted(&mut net);
+    // The proxy's certificate, from the CA the config trusts.
+    let leaf = Net::leaf(&net.ca, &["127.0.0.1"], None);
+    let config =
+        invitesync::sandbox::tls::server_config(leaf.cert.as_bytes(), leaf.key.as_bytes(), None)
+            .expect("proxy TLS");
+    let proxy = TestProxy::start(
+        &net,
+        ProxyRules {
+            tls: Some(config),
+            ..ProxyRules::default()
+        },
+    );
+    assert!(proxy.url().starts_with("https://"));
+    net.config(&base, "", "ca_cert = \"ca.pem\"");
+    net.input(5);
+    let o = net.run(&[("HTTPS_PROXY", &proxy.url())]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(net.requests(), 5);
+    let target = base.trim_start_matches("https://");
+    let lines = proxy.lines();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert_eq!(l, &format!("CONNECT {target} HTTP/1.1"));
+    }
+    assert!(!proxy.saw(&net.api_key()));
+}
+
+#[test]
 fn the_lower_case_and_all_proxy_variables_work_too() {
     for var in ["https_proxy", "ALL_PROXY", "all_proxy"] {
         let mut net = Net::new();
@@ -106,6 +137,7 @@ fn proxy_credentials_come_from_a_secret_and_appear_nowhere() {
         ProxyRules {
             auth: Some(basic("robot", PASSWORD)),
             refuse: false,
+            tls: None,
         },
     );
     net.write("secrets/proxy", &format!("robot:{PASSWORD}\n"));
@@ -189,6 +221,7 @@ fn a_proxy_that_refuses_connect_stops_the_vendor() {
         ProxyRules {
             auth: None,
             refuse: true,
+            tls: None,
         },
     );
     net.config(&base, "", "ca_cert = \"ca.pem\"");
