@@ -367,6 +367,7 @@ async fn tls_over(
     let watch = Watch {
         host: dst.authority().map_or("", |a| a.as_str()).into(),
         failures: failures.clone(),
+        has_read: false,
     };
     Ok(Conn::Tls(Box::new(TokioIo::new(stream)), h2, watch))
 }
@@ -416,16 +417,22 @@ enum Conn {
     Tls(Box<TokioIo<TlsStream<Box<dyn Io>>>>, bool, Watch),
 }
 
-/// Where a TLS connection's failure is kept, and under which host.
+/// Where a TLS connection's failure is kept, and under which host: only a
+/// failure before anything was read from the server, which is what a
+/// refusal after the handshake looks like. A connection that has served
+/// answers and then fails says nothing about the next one.
 struct Watch {
     host: Arc<str>,
     failures: Failures,
+    has_read: bool,
 }
 
 impl Watch {
-    fn see<T>(&self, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if let Poll::Ready(Err(e)) = &polled {
-            self.failures.record(&self.host, e);
+    fn see<T>(&mut self, polled: Poll<io::Result<T>>, reading: bool) -> Poll<io::Result<T>> {
+        match &polled {
+            Poll::Ready(Err(e)) if !self.has_read => self.failures.record(&self.host, e),
+            Poll::Ready(Ok(_)) if reading => self.has_read = true,
+            _ => {}
         }
         polled
     }
@@ -449,7 +456,7 @@ impl hyper::rt::Read for Conn {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(io) => Pin::new(io).poll_read(cx, buf),
-            Conn::Tls(io, _, w) => w.see(Pin::new(io).poll_read(cx, buf)),
+            Conn::Tls(io, _, w) => w.see(Pin::new(io).poll_read(cx, buf), true),
         }
     }
 }
@@ -462,7 +469,7 @@ impl hyper::rt::Write for Conn {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(io) => Pin::new(io).poll_write(cx, buf),
-            Conn::Tls(io, _, w) => w.see(Pin::new(io).poll_write(cx, buf)),
+            Conn::Tls(io, _, w) => w.see(Pin::new(io).poll_write(cx, buf), false),
         }
     }
 
@@ -473,7 +480,7 @@ impl hyper::rt::Write for Conn {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            Conn::Tls(io, _, w) => w.see(Pin::new(io).poll_write_vectored(cx, bufs)),
+            Conn::Tls(io, _, w) => w.see(Pin::new(io).poll_write_vectored(cx, bufs), false),
         }
     }
 
@@ -487,7 +494,7 @@ impl hyper::rt::Write for Conn {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(io) => Pin::new(io).poll_flush(cx),
-            Conn::Tls(io, _, w) => w.see(Pin::new(io).poll_flush(cx)),
+            Conn::Tls(io, _, w) => w.see(Pin::new(io).poll_flush(cx), false),
         }
     }
 
