@@ -63,55 +63,89 @@ pub(crate) fn bare_client(
             let _ = resp.bytes().await;
             session.on_challenge(challenges.iter().map(String::as_str))?;
         }
-        let next = Arc::new(AtomicUsize::new(0));
-        let ok = Arc::new(AtomicU64::new(0));
-        let other = Arc::new(AtomicU64::new(0));
-        let start = Instant::now();
-        let mut tasks = Vec::with_capacity(concurrency);
-        for _ in 0..concurrency {
-            let (planned, http, next, ok, other) = (
-                Arc::clone(&planned),
-                http.clone(),
-                Arc::clone(&next),
-                Arc::clone(&ok),
-                Arc::clone(&other),
-            );
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(change) = planned.changes.get(i) else {
-                        return Ok::<(), String>(());
-                    };
-                    let vendor = usize::from(change.vendor);
-                    let mut req = planned.adapters[vendor].request(change);
-                    if let Some(session) = &planned.digests[vendor] {
-                        let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                        if let Some(a) = session.authorization(req.method().as_str(), uri)
-                            && let Ok(v) = http::HeaderValue::from_str(&a)
-                        {
-                            req.headers_mut().insert(http::header::AUTHORIZATION, v);
-                        }
-                    }
-                    let req = reqwest::Request::try_from(req).map_err(|e| e.to_string())?;
-                    let resp = http.execute(req).await.map_err(|e| e.to_string())?;
-                    let status = resp.status();
-                    resp.bytes().await.map_err(|e| e.to_string())?;
-                    if status.is_success() {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        other.fetch_add(1, Ordering::Relaxed);
+        drive(planned, concurrency, http).await
+    })
+}
+
+/// A client the bare loop can send through: the request as the adapter
+/// built it, the answer's status once its body is read.
+trait Sender: Clone + Send + Sync + 'static {
+    fn send(
+        &self,
+        req: http::Request<bytes::Bytes>,
+    ) -> impl Future<Output = Result<http::StatusCode, String>> + Send;
+}
+
+impl Sender for reqwest::Client {
+    async fn send(&self, req: http::Request<bytes::Bytes>) -> Result<http::StatusCode, String> {
+        let req = reqwest::Request::try_from(req).map_err(|e| e.to_string())?;
+        let resp = self.execute(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        resp.bytes().await.map_err(|e| e.to_string())?;
+        Ok(status)
+    }
+}
+
+impl Sender for invitesync::net::transport::Transport {
+    async fn send(&self, req: http::Request<bytes::Bytes>) -> Result<http::StatusCode, String> {
+        use http_body_util::BodyExt as _;
+        self.send(req, |resp| async move {
+            let status = resp.status();
+            resp.into_body().collect().await.map(|_| status)
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// `concurrency` tasks, each taking the next row and sending it through
+/// `http` until none is left (a digest vendor's rows with the session's
+/// next `Authorization`).
+async fn drive<S: Sender>(planned: Arc<Planned>, concurrency: usize, http: S) -> Res<BareRun> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (planned, http, next, ok, other) = (
+            Arc::clone(&planned),
+            http.clone(),
+            Arc::clone(&next),
+            Arc::clone(&ok),
+            Arc::clone(&other),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(change) = planned.changes.get(i) else {
+                    return Ok::<(), String>(());
+                };
+                let vendor = usize::from(change.vendor);
+                let mut req = planned.adapters[vendor].request(change);
+                if let Some(session) = &planned.digests[vendor] {
+                    let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                    if let Some(a) = session.authorization(req.method().as_str(), uri)
+                        && let Ok(v) = http::HeaderValue::from_str(&a)
+                    {
+                        req.headers_mut().insert(http::header::AUTHORIZATION, v);
                     }
                 }
-            }));
-        }
-        for t in tasks {
-            t.await.map_err(|e| e.to_string())??;
-        }
-        Ok(BareRun {
-            elapsed: start.elapsed(),
-            ok: ok.load(Ordering::Relaxed),
-            other: other.load(Ordering::Relaxed),
-        })
+                if http.send(req).await?.is_success() {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    other.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(BareRun {
+        elapsed: start.elapsed(),
+        ok: ok.load(Ordering::Relaxed),
+        other: other.load(Ordering::Relaxed),
     })
 }
 
@@ -123,7 +157,6 @@ pub(crate) fn transport_loop(
     planned: &Arc<Planned>,
     concurrency: usize,
 ) -> Res<BareRun> {
-    use http_body_util::BodyExt as _;
     use invitesync::net::transport::{Settings, Transport};
     let planned = Arc::clone(planned);
     rt.block_on(async move {
@@ -134,49 +167,7 @@ pub(crate) fn transport_loop(
             tls: None,
             proxy: None,
         });
-        let next = Arc::new(AtomicUsize::new(0));
-        let ok = Arc::new(AtomicU64::new(0));
-        let other = Arc::new(AtomicU64::new(0));
-        let start = Instant::now();
-        let mut tasks = Vec::with_capacity(concurrency);
-        for _ in 0..concurrency {
-            let (planned, http, next, ok, other) = (
-                Arc::clone(&planned),
-                http.clone(),
-                Arc::clone(&next),
-                Arc::clone(&ok),
-                Arc::clone(&other),
-            );
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(change) = planned.changes.get(i) else {
-                        return Ok::<(), String>(());
-                    };
-                    let req = planned.adapters[usize::from(change.vendor)].request(change);
-                    let status = http
-                        .send(req, |resp| async move {
-                            let status = resp.status();
-                            resp.into_body().collect().await.map(|_| status)
-                        })
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if status.is_success() {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        other.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.map_err(|e| e.to_string())??;
-        }
-        Ok(BareRun {
-            elapsed: start.elapsed(),
-            ok: ok.load(Ordering::Relaxed),
-            other: other.load(Ordering::Relaxed),
-        })
+        drive(planned, concurrency, http).await
     })
 }
 

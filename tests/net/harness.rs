@@ -218,13 +218,18 @@ api_key = {{ file = "secrets/gate" }}
 
     /// The `outcome` column of the results file.
     pub fn outcomes(&self) -> Vec<String> {
+        self.results_column("outcome")
+    }
+
+    /// A column of the results file.
+    pub fn results_column(&self, name: &str) -> Vec<String> {
         let mut r = csv::Reader::from_path(self.path("in.results.csv")).expect("results");
         let i = r
             .headers()
             .expect("header")
             .iter()
-            .position(|h| h == "outcome")
-            .expect("outcome column");
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column"));
         r.records()
             .map(|rec| rec.expect("record")[i].to_string())
             .collect()

@@ -112,15 +112,7 @@ fn a_stream_refused_unprocessed_is_sent_again_without_costing_an_attempt() {
         assert_eq!(seen.answered.get(&path), Some(&1), "{path} answered once");
     }
     assert!(net.outcomes().iter().all(|o| o == "updated"));
-    let mut results = csv::Reader::from_path(net.path("in.results.csv")).expect("results");
-    let at = results
-        .headers()
-        .expect("header")
-        .iter()
-        .position(|h| h == "attempts")
-        .expect("attempts column");
-    for record in results.records() {
-        let record = record.expect("record");
-        assert_eq!(&record[at], "1", "a refused stream is not an attempt");
+    for attempts in net.results_column("attempts") {
+        assert_eq!(attempts, "1", "a refused stream is not an attempt");
     }
 }

@@ -20,14 +20,19 @@ fn https_goes_through_the_proxy_with_connect() {
     let o = net.run(&[("HTTPS_PROXY", &proxy.url())]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(net.requests(), 8);
+    assert_tunnelled(&net, &proxy, &base);
+}
+
+/// Every request to the proxy was a `CONNECT` to the vendor, and inside the
+/// tunnel everything was encrypted: the proxy never saw the vendor's
+/// credential, nor a request line.
+fn assert_tunnelled(net: &Net, proxy: &TestProxy, base: &str) {
     let target = base.trim_start_matches("https://");
     let lines = proxy.lines();
     assert!(!lines.is_empty());
     for l in &lines {
         assert_eq!(l, &format!("CONNECT {target} HTTP/1.1"));
     }
-    // Inside the tunnel everything is encrypted: the proxy never saw the
-    // vendor's credential, nor a request line.
     assert!(!proxy.saw(&net.api_key()));
     assert!(!proxy.saw("PUT /events"));
 }
@@ -54,13 +59,7 @@ fn an_https_proxy_is_spoken_to_over_tls() {
     let o = net.run(&[("HTTPS_PROXY", &proxy.url())]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(net.requests(), 5);
-    let target = base.trim_start_matches("https://");
-    let lines = proxy.lines();
-    assert!(!lines.is_empty());
-    for l in &lines {
-        assert_eq!(l, &format!("CONNECT {target} HTTP/1.1"));
-    }
-    assert!(!proxy.saw(&net.api_key()));
+    assert_tunnelled(&net, &proxy, &base);
 }
 
 #[test]
