@@ -7,8 +7,9 @@
 //! (docs/ARCHITECTURE.md §6). The adapter's request already carries its
 //! absolute URI, so nothing is parsed again; there is no redirect layer
 //! (redirects are never followed) and no per-request copy of the headers.
-//! What an HTTP/2 server refused unprocessed is resent here, at once, as
-//! RFC 9113 §8.7 allows ([`refused_unprocessed`]).
+//! A request over TLS that was never processed is resent here, at once, up
+//! to twice: one an HTTP/2 server refused (RFC 9113 §8.7,
+//! [`refused_unprocessed`]) or one hyper never sent ([`cancelled`]).
 
 use std::future::Future;
 use std::io;
@@ -35,8 +36,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The `User-Agent` of every request and `CONNECT`.
 pub const USER_AGENT_VALUE: &str = concat!("invitesync/", env!("CARGO_PKG_VERSION"));
 
-/// How often a request an HTTP/2 server refused unprocessed is sent again
-/// on another stream before its error is returned.
+/// How often a request over TLS that was never processed is sent again
+/// before its error is returned (and the row's own retry takes over).
 const REFUSED_RESENDS: usize = 2;
 
 /// TCP keep-alive: idle time before the first probe, and between probes.
@@ -189,7 +190,7 @@ impl Transport {
             let attempt = Request::from_parts(parts.clone(), Full::new(body.clone()));
             match self.client.request(attempt).await {
                 Ok(resp) => return Ok(resp),
-                Err(e) if refused_unprocessed(&e) => resends -= 1,
+                Err(e) if refused_unprocessed(&e) || cancelled(&e) => resends -= 1,
                 Err(e) => return Err(failed(e)),
             }
         }
@@ -222,7 +223,8 @@ impl Transport {
     }
 }
 
-/// hyper's "not sent": the connection closed before the request went out.
+/// hyper's "not sent": the connection closed before the request went out,
+/// or another connection to the host was chosen for HTTP/2 meanwhile.
 fn cancelled(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(err);
     while let Some(e) = next {
