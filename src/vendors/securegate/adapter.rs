@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::Method;
 use url::Url;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::change::{Change, Invalid, Planned};
 use crate::config::{ConfigError, VendorConfig, VendorSettings};
@@ -32,6 +32,12 @@ impl Securegate {
             api_key,
         })
     }
+}
+
+/// The body of the update: `{"status": "..."}`.
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    status: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -94,7 +100,7 @@ impl Adapter for Securegate {
                 ),
             ));
         }
-        let body = serde_json::to_vec(&serde_json::json!({ "status": row.status }))
+        let body = serde_json::to_vec(&StatusBody { status: row.status })
             .map_err(|e| Invalid::new("status", e.to_string()))?;
         Ok(Planned {
             key: format!("{event}/{invite}"),
