@@ -10,6 +10,7 @@
 //! [`classify`] turns a failed request into what to tell the operator.
 
 pub mod classify;
+mod connector;
 pub mod pem;
 pub mod probe;
 pub mod proxy;
