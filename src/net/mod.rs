@@ -14,7 +14,6 @@ mod connector;
 pub mod pem;
 pub mod probe;
 pub mod proxy;
-pub mod settings;
 pub mod tls;
 pub mod transport;
 pub mod x509;
@@ -27,10 +26,10 @@ use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use url::Url;
 
+use crate::config::network::{self as settings, NetKeys};
 use crate::config::{Config, ConfigError};
 use classify::Context;
 use proxy::{Credentials, Route};
-use settings::NetKeys;
 
 /// A client certificate and where it came from.
 #[derive(Debug, Clone)]

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigError, VendorSettings};
+use super::error::ConfigError;
+use super::table::VendorSettings;
 
 /// One table's network keys.
 #[derive(Debug, Clone)]

@@ -20,22 +20,15 @@ use crate::ranges::{
     RETRY_AFTER_CAP, Whole, parse_duration, whole,
 };
 use crate::redact::Redactor;
-use crate::secret::{Registry, Secret, Source};
+use crate::secret::Registry;
 
-/// A configuration mistake, already phrased for the user.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+mod error;
+pub mod network;
+mod table;
 
-impl From<String> for ConfigError {
-    fn from(message: String) -> Self {
-        ConfigError(message)
-    }
-}
-
-fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError(msg.into()))
-}
+pub use error::ConfigError;
+use error::err;
+pub use table::VendorSettings;
 
 /// How a retrying vendor backs off; `[run]` gives the defaults, a vendor table
 /// may override each key.
@@ -139,7 +132,7 @@ pub struct Config {
     /// Every secret read for the vendor tables (filled by [`crate::vendors::build::adapters`]).
     pub secrets: Registry,
     /// Proxies, trust and client certificates (`crate::net`).
-    pub network: crate::net::settings::NetConfig,
+    pub network: network::NetConfig,
     /// `[input]`: how input files are laid out (delimiter, column names).
     pub input: crate::input::InputConfig,
 }
@@ -167,7 +160,7 @@ struct RawRun {
     grace_period: Option<String>,
     state: Option<PathBuf>,
     results: Option<PathBuf>,
-    // The network keys, checked by `crate::net::settings`.
+    // The network keys, checked by `network.rs`.
     proxy: Option<toml::Value>,
     proxy_credentials: Option<toml::Value>,
     ca_cert: Option<toml::Value>,
@@ -186,141 +179,6 @@ struct RawVendor {
     backoff_cap: Option<String>,
     #[serde(flatten)]
     rest: toml::Table,
-}
-
-/// The keys of a vendor table that belong to its kind alone. The vendor module
-/// takes the keys it knows with [`VendorSettings::secret`] and friends, then
-/// calls [`VendorSettings::finish`], which rejects whatever is left over
-/// (a typo, or another kind's credential).
-#[derive(Debug, Clone)]
-pub struct VendorSettings {
-    table: String,
-    rest: toml::Table,
-    resolve_secrets: bool,
-    base_dir: PathBuf,
-    /// Where each secret read is remembered, shared by all vendor tables.
-    found: Registry,
-}
-
-impl VendorSettings {
-    /// A settings table for tests and for code that builds adapters directly.
-    pub fn from_table(table: &str, rest: toml::Table) -> Self {
-        VendorSettings {
-            table: table.to_string(),
-            rest,
-            resolve_secrets: true,
-            base_dir: PathBuf::from("."),
-            found: Registry::default(),
-        }
-    }
-
-    /// A table of secrets read like a vendor's, for the network keys of
-    /// `[run]` and of vendor tables (`crate::net::settings`).
-    pub(crate) fn scoped(
-        table: &str,
-        rest: toml::Table,
-        resolve_secrets: bool,
-        base_dir: &Path,
-        found: &Registry,
-    ) -> Self {
-        VendorSettings {
-            table: table.to_string(),
-            rest,
-            resolve_secrets,
-            base_dir: base_dir.to_path_buf(),
-            found: found.clone(),
-        }
-    }
-
-    /// Whether the table holds `key`.
-    pub fn has(&self, key: &str) -> bool {
-        self.rest.contains_key(key)
-    }
-
-    /// `vendors.NAME`, for messages.
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    /// A required secret: `{ env = "VAR" }` or `{ file = "PATH" }`, read and
-    /// checked (see [`crate::secret::read`]). When the config was loaded
-    /// without secrets (tests of the vendors' rules), the source is only
-    /// checked for its form and an empty placeholder is returned.
-    pub fn secret(&mut self, key: &str) -> Result<Secret, ConfigError> {
-        let table = self.table.clone();
-        let Some(value) = self.rest.remove(key) else {
-            return err(format!(
-                "{table}: missing `{key}`; add `{key} = {{ env = \"VARIABLE\" }}` or `{key} = {{ file = \"PATH\" }}`"
-            ));
-        };
-        let where_ = format!("{table}.{key}");
-        let source = match value {
-            toml::Value::Table(t) => t,
-            toml::Value::String(_) => {
-                return err(format!(
-                    "{where_}: secrets are never written in the config; use `{{ env = \"VARIABLE\" }}` or `{{ file = \"PATH\" }}`"
-                ));
-            }
-            _ => {
-                return err(format!(
-                    "{where_}: expected `{{ env = \"VARIABLE\" }}` or `{{ file = \"PATH\" }}`"
-                ));
-            }
-        };
-        let env = source.get("env").and_then(|v| v.as_str());
-        let file = source.get("file").and_then(|v| v.as_str());
-        if source.len() != 1 || env.is_none() == file.is_none() {
-            return err(format!(
-                "{where_}: expected exactly one of `env = \"VARIABLE\"` or `file = \"PATH\"`"
-            ));
-        }
-        if !self.resolve_secrets {
-            return Ok(Secret::new(""));
-        }
-        let path = self.base_dir.join(file.unwrap_or_default());
-        let from = match env {
-            Some(var) => Source::Env(var),
-            None => Source::File(&path),
-        };
-        let read = crate::secret::read(from).map_err(|e| ConfigError(format!("{where_}: {e}")))?;
-        if let Some(w) = read.warning {
-            crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {where_}: {w}"));
-        }
-        self.found.add(&read.secret);
-        Ok(read.secret)
-    }
-
-    /// Where a secret comes from, for messages that ask the user to check it:
-    /// `environment variable MIGHTY_TOKEN` or `file /etc/invitesync/om.key`.
-    /// Never the value.
-    pub fn secret_source(&self, key: &str) -> Option<String> {
-        let source = self.rest.get(key)?.as_table()?;
-        if let Some(var) = source.get("env").and_then(|v| v.as_str()) {
-            return Some(Source::Env(var).to_string());
-        }
-        let file = source.get("file").and_then(|v| v.as_str())?;
-        Some(Source::File(&self.base_dir.join(file)).to_string())
-    }
-
-    /// An optional string setting.
-    pub fn string(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.rest.remove(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s)),
-            Some(_) => err(format!("{}.{key}: expected a string", self.table)),
-        }
-    }
-
-    /// Fails on any key that no one took.
-    pub fn finish(self) -> Result<(), ConfigError> {
-        match self.rest.keys().next() {
-            None => Ok(()),
-            Some(k) => err(format!(
-                "{}: unknown key `{k}` for this kind of vendor",
-                self.table
-            )),
-        }
-    }
 }
 
 fn duration(
@@ -488,14 +346,9 @@ impl Config {
         }
         // Every secret read, the vendors' and the proxies', for redaction.
         let secrets = Registry::default();
-        let run_net = crate::net::settings::NetKeys::take(
-            "run",
-            &mut run_net,
-            &base_dir,
-            resolve_secrets,
-            &secrets,
-        )?;
-        let mut network = crate::net::settings::NetConfig::new(&base_dir, resolve_secrets, run_net);
+        let run_net =
+            network::NetKeys::take("run", &mut run_net, &base_dir, resolve_secrets, &secrets)?;
+        let mut network = network::NetConfig::new(&base_dir, resolve_secrets, run_net);
         let run = RunConfig {
             concurrency,
             request_timeout: duration(
@@ -523,13 +376,8 @@ impl Config {
         let mut vendors = Vec::with_capacity(raw.vendors.len());
         for (name, mut v) in raw.vendors {
             let table = format!("vendors.{name}");
-            let net = crate::net::settings::NetKeys::take(
-                &table,
-                &mut v.rest,
-                &base_dir,
-                resolve_secrets,
-                &secrets,
-            )?;
+            let net =
+                network::NetKeys::take(&table, &mut v.rest, &base_dir, resolve_secrets, &secrets)?;
             network.vendors.insert(name.clone(), net);
             // Which kinds exist is the vendors' list to say (where the
             // adapters are built); an empty kind is a missing one.
@@ -570,13 +418,8 @@ impl Config {
                 )?,
                 retry_after_cap: run.retry.retry_after_cap,
             };
-            let settings = VendorSettings {
-                table: table.clone(),
-                rest: v.rest,
-                resolve_secrets,
-                base_dir: base_dir.clone(),
-                found: secrets.clone(),
-            };
+            let settings =
+                VendorSettings::scoped(&table, v.rest, resolve_secrets, &base_dir, &secrets);
             vendors.push((
                 VendorConfig {
                     name,
