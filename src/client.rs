@@ -248,6 +248,7 @@ fn map_err(e: TransportError, context: &crate::net::classify::Context) -> SendEr
     use crate::net::classify::{Class, classify};
     let is_connect = match &e {
         TransportError::Timeout => return SendError::Timeout,
+        TransportError::Unsendable(why) => return SendError::Unsendable(why.clone()),
         TransportError::Failed { is_connect, .. } => *is_connect,
     };
     match classify(&e, context) {

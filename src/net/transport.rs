@@ -59,6 +59,10 @@ pub struct Transport {
 pub enum TransportError {
     /// The whole request took longer than its timeout.
     Timeout,
+    /// The request cannot be sent as it is (its URI is not absolute, which
+    /// is how an adapter marks a request it could not build); sending it
+    /// again cannot help.
+    Unsendable(String),
     /// The request or its answer failed; `is_connect` when no connection
     /// could be made.
     Failed { error: BoxError, is_connect: bool },
@@ -68,6 +72,7 @@ impl std::fmt::Display for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TransportError::Timeout => f.write_str("timed out"),
+            TransportError::Unsendable(why) => f.write_str(why),
             TransportError::Failed { error, .. } => write!(f, "{error}"),
         }
     }
@@ -76,7 +81,7 @@ impl std::fmt::Display for TransportError {
 impl std::error::Error for TransportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TransportError::Timeout => None,
+            TransportError::Timeout | TransportError::Unsendable(_) => None,
             TransportError::Failed { error, .. } => Some(&**error),
         }
     }
@@ -125,6 +130,12 @@ impl Transport {
     }
 
     async fn head(&self, req: Request<Bytes>) -> Result<Response<Incoming>, TransportError> {
+        if req.uri().scheme().is_none() || req.uri().authority().is_none() {
+            return Err(TransportError::Unsendable(format!(
+                "`{}` is not an absolute URL",
+                req.uri()
+            )));
+        }
         let (mut parts, body) = req.into_parts();
         parts
             .headers
@@ -213,4 +224,30 @@ pub fn refused_unprocessed(err: &(dyn std::error::Error + 'static)) -> bool {
         next = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request an adapter could not build (its URI left relative) is
+    /// refused here, before any connection, as one no retry can help.
+    #[tokio::test]
+    async fn a_relative_uri_is_unsendable() {
+        let transport = Transport::new(Settings {
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            pool: 1,
+            tls: None,
+            proxy: None,
+        });
+        let req = Request::builder().uri("/").body(Bytes::new()).unwrap();
+        let sent = transport
+            .send(req, |resp| async move { Ok(resp.status()) })
+            .await;
+        assert!(
+            matches!(sent, Err(TransportError::Unsendable(_))),
+            "{sent:?}"
+        );
+    }
 }
