@@ -194,10 +194,22 @@ impl VendorClient {
         &self,
         req: http::Request<Bytes>,
     ) -> Result<(Answer, Vec<String>), SendError> {
-        self.http
+        let (answer, challenges) = self
+            .http
             .send(req, read_answer)
             .await
-            .map_err(|e| map_err(e, &self.context))
+            .map_err(|e| map_err(e, &self.context))?;
+        // A client certificate refused in an answer (nginx's 400) says
+        // nothing about the row: the vendor stops, as for a TLS refusal.
+        let refused = crate::net::cert_answer::refused_client_certificate(
+            answer.status,
+            &answer.body,
+            &self.context,
+        );
+        if let Some(problem) = refused {
+            return Err(SendError::Blocked(problem.to_string()));
+        }
+        Ok((answer, challenges))
     }
 }
 

@@ -60,7 +60,7 @@ impl std::fmt::Display for Problem {
 }
 
 impl Context {
-    fn say(&self, cause: &str, fix: &str) -> Problem {
+    pub(crate) fn say(&self, cause: &str, fix: &str) -> Problem {
         Problem {
             table: self.table.clone(),
             host: self.host.clone(),
@@ -435,13 +435,26 @@ fn certificate_failure(ce: &CertificateError, ctx: &Context) -> Problem {
     }
 }
 
+/// The fix for a missing client certificate, for vendor table `table`.
+pub(crate) fn set_client_cert(table: &str) -> String {
+    format!(
+        "set `client_cert = \"PATH\"` and `client_key = {{ file = \"PATH\" }}` in [{table}] (the certificate the server's operators issued for invitesync)"
+    )
+}
+
+/// The fix for a client certificate the server refused.
+pub(crate) fn check_client_cert(table: &str) -> String {
+    format!(
+        "check that `client_cert` in [{table}] holds a certificate the server accepts (issued by the CA it \
+         trusts, not expired) and `client_key` its key"
+    )
+}
+
 fn alert_failure(alert: AlertDescription, ctx: &Context) -> Problem {
     use AlertDescription as A;
     let table = &ctx.table;
     let said = words(&format!("{alert:?}"));
-    let set_cert = format!(
-        "set `client_cert = \"PATH\"` and `client_key = {{ file = \"PATH\" }}` in [{table}] (the certificate the server's operators issued for invitesync)"
-    );
+    let set_cert = set_client_cert(table);
     match (&ctx.client_cert, alert) {
         (None, A::CertificateRequired) => ctx.say("the server requires a client certificate", &set_cert),
         (
@@ -470,10 +483,7 @@ fn alert_failure(alert: AlertDescription, ctx: &Context) -> Problem {
                 "the server refused our client certificate ({}): {said}",
                 cert.display()
             ),
-            &format!(
-                "check that `client_cert` in [{table}] holds a certificate the server accepts (issued by the CA it \
-                 trusts, not expired) and `client_key` its key"
-            ),
+            &check_client_cert(table),
         ),
         (_, A::ProtocolVersion | A::InsufficientSecurity) => ctx.say(
             &format!("the server refused every TLS version and cipher invitesync offers ({said})"),

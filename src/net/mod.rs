@@ -9,6 +9,7 @@
 //! those, and
 //! [`classify`] turns a failed request into what to tell the operator.
 
+pub mod cert_answer;
 pub mod classify;
 mod connector;
 pub mod pem;

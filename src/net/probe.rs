@@ -285,10 +285,30 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
         Err(e) => return r.fail("http", problem(ctx, &format!("GET {url}: {e}"))),
     };
     let answer = client
-        .send(get, |resp| async move { Ok(resp.status()) })
+        .send(get, |resp| async move {
+            use http_body_util::BodyExt as _;
+            let status = resp.status();
+            // Enough of the body to read a refusal in it (see `cert_answer`).
+            let mut body = Vec::new();
+            let mut incoming = resp.into_body();
+            while body.len() < 4096 {
+                let Some(frame) = incoming.frame().await else {
+                    break;
+                };
+                if let Ok(data) = frame?.into_data() {
+                    body.extend_from_slice(&data);
+                }
+            }
+            Ok((status, body))
+        })
         .await;
     match answer {
-        Ok(status) => {
+        Ok((status, body)) => {
+            if let Some(p) =
+                super::cert_answer::refused_client_certificate(status.as_u16(), &body, ctx)
+            {
+                return r.fail("http", p);
+            }
             let meaning = match status.as_u16() {
                 401 | 403 => "the vendor answers; `check` sends no credentials",
                 _ => "the vendor answers",

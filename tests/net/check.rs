@@ -4,7 +4,7 @@
 
 use crate::harness::{Net, ProxyRules, TestProxy, stderr, stdout};
 
-fn check(net: &Net, env: &[(&str, &str)]) -> (Option<i32>, String) {
+pub fn check(net: &Net, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let o = net.cli(&["check", "-c", "invitesync.toml"], env);
     let out = stdout(&o);
     assert!(!stderr(&o).contains("ERROR"), "{}", stderr(&o));
