@@ -11,9 +11,11 @@ use super::classify::{Context, Problem, check_client_cert, set_client_cert};
 /// How much of an answer's body is searched for the server's words.
 const LOOK_AT: usize = 4096;
 
-/// nginx's words for the two refusals, lower case.
-const NONE_SENT: &str = "no required ssl certificate was sent";
-const CERT_ERROR: &str = "the ssl certificate error";
+/// The titles of nginx's pages for the two refusals, lower case. The whole
+/// title, not the words alone: a vendor's own 400 may quote a row's cells,
+/// and a cell must not be able to stop the vendor.
+const NONE_SENT: &str = "<title>400 no required ssl certificate was sent</title>";
+const CERT_ERROR: &str = "<title>400 the ssl certificate error</title>";
 
 /// What `status` and `body` say, if they are a server refusing the client
 /// certificate (or its absence) for the vendor of `ctx`.
@@ -106,8 +108,11 @@ mod tests {
     fn other_answers_are_the_rows_own() {
         let ctx = context(None);
         let validation = br#"{"detail":[{"loc":["body","status"],"msg":"bad certificate"}]}"#;
+        // A vendor quoting a row that holds nginx's words is the row's answer.
+        let quoted = br#"{"detail":[{"loc":["body","note"],"msg":"`No required SSL certificate was sent` is too long"}]}"#;
         for (status, body) in [
             (400, &validation[..]),
+            (400, &quoted[..]),
             (400, b"".as_slice()),
             (200, NGINX_496.as_bytes()),
             (403, NGINX_496.as_bytes()),
