@@ -39,12 +39,12 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// has one, then TLS for `https://`.
 #[derive(Clone)]
 pub(super) struct Connector {
-    http: HttpConnector,
-    tls: Option<tokio_rustls::TlsConnector>,
-    proxy_tls: Option<tokio_rustls::TlsConnector>,
-    proxy: Option<ProxyTo>,
+    /// The vendor reached directly, with its TLS.
+    direct: Direct,
+    /// The vendor's proxy and how to reach it (TLS too for an `https://`
+    /// proxy, trusted as the vendor is; the tunnel itself is HTTP/1.1).
+    proxy: Option<(ProxyTo, Direct)>,
     connect_timeout: Duration,
-    failures: Failures,
 }
 
 impl tower_service::Service<Uri> for Connector {
@@ -87,91 +87,95 @@ impl Connector {
         http.set_keepalive_retries(Some(3));
         #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
         http.set_tcp_user_timeout(Some(Duration::from_secs(30)));
-        // An https:// proxy is spoken to over TLS too, trusted as the vendor
-        // is; the tunnel itself is HTTP/1.1.
-        let proxy_tls = tls.as_ref().map(|config| {
-            let mut config = (**config).clone();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            tokio_rustls::TlsConnector::from(Arc::new(config))
+        let proxy = proxy.map(|proxy| {
+            let proxy_tls = tls
+                .as_ref()
+                .filter(|_| proxy.uri.scheme_str() == Some("https"))
+                .map(|config| {
+                    let mut config = (**config).clone();
+                    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                    tokio_rustls::TlsConnector::from(Arc::new(config))
+                });
+            let to_proxy = Direct {
+                http: http.clone(),
+                tls: proxy_tls,
+                failures: failures.clone(),
+            };
+            (proxy, to_proxy)
         });
         Connector {
-            http,
-            tls: tls.map(tokio_rustls::TlsConnector::from),
-            proxy_tls,
+            direct: Direct {
+                http,
+                tls: tls.map(tokio_rustls::TlsConnector::from),
+                failures,
+            },
             proxy,
             connect_timeout,
-            failures,
         }
     }
 
-    async fn connect(mut self, dst: Uri) -> Result<Conn, BoxError> {
+    async fn connect(self, dst: Uri) -> Result<Conn, BoxError> {
+        // Only HTTPS goes through the proxy (plain http:// is loopback).
         let https = dst.scheme_str() == Some("https");
-        let io: Box<dyn Io> = match &self.proxy {
-            Some(proxy) if https => {
-                let to_proxy = ToProxy {
-                    http: self.http.clone(),
-                    tls: self.proxy_tls.clone(),
-                    failures: self.failures.clone(),
-                };
-                let mut tunnel = Tunnel::new(proxy.uri.clone(), to_proxy);
-                if let Some(auth) = &proxy.authorization {
-                    tunnel = tunnel.with_auth(auth.clone());
-                }
-                let mut headers = http::HeaderMap::new();
-                headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-                tunnel = tunnel.with_headers(headers);
-                let tunnelled = tower_service::Service::call(&mut tunnel, dst.clone()).await?;
-                Box::new(TokioIo::new(tunnelled))
-            }
-            _ => {
-                let tcp = tower_service::Service::call(&mut self.http, dst.clone()).await?;
-                if !https {
-                    return Ok(Conn::Plain(tcp));
-                }
-                Box::new(tcp.into_inner())
-            }
+        let Some((proxy, to_proxy)) = self.proxy.as_ref().filter(|_| https) else {
+            return self.direct.connect(dst).await;
         };
-        let Some(tls) = &self.tls else {
-            return Err("no TLS settings for an https:// vendor".into());
-        };
-        tls_over(tls, &dst, io, &self.failures).await
+        let mut tunnel = Tunnel::new(proxy.uri.clone(), to_proxy.clone());
+        if let Some(auth) = &proxy.authorization {
+            tunnel = tunnel.with_auth(auth.clone());
+        }
+        let mut headers = http::HeaderMap::new();
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        tunnel = tunnel.with_headers(headers);
+        let tunnelled = tower_service::Service::call(&mut tunnel, dst.clone()).await?;
+        self.direct
+            .tls_over(&dst, Box::new(TokioIo::new(tunnelled)))
+            .await
     }
 }
 
-/// TLS to `dst`'s host over `io`.
-async fn tls_over(
-    tls: &tokio_rustls::TlsConnector,
-    dst: &Uri,
-    io: Box<dyn Io>,
-    failures: &Failures,
-) -> Result<Conn, BoxError> {
-    let host = dst.host().unwrap_or_default();
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
-    let stream = tls.connect(name, io).await?;
-    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let watch = Watch {
-        host: dst.authority().map_or("", |a| a.as_str()).into(),
-        failures: failures.clone(),
-        has_read: false,
-    };
-    Ok(Conn::Tls(Box::new(TokioIo::new(stream)), h2, watch))
-}
-
-/// Connects to a proxy for its `CONNECT`: TCP, and TLS when its URL is
-/// `https://`.
+/// TCP to a host, then TLS when its URL is `https://`: the vendor reached
+/// directly, or its proxy (for which it is the tunnel's connector).
 #[derive(Clone)]
-struct ToProxy {
+struct Direct {
     http: HttpConnector,
     tls: Option<tokio_rustls::TlsConnector>,
     failures: Failures,
 }
 
-impl tower_service::Service<Uri> for ToProxy {
+impl Direct {
+    async fn connect(mut self, to: Uri) -> Result<Conn, BoxError> {
+        let tcp = tower_service::Service::call(&mut self.http, to.clone()).await?;
+        if to.scheme_str() != Some("https") {
+            return Ok(Conn::Plain(tcp));
+        }
+        self.tls_over(&to, Box::new(tcp.into_inner())).await
+    }
+
+    /// TLS to `dst`'s host over `io`.
+    async fn tls_over(&self, dst: &Uri, io: Box<dyn Io>) -> Result<Conn, BoxError> {
+        let Some(tls) = &self.tls else {
+            return Err("no TLS settings for an https:// connection".into());
+        };
+        let host = dst.host().unwrap_or_default();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
+        let stream = tls.connect(name, io).await?;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let watch = Watch {
+            host: dst.authority().map_or("", |a| a.as_str()).into(),
+            failures: self.failures.clone(),
+            has_read: false,
+        };
+        Ok(Conn::Tls(Box::new(TokioIo::new(stream)), h2, watch))
+    }
+}
+
+impl tower_service::Service<Uri> for Direct {
     type Response = Conn;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
@@ -180,18 +184,8 @@ impl tower_service::Service<Uri> for ToProxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, proxy: Uri) -> Self::Future {
-        let mut this = self.clone();
-        Box::pin(async move {
-            let tcp = tower_service::Service::call(&mut this.http, proxy.clone()).await?;
-            if proxy.scheme_str() != Some("https") {
-                return Ok(Conn::Plain(tcp));
-            }
-            let Some(tls) = &this.tls else {
-                return Err("no TLS settings for an https:// proxy".into());
-            };
-            tls_over(tls, &proxy, Box::new(tcp.into_inner()), &this.failures).await
-        })
+    fn call(&mut self, to: Uri) -> Self::Future {
+        Box::pin(self.clone().connect(to))
     }
 }
 
