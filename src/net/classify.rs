@@ -114,6 +114,11 @@ fn chain<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'stat
     out
 }
 
+/// The first error of type `T` in `err`'s chain (see [`chain`]).
+pub(crate) fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    chain(err).into_iter().find_map(|e| e.downcast_ref::<T>())
+}
+
 /// Classifies a failed request to the vendor of `ctx`.
 pub fn classify(err: &(dyn StdError + 'static), ctx: &Context) -> Class {
     let errors = chain(err);

@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::classify::find;
 use super::connector::{BoxError, Connector, Failures};
 pub use super::connector::{ProxyTo, USER_AGENT_VALUE};
 
@@ -198,14 +199,7 @@ impl Transport {
 /// hyper's "not sent": the connection closed before the request went out,
 /// or another connection to the host was chosen for HTTP/2 meanwhile.
 fn cancelled(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            return h.is_canceled();
-        }
-        next = e.source();
-    }
-    false
+    find::<hyper::Error>(err).is_some_and(hyper::Error::is_canceled)
 }
 
 /// An HTTP/2 server's word that it did not process the request: a graceful
@@ -214,16 +208,11 @@ fn cancelled(err: &(dyn std::error::Error + 'static)) -> bool {
 /// connection (RFC 9113 §8.7). Without this, a server that rotates a busy
 /// connection would fail every request then in flight on it at once.
 pub fn refused_unprocessed(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_remote()
-                && ((h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
-                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)));
-        }
-        next = e.source();
-    }
-    false
+    find::<h2::Error>(err).is_some_and(|h2| {
+        h2.is_remote()
+            && ((h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
+                || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)))
+    })
 }
 
 #[cfg(test)]
