@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 
 use crate::change::VendorId;
@@ -218,7 +218,6 @@ impl VendorClient {
 async fn read_answer(
     resp: http::Response<hyper::body::Incoming>,
 ) -> Result<(Answer, Vec<String>), hyper::Error> {
-    use http_body_util::BodyExt as _;
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -234,23 +233,12 @@ async fn read_answer(
     } else {
         Vec::new()
     };
-    let mut incoming = resp.into_body();
-    let mut body = BytesMut::new();
-    while let Some(frame) = incoming.frame().await {
-        let Ok(chunk) = frame?.into_data() else {
-            continue;
-        };
-        let room = BODY_CAP.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if chunk.len() >= room {
-            break;
-        }
-    }
+    let body = crate::net::transport::body_up_to(resp.into_body(), BODY_CAP).await?;
     Ok((
         Answer {
             status,
             retry_after,
-            body: body.freeze(),
+            body,
         },
         challenges,
     ))

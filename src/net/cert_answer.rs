@@ -9,7 +9,7 @@
 use super::classify::{Context, Problem, check_client_cert, set_client_cert};
 
 /// How much of an answer's body is searched for the server's words.
-const LOOK_AT: usize = 4096;
+pub(crate) const LOOK_AT: usize = 4096;
 
 /// The titles of nginx's pages for the two refusals, lower case. The whole
 /// title, not the words alone: a vendor's own 400 may quote a row's cells,

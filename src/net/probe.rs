@@ -286,20 +286,10 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
     };
     let answer = client
         .send(get, |resp| async move {
-            use http_body_util::BodyExt as _;
             let status = resp.status();
             // Enough of the body to read a refusal in it (see `cert_answer`).
-            let mut body = Vec::new();
-            let mut incoming = resp.into_body();
-            while body.len() < 4096 {
-                let Some(frame) = incoming.frame().await else {
-                    break;
-                };
-                if let Ok(data) = frame?.into_data() {
-                    body.extend_from_slice(&data);
-                }
-            }
-            Ok((status, body))
+            let body = super::transport::body_up_to(resp.into_body(), super::cert_answer::LOOK_AT);
+            Ok((status, body.await?))
         })
         .await;
     match answer {

@@ -196,6 +196,23 @@ impl Transport {
     }
 }
 
+/// At most `cap` bytes of an answer's body: what comes after is not read.
+pub async fn body_up_to(mut body: Incoming, cap: usize) -> Result<Bytes, hyper::Error> {
+    use http_body_util::BodyExt as _;
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame?.into_data() else {
+            continue;
+        };
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() >= room {
+            break;
+        }
+    }
+    Ok(out.freeze())
+}
+
 /// hyper's "not sent": the connection closed before the request went out,
 /// or another connection to the host was chosen for HTTP/2 meanwhile.
 fn cancelled(err: &(dyn std::error::Error + 'static)) -> bool {
