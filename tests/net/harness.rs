@@ -264,6 +264,39 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A TLS server on 127.0.0.1 with a certificate from `net.ca`, offering the
+/// ALPN protocols `alpn`; each connection, once its handshake is done, goes
+/// to `serve` on a task of its own.
+/// Returns its base URL.
+pub fn tls_server<F, Fut>(net: &Net, alpn: &[&[u8]], serve: F) -> String
+where
+    F: Fn(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let leaf = Net::leaf(&net.ca, &["127.0.0.1"], None);
+    let config = server_config(leaf.cert.as_bytes(), leaf.key.as_bytes(), None).expect("config");
+    let mut config = (*config).clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = net
+        .rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let serve = Arc::new(serve);
+    net.rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, serve) = (acceptor.clone(), serve.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
+                }
+            });
+        }
+    });
+    format!("https://127.0.0.1:{port}")
+}
+
 /// What the test proxy does with a CONNECT.
 #[derive(Clone, Default)]
 pub struct ProxyRules {

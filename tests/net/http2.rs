@@ -7,10 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use invitesync::sandbox::tls::server_config;
-use tokio::net::TcpListener;
 
-use crate::harness::{Net, stderr};
+use crate::harness::{Net, stderr, tls_server};
 
 /// What the server saw: streams refused, and the paths it answered.
 #[derive(Default)]
@@ -24,60 +22,44 @@ struct Seen {
 /// stream of every connection and answers every other one as Securegate
 /// would. Returns its base URL.
 fn refusing_h2_server(net: &Net, seen: Arc<Mutex<Seen>>) -> String {
-    let leaf = Net::leaf(&net.ca, &["127.0.0.1"], None);
-    let config = server_config(leaf.cert.as_bytes(), leaf.key.as_bytes(), None).expect("config");
-    let mut config = (*config).clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = net
-        .rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    net.rt.spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, seen) = (acceptor.clone(), seen.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-                lock(&seen).alpn.push(alpn);
-                let Ok(mut conn) = h2::server::handshake(tls).await else {
-                    return;
-                };
-                let mut first = true;
-                while let Some(Ok((req, mut respond))) = conn.accept().await {
-                    if std::mem::take(&mut first) {
-                        lock(&seen).refused += 1;
-                        respond.send_reset(h2::Reason::REFUSED_STREAM);
-                        continue;
-                    }
-                    let seen = seen.clone();
-                    tokio::spawn(async move {
-                        let path = req.uri().path().to_string();
-                        let mut body = req.into_body();
-                        while let Some(Ok(chunk)) = body.data().await {
-                            let _ = body.flow_control().release_capacity(chunk.len());
-                        }
-                        *lock(&seen).answered.entry(path.clone()).or_default() += 1;
-                        let id = path.rsplit('/').next().unwrap_or_default().to_string();
-                        let answer = http::Response::builder()
-                            .status(200)
-                            .header("content-type", "application/json")
-                            .body(())
-                            .expect("response");
-                        let Ok(mut stream) = respond.send_response(answer, false) else {
-                            return;
-                        };
-                        let json = format!(r#"{{"id":"{id}","status":"accepted"}}"#);
-                        let _ = stream.send_data(Bytes::from(json), true);
-                    });
+    tls_server(net, &[b"h2"], move |tls| {
+        let seen = seen.clone();
+        async move {
+            let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            lock(&seen).alpn.push(alpn);
+            let Ok(mut conn) = h2::server::handshake(tls).await else {
+                return;
+            };
+            let mut first = true;
+            while let Some(Ok((req, mut respond))) = conn.accept().await {
+                if std::mem::take(&mut first) {
+                    lock(&seen).refused += 1;
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    continue;
                 }
-            });
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let path = req.uri().path().to_string();
+                    let mut body = req.into_body();
+                    while let Some(Ok(chunk)) = body.data().await {
+                        let _ = body.flow_control().release_capacity(chunk.len());
+                    }
+                    *lock(&seen).answered.entry(path.clone()).or_default() += 1;
+                    let id = path.rsplit('/').next().unwrap_or_default().to_string();
+                    let answer = http::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(())
+                        .expect("response");
+                    let Ok(mut stream) = respond.send_response(answer, false) else {
+                        return;
+                    };
+                    let json = format!(r#"{{"id":"{id}","status":"accepted"}}"#);
+                    let _ = stream.send_data(Bytes::from(json), true);
+                });
+            }
         }
-    });
-    format!("https://127.0.0.1:{port}")
+    })
 }
 
 fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {

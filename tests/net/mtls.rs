@@ -4,11 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use invitesync::sandbox::tls::server_config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-use crate::harness::{Net, stderr};
+use crate::harness::{Net, stderr, tls_server};
 use crate::trust::assert_stopped;
 
 /// The sandbox over HTTPS, requiring client certificates from `net.ca`.
@@ -82,48 +80,35 @@ fn a_refused_client_certificate_stops_the_vendor() {
 /// handshake without a client certificate and answers every request `400`
 /// with nginx's page; returns its base URL and the requests it answered.
 fn nginx_wanting_a_certificate(net: &Net) -> (String, Arc<AtomicUsize>) {
-    let leaf = Net::leaf(&net.ca, &["127.0.0.1"], None);
-    let config = server_config(leaf.cert.as_bytes(), leaf.key.as_bytes(), None).expect("config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let listener = net
-        .rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let answered = Arc::new(AtomicUsize::new(0));
     let count = answered.clone();
-    net.rt.spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, count) = (acceptor.clone(), count.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
+    let base = tls_server(net, &[b"http/1.1"], move |mut tls| {
+        let count = count.clone();
+        async move {
+            let page = "<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n\
+            <body>\r\n<center><h1>400 Bad Request</h1></center>\r\n\
+            <center>No required SSL certificate was sent</center>\r\n<hr><center>nginx</center>\r\n\
+            </body>\r\n</html>\r\n";
+            let mut buf = vec![0u8; 64 * 1024];
+            // One request per read is enough for these small PUTs; bounded
+            // by the client closing the connection.
+            while let Ok(n) = tls.read(&mut buf).await {
+                if n == 0 {
                     return;
-                };
-                let page = "<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n\
-                    <body>\r\n<center><h1>400 Bad Request</h1></center>\r\n\
-                    <center>No required SSL certificate was sent</center>\r\n<hr><center>nginx</center>\r\n\
-                    </body>\r\n</html>\r\n";
-                let mut buf = vec![0u8; 64 * 1024];
-                // One request per read is enough for these small PUTs; bounded
-                // by the client closing the connection.
-                while let Ok(n) = tls.read(&mut buf).await {
-                    if n == 0 {
-                        return;
-                    }
-                    count.fetch_add(1, Ordering::Relaxed);
-                    let answer = format!(
-                        "HTTP/1.1 400 Bad Request\r\nServer: nginx\r\nContent-Type: text/html\r\n\
-                         Content-Length: {}\r\n\r\n{page}",
-                        page.len()
-                    );
-                    if tls.write_all(answer.as_bytes()).await.is_err() {
-                        return;
-                    }
                 }
-            });
+                count.fetch_add(1, Ordering::Relaxed);
+                let answer = format!(
+                    "HTTP/1.1 400 Bad Request\r\nServer: nginx\r\nContent-Type: text/html\r\n\
+                 Content-Length: {}\r\n\r\n{page}",
+                    page.len()
+                );
+                if tls.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
         }
     });
-    (format!("https://127.0.0.1:{port}"), answered)
+    (base, answered)
 }
 
 #[test]
