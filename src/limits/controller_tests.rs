@@ -109,6 +109,17 @@ fn rate(answers: &[Answer]) -> f64 {
     (answers.len() - 1) as f64 / span.as_secs_f64()
 }
 
+/// How many round trips of `rtt` passed before the limit first reached
+/// `cap`.
+fn round_trips_to(answers: &[Answer], cap: usize, rtt: Duration) -> f64 {
+    let reached = answers
+        .iter()
+        .find(|a| a.limit == cap)
+        .map(|a| a.at)
+        .expect("reaches its cap");
+    reached.as_secs_f64() / rtt.as_secs_f64()
+}
+
 const KNEE: Vendor = Vendor {
     base: Duration::from_millis(20),
     knee: 24,
@@ -367,13 +378,8 @@ fn heavy_jitter_without_a_knee_reaches_a_high_cap_and_stays() {
             jitter,
         };
         let (answers, _) = simulate(256, 60_000, noisy, None);
-        let reached = answers
-            .iter()
-            .find(|a| a.limit == 256)
-            .map(|a| a.at)
-            .expect("reaches its cap");
         // Twenty mean round trips.
-        let trips = reached.as_secs_f64() / (noisy.base + jitter / 2).as_secs_f64();
+        let trips = round_trips_to(&answers, 256, noisy.base + jitter / 2);
         assert!(
             trips <= 20.0,
             "reached the cap after {trips:.1} round trips (jitter {jitter:?})"
@@ -425,11 +431,6 @@ fn a_steady_vendor_without_a_knee_is_at_the_cap_within_a_few_round_trips() {
         jitter: Duration::ZERO,
     };
     let (answers, _) = simulate(64, 3_000, quiet, None);
-    let reached = answers
-        .iter()
-        .find(|a| a.limit == 64)
-        .map(|a| a.at)
-        .expect("reaches its cap");
-    let trips = reached.as_secs_f64() / quiet.base.as_secs_f64();
+    let trips = round_trips_to(&answers, 64, quiet.base);
     assert!(trips <= 7.0, "at the cap after {trips:.1} round trips");
 }
