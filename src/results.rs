@@ -478,14 +478,28 @@ mod tests {
         assert_eq!(unneutralise("'quoted"), "'quoted");
     }
 
+    /// A writer for which every row is this run's.
+    type EveryRow = ResultsWriter<fn(&InputRow) -> bool>;
+
+    /// A writer of `select`'s file (`out.csv`) for an input `in.csv` of
+    /// `text`, in `dir`.
+    fn writer(dir: &Path, text: &str, select: Select) -> (PathBuf, EveryRow) {
+        let input = dir.join("in.csv");
+        std::fs::write(&input, text).unwrap();
+        let out = dir.join("out.csv");
+        let all: fn(&InputRow) -> bool = |_| true;
+        let w = ResultsWriter::create(&input, &Layout::default(), &out, select, all).unwrap();
+        (out, w)
+    }
+
     #[test]
     fn writes_in_input_order_with_pending_gaps() {
         let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("in.csv");
-        std::fs::write(&input, "vendor,note\ngate,=cmd\ngate,b\ngate,c\n").unwrap();
-        let out = dir.path().join("out.csv");
-        let mut w =
-            ResultsWriter::create(&input, &Layout::default(), &out, Select::All, |_| true).unwrap();
+        let (out, mut w) = writer(
+            dir.path(),
+            "vendor,note\ngate,=cmd\ngate,b\ngate,c\n",
+            Select::All,
+        );
         let e = Ending {
             outcome: "updated",
             http_status: Some(200),
@@ -514,11 +528,7 @@ mod tests {
     #[test]
     fn each_row_shows_its_own_second() {
         let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("in.csv");
-        std::fs::write(&input, "vendor\ngate\ngate\ngate\ngate\n").unwrap();
-        let out = dir.path().join("out.csv");
-        let mut w =
-            ResultsWriter::create(&input, &Layout::default(), &out, Select::All, |_| true).unwrap();
+        let (out, mut w) = writer(dir.path(), "vendor\ngate\ngate\ngate\ngate\n", Select::All);
         for (index, ms) in [(0, 1_500), (1, 1_999), (2, 2_000), (3, 1_000)] {
             let e = Ending {
                 outcome: "updated",
@@ -548,12 +558,11 @@ mod tests {
     #[test]
     fn failed_rows_file_is_in_the_input_format() {
         let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("in.csv");
-        std::fs::write(&input, "vendor,status\ngate,sent\ngate,maybe\n").unwrap();
-        let out = dir.path().join("failed.csv");
-        let mut w =
-            ResultsWriter::create(&input, &Layout::default(), &out, Select::Failed, |_| true)
-                .unwrap();
+        let (out, mut w) = writer(
+            dir.path(),
+            "vendor,status\ngate,sent\ngate,maybe\n",
+            Select::Failed,
+        );
         w.row(
             0,
             &Ending {
