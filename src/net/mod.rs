@@ -222,10 +222,7 @@ impl Network {
                 let authorization = match &p.credentials {
                     None => None,
                     Some(c) => {
-                        use base64::Engine as _;
-                        let pair = format!("{}:{}", c.user, c.password.expose());
-                        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                        let mut value = http::HeaderValue::from_str(&format!("Basic {encoded}"))
+                        let mut value = http::HeaderValue::from_str(&c.basic())
                             .map_err(|_| format!("{}: cannot be sent as a header", c.from))?;
                         value.set_sensitive(true);
                         Some(value)

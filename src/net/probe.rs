@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -406,12 +405,7 @@ async fn connect_tunnel(
     };
     let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(c) = &proxy.credentials {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            c.user,
-            c.password.expose()
-        ));
-        head.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+        head.push_str(&format!("Proxy-Authorization: {}\r\n", c.basic()));
     }
     head.push_str("\r\n");
     let exchange = async {

@@ -40,6 +40,18 @@ pub struct Credentials {
     pub from: String,
 }
 
+impl Credentials {
+    /// The `Proxy-Authorization` value: `Basic` and `user:password` in base64.
+    pub fn basic(&self) -> String {
+        use base64::Engine as _;
+        let pair = format!("{}:{}", self.user, self.password.expose());
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+}
+
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Proxy({} from {})", self.shown(), self.from)
