@@ -245,7 +245,7 @@ async fn read_answer(
 }
 
 fn map_err(e: TransportError, context: &crate::net::classify::Context) -> SendError {
-    use crate::net::classify::{Class, classify};
+    use crate::net::classify::{Class, classify, innermost};
     let is_connect = match &e {
         TransportError::Timeout => return SendError::Timeout,
         TransportError::Unsendable(why) => return SendError::Unsendable(why.clone()),
@@ -259,19 +259,8 @@ fn map_err(e: TransportError, context: &crate::net::classify::Context) -> SendEr
     // A connection that could not even be made (a connect timeout included)
     // means the vendor was not reached, whatever else went wrong.
     if is_connect {
-        SendError::Connect(format!("{}: {}", context.host, cause(&e)))
+        SendError::Connect(format!("{}: {}", context.host, innermost(&e)))
     } else {
-        SendError::Broken(cause(&e))
+        SendError::Broken(innermost(&e))
     }
-}
-
-/// The innermost cause, which says what happened ("connection reset by
-/// peer") without the HTTP stack's framing. Never contains credentials: they
-/// travel in headers, which errors do not quote.
-fn cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = e;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    inner.to_string()
 }

@@ -114,6 +114,17 @@ fn chain<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'stat
     out
 }
 
+/// The innermost cause, which says what happened ("connection reset by
+/// peer") without the framing of the layers above it. Never contains
+/// credentials: they travel in headers, which errors do not quote.
+pub fn innermost(e: &(dyn StdError + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}
+
 /// The first error of type `T` in `err`'s chain (see [`chain`]).
 pub(crate) fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     chain(err).into_iter().find_map(|e| e.downcast_ref::<T>())

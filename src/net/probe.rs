@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Network;
-use super::classify::{self, Class, Context, Problem};
+use super::classify::{self, Class, Context, Problem, innermost};
 use super::proxy::{Proxy, Route};
 use super::tls::Seen;
 use super::x509::Summary;
@@ -343,14 +343,6 @@ fn problem(ctx: &Context, cause: &str) -> Problem {
 
 fn human(d: Duration) -> String {
     humantime::format_duration(d).to_string()
-}
-
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = e;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    inner.to_string()
 }
 
 /// `subject CN=...; issuer CN=...; expires ... (in N days); names a, b`.
