@@ -36,7 +36,7 @@ pub(crate) fn bare_client(
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(concurrency)
             .tcp_nodelay(true)
-            .user_agent(concat!("invitesync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(invitesync::net::transport::USER_AGENT_VALUE)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()

@@ -33,7 +33,7 @@ impl Gateway {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT.min(Duration::from_secs(5)))
-            .user_agent(concat!("invitesync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::net::transport::USER_AGENT_VALUE)
             .no_proxy()
             .build()
             .map_err(|e| format!("cannot set up the HTTP client for the Pushgateway: {e}"))?;
