@@ -36,9 +36,20 @@ pub fn classify(status: u16) -> Class {
     }
 }
 
-/// Whether a status says "slow down" (multiplicative decrease of concurrency).
+/// Whether a status says "slow down" (multiplicative decrease of
+/// concurrency): 429 and 503, and a gateway's 502 and 504, which say the
+/// vendor behind it is failing or too slow to answer; more requests in
+/// flight would only add to that.
 pub fn is_backpressure(status: u16) -> bool {
-    matches!(status, 429 | 503)
+    status == 429 || is_unavailable(status)
+}
+
+/// Whether a status says "unavailable": a gateway that cannot reach the
+/// vendor (502, 504) or a vendor that cannot serve (503). All three are
+/// retried; only an unbroken run of them stops the vendor (see
+/// `limits::circuit`).
+pub fn is_unavailable(status: u16) -> bool {
+    matches!(status, 502..=504)
 }
 
 /// Reads `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -107,6 +118,15 @@ mod tests {
         for s in [400, 404, 409, 415, 422, 501, 505] {
             assert_eq!(classify(s), Class::Final, "{s}");
         }
+    }
+
+    #[test]
+    fn unavailable_and_slow_down_statuses() {
+        let all = 100..600;
+        let unavailable: Vec<u16> = all.clone().filter(|s| is_unavailable(*s)).collect();
+        assert_eq!(unavailable, [502, 503, 504]);
+        let slow_down: Vec<u16> = all.filter(|s| is_backpressure(*s)).collect();
+        assert_eq!(slow_down, [429, 502, 503, 504]);
     }
 
     #[test]

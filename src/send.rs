@@ -28,7 +28,7 @@ use crate::latency::Histogram;
 use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
 use crate::outcome::Outcome;
 use crate::redact::Redactor;
-use crate::retry::{Backoff, Class, classify, is_backpressure};
+use crate::retry::{Backoff, Class, classify, is_backpressure, is_unavailable};
 use crate::tally::Tally;
 use crate::vendors::{Adapter, Reply};
 
@@ -169,6 +169,8 @@ pub async fn send(
 ) -> Option<Sent> {
     let mut backoff = Backoff::new(&target.retry);
     let mut attempts = 0u32;
+    // When this row's answers turned to 502/503/504 (and have stayed so).
+    let mut unavailable_since: Option<Instant> = None;
     let vt = tally.vendor(Some(target.id));
     loop {
         if stop.is_cancelled() || target.circuit.is_open() {
@@ -225,6 +227,7 @@ pub async fn send(
         let (retry_after, last) = match result {
             Ok(answer) => {
                 let took = on_wire.elapsed();
+                let answered_at = on_wire + took;
                 target.latency.record(took);
                 let status = answer.status;
                 tracing::trace!(
@@ -247,10 +250,16 @@ pub async fn send(
                 let class = classify(status);
                 let trip = if class == Class::Credentials {
                     Trip::Credentials
+                } else if is_unavailable(status) {
+                    unavailable_since.get_or_insert(answered_at);
+                    Trip::Unavailable
                 } else {
                     Trip::Answered
                 };
-                if target.circuit.record(trip) {
+                if trip != Trip::Unavailable {
+                    unavailable_since = None;
+                }
+                if target.circuit.record(trip, answered_at) {
                     target.stop(format!(
                         "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}",
                         crate::limits::circuit::CREDENTIAL_TRIPS,
@@ -323,7 +332,7 @@ pub async fn send(
                         Signal::Ignore
                     },
                 );
-                if target.circuit.record(Trip::Unreachable) {
+                if target.circuit.record(Trip::Unreachable, Instant::now()) {
                     target.stop(format!(
                         "the vendor could not be reached {} times in a row (last: {e})",
                         crate::limits::circuit::UNREACHABLE_TRIPS
@@ -347,6 +356,21 @@ pub async fn send(
                         || "check `base_url` and that the vendor is up".to_string(),
                         crate::net::classify::unreachable_fix
                     ),
+                ));
+                return None;
+            }
+            if let (Some(status), Some(since)) = (last.0, unavailable_since)
+                && is_unavailable(status)
+                && target.circuit.unavailable_throughout(since)
+            {
+                // Not this row's fault: nothing but 502/503/504 from the
+                // vendor, to any request, for all of this row's attempts.
+                target.stop(format!(
+                    "[vendors.{}] answered nothing but 502, 503 or 504 (last: HTTP {status}) to every request for {}, through all {attempts} attempts of a row: \
+                     it is unavailable (down, or behind a gateway that cannot reach it). \
+                     Its rows stay pending: run the same command again once it is back.",
+                    target.name,
+                    crate::latency::human(since.elapsed()),
                 ));
                 return None;
             }
@@ -377,6 +401,7 @@ pub async fn send(
         let slept = tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = stop.cancelled() => false,
+            _ = target.circuit.opened() => false,
         };
         vt.retrying.fetch_sub(1, Ordering::Relaxed);
         if !slept {

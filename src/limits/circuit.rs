@@ -1,34 +1,80 @@
 //! A vendor's circuit: stop sending to a vendor that keeps refusing our
-//! credentials or cannot be reached, instead of failing every remaining row.
+//! credentials, cannot be reached, or is unavailable, instead of failing
+//! every remaining row.
 //!
 //! Its rows stay pending, so that a resume after the credential is fixed (or
 //! the vendor is back) carries on; the other vendors are not affected.
+//!
+//! Unavailable is told from busy by time, not by a count: a vendor that
+//! sheds load answers some requests 503 and others for itself, while a
+//! vendor that is down (or behind a gateway that cannot reach it) answers
+//! only 502, 503 or 504. The circuit keeps the instant of the vendor's last
+//! answer of its own; a row that has used all its attempts on such answers
+//! asks whether any request got one since its first of them
+//! ([`Circuit::unavailable_throughout`]). If none did, the whole retry
+//! budget of a row went by without a sign of the vendor itself, and its
+//! rows wait for a resume rather than fail one after another, each after
+//! its own retries, against a vendor that is down. The vendor's last
+//! [`UNAVAILABLE_TRIPS`] answers must be such answers too: the last row of a
+//! run, alone in flight, may meet a busy vendor's 503s on all its attempts,
+//! and that alone says nothing of the vendor.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
 
 /// 401/403 in a row, with no success between, before the circuit opens.
 pub const CREDENTIAL_TRIPS: u32 = 3;
 /// Connection failures in a row, with no answer between, before it opens.
 pub const UNREACHABLE_TRIPS: u32 = 20;
+/// 502/503/504 answers in a row, with no other answer between, before a row
+/// that used all its attempts on them may open it.
+pub const UNAVAILABLE_TRIPS: u32 = 20;
 
 /// What a round trip says to the circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trip {
-    /// The vendor answered (any status but 401/403).
+    /// The vendor answered for itself (any status but 401/403 and 502/503/504).
     Answered,
     /// 401 or 403.
     Credentials,
+    /// 502, 503 or 504: unavailable, for now or for good.
+    Unavailable,
     /// No answer: refused, reset, timed out.
     Unreachable,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Circuit {
     open: AtomicBool,
     credentials: AtomicU32,
     unreachable: AtomicU32,
+    unavailable: AtomicU32,
     reason: Mutex<Option<String>>,
+    /// Cancelled when the circuit opens: rows backing off stop waiting.
+    opened: CancellationToken,
+    /// What [`Circuit::answered_at`] counts from.
+    epoch: Instant,
+    /// The vendor's last answer of its own (anything but 502/503/504, 401
+    /// and 403 included), in nanoseconds after `epoch`, plus one; 0 if none.
+    answered_at: AtomicU64,
+}
+
+impl Default for Circuit {
+    fn default() -> Self {
+        Circuit {
+            open: AtomicBool::new(false),
+            credentials: AtomicU32::new(0),
+            unreachable: AtomicU32::new(0),
+            unavailable: AtomicU32::new(0),
+            reason: Mutex::new(None),
+            opened: CancellationToken::new(),
+            epoch: Instant::now(),
+            answered_at: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Circuit {
@@ -51,47 +97,130 @@ impl Circuit {
             return false;
         }
         *r = Some(reason);
+        self.opened.cancel();
         true
     }
 
-    /// Counts a round trip; returns true when this one should open the circuit.
-    pub fn record(&self, trip: Trip) -> bool {
+    /// Resolves once the circuit is open.
+    pub async fn opened(&self) {
+        self.opened.cancelled().await
+    }
+
+    /// Counts a round trip that ended `at`; returns true when this one
+    /// should open the circuit.
+    pub fn record(&self, trip: Trip, at: Instant) -> bool {
         match trip {
             Trip::Answered => {
+                self.answered(at);
                 self.credentials.store(0, Ordering::Relaxed);
-                self.unreachable.store(0, Ordering::Relaxed);
                 false
             }
             Trip::Credentials => {
-                self.unreachable.store(0, Ordering::Relaxed);
+                self.answered(at);
                 self.credentials.fetch_add(1, Ordering::Relaxed) + 1 >= CREDENTIAL_TRIPS
+            }
+            Trip::Unavailable => {
+                self.unreachable.store(0, Ordering::Relaxed);
+                self.unavailable.fetch_add(1, Ordering::Relaxed);
+                false
             }
             Trip::Unreachable => {
                 self.unreachable.fetch_add(1, Ordering::Relaxed) + 1 >= UNREACHABLE_TRIPS
             }
         }
     }
+
+    /// The vendor answered for itself.
+    fn answered(&self, at: Instant) {
+        self.unreachable.store(0, Ordering::Relaxed);
+        self.unavailable.store(0, Ordering::Relaxed);
+        self.answered_at
+            .fetch_max(self.nanos(at) + 1, Ordering::Relaxed);
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// True if the vendor has not answered for itself at or after `since`
+    /// (every answer from then on was 502, 503 or 504), and its last
+    /// [`UNAVAILABLE_TRIPS`] answers were all such; see the module docs.
+    pub fn unavailable_throughout(&self, since: Instant) -> bool {
+        self.answered_at.load(Ordering::Relaxed) <= self.nanos(since)
+            && self.unavailable.load(Ordering::Relaxed) >= UNAVAILABLE_TRIPS
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn opens_after_repeated_refusals_only() {
         let c = Circuit::default();
-        assert!(!c.record(Trip::Credentials));
-        assert!(!c.record(Trip::Credentials));
-        assert!(!c.record(Trip::Answered));
-        assert!(!c.record(Trip::Credentials));
-        assert!(!c.record(Trip::Credentials));
-        assert!(c.record(Trip::Credentials));
+        let record = |trip| c.record(trip, Instant::now());
+        assert!(!record(Trip::Credentials));
+        assert!(!record(Trip::Credentials));
+        assert!(!record(Trip::Answered));
+        assert!(!record(Trip::Credentials));
+        assert!(!record(Trip::Credentials));
+        assert!(!record(Trip::Unavailable), "no success between");
+        assert!(record(Trip::Credentials));
         assert!(c.open("credentials refused".into()));
         assert!(!c.open("again".into()));
         assert!(c.is_open());
         assert_eq!(c.reason().as_deref(), Some("credentials refused"));
         let c = Circuit::default();
-        assert!(!(0..UNREACHABLE_TRIPS - 1).any(|_| c.record(Trip::Unreachable)));
-        assert!(c.record(Trip::Unreachable));
+        let now = Instant::now();
+        assert!(!(0..UNREACHABLE_TRIPS - 1).any(|_| c.record(Trip::Unreachable, now)));
+        assert!(!c.record(Trip::Unavailable, now), "an answer, though a 503");
+        assert!(!(0..UNREACHABLE_TRIPS - 1).any(|_| c.record(Trip::Unreachable, now)));
+        assert!(c.record(Trip::Unreachable, now));
+    }
+
+    #[test]
+    fn unavailable_means_no_answer_of_its_own_since() {
+        let c = Circuit::default();
+        let t = |ms| c.epoch + Duration::from_millis(ms);
+        let unavailable = |n: u32, at| (0..n).for_each(|_| _ = c.record(Trip::Unavailable, at));
+        unavailable(UNAVAILABLE_TRIPS, t(1));
+        assert!(c.unavailable_throughout(t(0)), "never answered for itself");
+        c.record(Trip::Answered, t(10));
+        unavailable(UNAVAILABLE_TRIPS, t(12));
+        assert!(
+            !c.unavailable_throughout(t(10)),
+            "an answer at that very instant"
+        );
+        assert!(!c.unavailable_throughout(t(5)));
+        assert!(c.unavailable_throughout(t(11)));
+        // Connection failures are no sign of the vendor itself either.
+        c.record(Trip::Unreachable, t(30));
+        assert!(c.unavailable_throughout(t(11)));
+        // A refused credential is the vendor's own answer; answers that end
+        // out of order keep the latest.
+        c.record(Trip::Credentials, t(40));
+        c.record(Trip::Answered, t(35));
+        unavailable(UNAVAILABLE_TRIPS, t(45));
+        assert!(!c.unavailable_throughout(t(40)));
+        assert!(c.unavailable_throughout(t(41)));
+    }
+
+    #[test]
+    fn a_few_unavailable_answers_are_not_an_outage() {
+        // The last row of a run, alone in flight, meeting a busy vendor's
+        // 503s on all its attempts: too few to tell busy from down.
+        let c = Circuit::default();
+        let t = |ms| c.epoch + Duration::from_millis(ms);
+        c.record(Trip::Answered, t(1));
+        (0..UNAVAILABLE_TRIPS - 1)
+            .for_each(|i| _ = c.record(Trip::Unavailable, t(2 + u64::from(i))));
+        assert!(!c.unavailable_throughout(t(2)));
+        c.record(Trip::Unavailable, t(100));
+        assert!(c.unavailable_throughout(t(2)));
+        c.record(Trip::Answered, t(101));
+        c.record(Trip::Unavailable, t(102));
+        assert!(!c.unavailable_throughout(t(102)), "the count starts again");
     }
 }

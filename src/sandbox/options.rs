@@ -88,7 +88,8 @@ pub struct SandboxOptions {
 
     /// Fault for one vendor kind or all, as [KIND.]KEY=VALUE, e.g.
     /// securegate.rate_limit=200 or ops_manager.reject_auth=true (repeatable;
-    /// keys as the long options above, with underscores)
+    /// keys as the long options above, with underscores, and error_status:
+    /// the one status, 500, 502, 503 or 504, of the errors error_rate injects)
     #[arg(long = "fault", value_name = "[KIND.]KEY=VALUE")]
     pub faults: Vec<String>,
 }

@@ -36,6 +36,10 @@ pub struct Faults {
     /// Share (0..=1) of requests answered 500, 502, 503 or 504.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<f64>,
+    /// The one status those answers get (500, 502, 503 or 504) instead of
+    /// a random one of them: 502 or 503 to everything is an outage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_status: Option<u16>,
     /// Share of requests whose connection is reset without an answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset_rate: Option<f64>,
@@ -65,6 +69,14 @@ pub struct Faults {
     pub retry_after_s: Option<u32>,
 }
 
+/// What an injected server error answers with.
+const ERROR_STATUSES: [StatusCode; 4] = [
+    StatusCode::INTERNAL_SERVER_ERROR,
+    StatusCode::BAD_GATEWAY,
+    StatusCode::SERVICE_UNAVAILABLE,
+    StatusCode::GATEWAY_TIMEOUT,
+];
+
 const DEFAULT_HANG: Duration = Duration::from_secs(3600);
 
 impl Faults {
@@ -80,6 +92,7 @@ impl Faults {
             "latency_ms" => self.latency_ms = num(key, value)?,
             "jitter_ms" => self.jitter_ms = num(key, value)?,
             "error_rate" => self.error_rate = num(key, value)?,
+            "error_status" => self.error_status = num(key, value)?,
             "reset_rate" => self.reset_rate = num(key, value)?,
             "hang_rate" => self.hang_rate = num(key, value)?,
             "hang_ms" => self.hang_ms = num(key, value)?,
@@ -100,7 +113,7 @@ impl Faults {
             }
             other => {
                 return Err(format!(
-                    "unknown fault `{other}`; one of latency_ms, jitter_ms, error_rate, reset_rate, hang_rate, hang_ms, rate_limit, burst, knee, reject_auth, retry_after_s"
+                    "unknown fault `{other}`; one of latency_ms, jitter_ms, error_rate, error_status, reset_rate, hang_rate, hang_ms, rate_limit, burst, knee, reject_auth, retry_after_s"
                 ));
             }
         }
@@ -124,6 +137,13 @@ impl Faults {
                 ));
             }
         }
+        if let Some(status) = self.error_status
+            && !ERROR_STATUSES.iter().any(|s| s.as_u16() == status)
+        {
+            return Err(format!(
+                "{scope}.error_status: {status} is not one of 500, 502, 503 or 504"
+            ));
+        }
         for (name, v) in [("rate_limit", self.rate_limit), ("burst", self.burst)] {
             if let Some(v) = v
                 && (!v.is_finite() || v < 0.0)
@@ -145,6 +165,10 @@ impl Effective {
             latency_ms: v.latency_ms.or(g.latency_ms).unwrap_or(0),
             jitter_ms: v.jitter_ms.or(g.jitter_ms).unwrap_or(0),
             error_rate: v.error_rate.or(g.error_rate).unwrap_or(0.0),
+            error_status: v
+                .error_status
+                .or(g.error_status)
+                .and_then(|s| StatusCode::from_u16(s).ok()),
             reset_rate: v.reset_rate.or(g.reset_rate).unwrap_or(0.0),
             hang_rate: v.hang_rate.or(g.hang_rate).unwrap_or(0.0),
             hang: v
@@ -198,6 +222,7 @@ pub(crate) struct Effective {
     pub(crate) latency_ms: u64,
     pub(crate) jitter_ms: u64,
     pub(crate) error_rate: f64,
+    pub(crate) error_status: Option<StatusCode>,
     pub(crate) reset_rate: f64,
     pub(crate) hang_rate: f64,
     pub(crate) hang: Duration,
@@ -341,13 +366,9 @@ impl FaultBoard {
                 return Verdict::Respond(injected(StatusCode::SERVICE_UNAVAILABLE, None));
             }
         } else if draw < e.reset_rate + e.hang_rate + e.error_rate {
-            const CODES: [StatusCode; 4] = [
-                StatusCode::INTERNAL_SERVER_ERROR,
-                StatusCode::BAD_GATEWAY,
-                StatusCode::SERVICE_UNAVAILABLE,
-                StatusCode::GATEWAY_TIMEOUT,
-            ];
-            let status = CODES[fastrand::usize(..CODES.len())];
+            let status = e
+                .error_status
+                .unwrap_or_else(|| ERROR_STATUSES[fastrand::usize(..ERROR_STATUSES.len())]);
             let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE && fastrand::bool())
                 .then_some(e.retry_after_s);
             return Verdict::Respond(injected(status, retry_after));

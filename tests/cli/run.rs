@@ -194,6 +194,9 @@ fn the_summary_counts_equal_the_results_file() {
             Kind::CtrlHub,
             Faults {
                 error_rate: Some(1.0),
+                // A 500 is the vendor's own answer: its rows fail. Only
+                // 502/503/504 to everything is an outage, which stops it.
+                error_status: Some(500),
                 ..Faults::default()
             },
         )]
