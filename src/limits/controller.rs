@@ -19,9 +19,9 @@
 //!   with every request that waits, even when the vendor's workers answer in
 //!   waves and some requests still find one free at once; the tolerance then
 //!   also covers what chance alone does to two means. For a vendor whose
-//!   round trips jitter, `low` is the window's 10th percentile (of at least
-//!   16 answers), which jitter does not move (and which a queue moves once
-//!   nearly every request waits).
+//!   round trips jitter, `low` is the window's 10th percentile (of two
+//!   limits' worth of answers, 16 to 64), which jitter does not move (and
+//!   which a queue moves once nearly every request waits).
 //! - **Rules.** Fewer than `alpha` queued: grow (doubling per window during
 //!   slow start; then by `alpha`, or by an eighth while no request waits at
 //!   all). More than `beta = 2 × alpha`: shrink straight to the estimated
@@ -45,13 +45,22 @@
 //!   requests sent after the last change of the limit, with no more in
 //!   flight than it allows: answers to older requests describe the old limit
 //!   and would make it shrink twice.
-//! - **Back-pressure.** A 429, a 503 or a timeout shrinks the limit by a
+//! - **Back-pressure.** A 429, 502, 503 or 504, or a timeout, shrinks the limit by a
 //!   tenth at once and ends slow start.
 //!
 //! Jitter without a knee leaves the window's low at `base`, so it never
 //! drives the limit down; the margin (`tolerance`, of which chance may make
 //! at most a tenth of `base`) keeps scheduling noise on a fast vendor from
 //! reading as a queue.
+//!
+//! A jittery vendor's low is a 10th percentile, itself a noisy estimate, and
+//! `base` is the lowest of hundreds of them, well under a typical one; with
+//! round trips from 10 to 90 ms that alone once read as a queue and sank
+//! the limit to a few requests. So its tolerance takes in three standard
+//! errors of each of the two percentiles (`JITTER_CHANCE_MAX`), a shrink
+//! needs two windows over `beta` in a row, and it takes away only the queue
+//! seen (`in_flight − queued`): `base / low` of 10th percentiles says
+//! nothing of how many requests the vendor serves at once.
 
 use std::time::{Duration, Instant};
 
@@ -69,8 +78,13 @@ use super::Signal;
 /// jitter cannot move.
 const EARLY_SAMPLES: usize = 8;
 const STEADY_SPREAD: f64 = 0.2;
-/// The fewest answers in a window of a vendor whose round trips jitter.
+/// The fewest and the most answers a window of a vendor whose round trips
+/// jitter needs: two limits' worth between them, so that its 10th
+/// percentile is not a handful of answers' (its standard error shrinks with
+/// the square root of their number), yet a window at a small limit ends
+/// within a few round trips.
 const JITTERY_SAMPLES: usize = 16;
+const JITTERY_SAMPLES_MAX: usize = 64;
 /// The limit a new vendor starts at: low enough that a vendor whose knee
 /// is small has its quiet round trip measured below the knee from the start.
 pub const INITIAL: usize = 4;
@@ -85,6 +99,13 @@ const TOLERANCE_SHARE: f64 = 0.05;
 /// limit) can have a large standard error, which would otherwise hide a
 /// queue of that size until the next re-measurement.
 const CHANCE_SHARE_MAX: f64 = 0.10;
+/// A jittery vendor's window low is the 10th percentile of a few dozen
+/// round trips, itself a noisy estimate, and `base` is the lowest of many:
+/// chance alone puts a window's low three of its standard errors above
+/// `base` now and then. What that adds to the tolerance is at most this
+/// share of the quiet mean round trip, so that a queue the size of a
+/// quarter of it is still seen.
+const JITTER_CHANCE_MAX: f64 = 0.25;
 /// The queue held (`alpha`) is at most this share of the estimated knee, and
 /// never below `ALPHA_MIN` requests: two requests waiting is little for a
 /// vendor that serves a hundred at once, but half again the load of one that
@@ -105,6 +126,12 @@ pub struct Controller {
     slow_start: bool,
     /// The quiet round trip: the lowest window low seen (or re-measured).
     base: Option<Duration>,
+    /// The standard error of the 10th percentile that set `base`.
+    base_p10_noise: Duration,
+    /// A jittery vendor's last window showed more than `beta` queued: a
+    /// second one in a row is needed to shrink, which chance alone seldom
+    /// gives twice.
+    over: bool,
     /// The same for the windows' means, with the standard error of the
     /// window that set it: see `EARLY_SAMPLES`.
     base_mean: Option<(Duration, Duration)>,
@@ -147,6 +174,8 @@ impl Controller {
             adaptive,
             slow_start: true,
             base: None,
+            base_p10_noise: Duration::ZERO,
+            over: false,
             base_mean: None,
             warmed: false,
             steady: false,
@@ -224,7 +253,7 @@ impl Controller {
         } else if self.judged && !self.steady {
             // A jittery vendor's queue is read from a 10th percentile,
             // which a handful of answers cannot give.
-            (self.limit / 2).clamp(JITTERY_SAMPLES, 32)
+            (self.limit * 2).clamp(JITTERY_SAMPLES, JITTERY_SAMPLES_MAX)
         } else {
             (self.limit / 2).clamp(1, 32)
         };
@@ -264,6 +293,7 @@ impl Controller {
         if let Some(restore) = self.probing.take() {
             // The round trip at half the limit is the quiet one now.
             self.base = Some(stats.p10);
+            self.base_p10_noise = stats.p10_noise;
             self.base_mean = Some((stats.mean, stats.noise));
             self.base_seen = now;
             self.set(restore, now);
@@ -271,6 +301,7 @@ impl Controller {
         }
         if self.base.is_none_or(|b| stats.p10 < b) {
             self.base = Some(stats.p10);
+            self.base_p10_noise = stats.p10_noise;
         }
         if self.base_mean.is_none_or(|(b, _)| stats.mean < b) {
             self.base_mean = Some((stats.mean, stats.noise));
@@ -280,7 +311,14 @@ impl Controller {
             (_, Some(b), _) => (b, Duration::ZERO),
             _ => (low, Duration::ZERO),
         };
-        let tolerance = tolerance(base, steady.then_some(base_noise));
+        let tolerance = if steady {
+            tolerance(base, Some(base_noise))
+        } else {
+            // Two noisy 10th percentiles compared: three standard errors of
+            // their difference, within `JITTER_CHANCE_MAX`.
+            let chance = (self.base_p10_noise + stats.p10_noise).mul_f64(3.0);
+            tolerance(base, None).max(chance.min(stats.p50.mul_f64(JITTER_CHANCE_MAX)))
+        };
         let waiting = low.saturating_sub(base + tolerance);
         if waiting.is_zero() {
             self.base_seen = now;
@@ -294,9 +332,24 @@ impl Controller {
         let beta = 2.0 * alpha;
 
         let probe_after = PROBE_AFTER_MIN.max(base * PROBE_AFTER_TRIPS);
-        let next = if queued > beta {
+        let over = queued > beta;
+        let confirmed = steady || self.over;
+        self.over = over && !confirmed;
+        let next = if over && !confirmed {
+            // A jittery vendor's first window over `beta`: hold, and see.
             self.slow_start = false;
-            let target = (knee + alpha).ceil() as usize;
+            self.limit
+        } else if over {
+            self.slow_start = false;
+            // A jittery vendor's knee is not `base / low` of its in-flight
+            // count: those are 10th percentiles, far under the round trip a
+            // request takes to serve. Only the queue seen beyond chance goes.
+            let served = if steady {
+                knee
+            } else {
+                in_flight as f64 - queued
+            };
+            let target = (served + alpha).ceil() as usize;
             target.max(self.limit / 2).min(self.limit - 1).max(1)
         } else if queued >= alpha {
             self.slow_start = false;
@@ -370,6 +423,10 @@ fn tolerance(base: Duration, mean_noise: Option<Duration>) -> Duration {
 /// moves with jitter, though, which the 10th percentile does not.
 struct Stats {
     p10: Duration,
+    /// The 10th percentile's standard error, from the order statistics
+    /// around it: the ranks chance moves it by are `sqrt(n × 0.1 × 0.9)`.
+    p10_noise: Duration,
+    p50: Duration,
     mean: Duration,
     /// The mean's standard error: how far chance alone moves it.
     noise: Duration,
@@ -384,6 +441,8 @@ impl Stats {
         if n == 0 {
             return Stats {
                 p10: Duration::ZERO,
+                p10_noise: Duration::ZERO,
+                p50: Duration::ZERO,
                 mean: Duration::ZERO,
                 noise: Duration::ZERO,
                 spread: f64::INFINITY,
@@ -398,8 +457,12 @@ impl Stats {
         let mean = kept.iter().sum::<f64>() / k;
         let var = kept.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / k;
         let p50 = at(0.5).as_secs_f64().max(f64::MIN_POSITIVE);
+        let d = (0.1 * 0.9 / n as f64).sqrt();
+        let p10_noise = (at((0.1 + d).min(1.0)).saturating_sub(at((0.1 - d).max(0.0)))) / 2;
         Stats {
             p10: rtts[n / 10],
+            p10_noise,
+            p50: at(0.5),
             mean: Duration::from_secs_f64(mean),
             noise: Duration::from_secs_f64((var / k).sqrt()),
             spread: (at(0.9).as_secs_f64() - at(0.1).as_secs_f64()) / p50,

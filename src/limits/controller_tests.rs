@@ -434,3 +434,58 @@ fn a_steady_vendor_without_a_knee_is_at_the_cap_within_a_few_round_trips() {
     let trips = round_trips_to(&answers, 64, quiet.base);
     assert!(trips <= 7.0, "at the cap after {trips:.1} round trips");
 }
+
+#[test]
+fn jitter_much_wider_than_the_quickest_round_trip_does_not_drive_the_limit_down() {
+    // Round trips anywhere from 10 to 90 ms (or 2 to 42): a window's 10th
+    // percentile is a noisy estimate, and the lowest ever seen lies well
+    // under a typical one. Chance must not read as a queue.
+    for (base, jitter, cap) in [(10, 80, 64), (10, 80, 256), (2, 40, 64)] {
+        let noisy = Vendor {
+            base: Duration::from_millis(base),
+            knee: usize::MAX,
+            jitter: Duration::from_millis(jitter),
+        };
+        let (answers, _) = simulate(cap, 80_000, noisy, None);
+        let limit = median(answers[20_000..].iter().map(|a| a.limit).collect());
+        let lowest = answers[40_000..].iter().map(|a| a.limit).min().unwrap_or(0);
+        assert!(
+            limit * 10 >= cap * 9,
+            "median limit {limit} under a cap of {cap} (round trips {base} to {} ms)",
+            base + jitter
+        );
+        assert!(
+            lowest * 2 >= cap,
+            "fell to {lowest} under a cap of {cap} (round trips {base} to {} ms)",
+            base + jitter
+        );
+    }
+}
+
+#[test]
+fn settles_just_past_a_jittery_worker_pools_knee() {
+    // Each request takes 10 to 90 ms of a worker's time: a jittery vendor
+    // with a real queue in front of its workers.
+    let (service, jitter) = (Duration::from_millis(10), Duration::from_millis(80));
+    let quiet = service + jitter / 2;
+    for workers in [8, 24, 96] {
+        let capacity = workers as f64 / quiet.as_secs_f64();
+        let answers = simulate_pool(256, 80_000, service, jitter, workers);
+        let steady = &answers[20_000..];
+        let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
+        let rtt = median(steady.iter().map(|a| a.rtt).collect());
+        assert!(
+            in_flight as f64 <= 1.5 * workers as f64,
+            "median {in_flight} in flight against {workers} workers"
+        );
+        assert!(
+            rtt <= quiet.mul_f64(1.5),
+            "median round trip {rtt:?} against {quiet:?} quiet ({workers} workers)"
+        );
+        let r = rate(steady);
+        assert!(
+            r >= 0.9 * capacity,
+            "{r:.0}/s against a capacity of {capacity:.0}/s ({workers} workers)"
+        );
+    }
+}
