@@ -32,6 +32,10 @@ pub const UNREACHABLE_TRIPS: u32 = 20;
 /// 502/503/504 answers in a row, with no other answer between, before a row
 /// that used all its attempts on them may open it.
 pub const UNAVAILABLE_TRIPS: u32 = 20;
+/// The instant of the vendor's last answer of its own is kept to within
+/// this many nanoseconds (a millisecond): written at most once per step
+/// rather than on each of tens of thousands of answers a second.
+const ANSWERED_STEP: u64 = 1_000_000;
 
 /// What a round trip says to the circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +116,7 @@ impl Circuit {
         match trip {
             Trip::Answered => {
                 self.answered(at);
-                self.credentials.store(0, Ordering::Relaxed);
+                reset(&self.credentials);
                 false
             }
             Trip::Credentials => {
@@ -120,7 +124,7 @@ impl Circuit {
                 self.credentials.fetch_add(1, Ordering::Relaxed) + 1 >= CREDENTIAL_TRIPS
             }
             Trip::Unavailable => {
-                self.unreachable.store(0, Ordering::Relaxed);
+                reset(&self.unreachable);
                 self.unavailable.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -132,22 +136,36 @@ impl Circuit {
 
     /// The vendor answered for itself.
     fn answered(&self, at: Instant) {
-        self.unreachable.store(0, Ordering::Relaxed);
-        self.unavailable.store(0, Ordering::Relaxed);
-        self.answered_at
-            .fetch_max(self.nanos(at) + 1, Ordering::Relaxed);
+        reset(&self.unreachable);
+        reset(&self.unavailable);
+        let at = self.nanos(at) + 1;
+        let known = self.answered_at.load(Ordering::Relaxed);
+        if known == 0 || at >= known + ANSWERED_STEP {
+            self.answered_at.fetch_max(at, Ordering::Relaxed);
+        }
     }
 
     fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX / 2)
     }
 
     /// True if the vendor has not answered for itself at or after `since`
     /// (every answer from then on was 502, 503 or 504), and its last
     /// [`UNAVAILABLE_TRIPS`] answers were all such; see the module docs.
     pub fn unavailable_throughout(&self, since: Instant) -> bool {
-        self.answered_at.load(Ordering::Relaxed) <= self.nanos(since)
-            && self.unavailable.load(Ordering::Relaxed) >= UNAVAILABLE_TRIPS
+        let known = self.answered_at.load(Ordering::Relaxed);
+        // The last answer may have come up to a step after the one known.
+        let silent = known == 0 || known + ANSWERED_STEP <= self.nanos(since) + 1;
+        silent && self.unavailable.load(Ordering::Relaxed) >= UNAVAILABLE_TRIPS
+    }
+}
+
+/// Zeroes a counter, writing only if it is not zero already: every answer
+/// resets the counters, and a write makes the other worker threads fetch
+/// the line again.
+fn reset(counter: &AtomicU32) {
+    if counter.load(Ordering::Relaxed) != 0 {
+        counter.store(0, Ordering::Relaxed);
     }
 }
 
@@ -205,6 +223,23 @@ mod tests {
         unavailable(UNAVAILABLE_TRIPS, t(45));
         assert!(!c.unavailable_throughout(t(40)));
         assert!(c.unavailable_throughout(t(41)));
+    }
+
+    #[test]
+    fn an_answer_between_two_recorded_ones_is_never_missed() {
+        let c = Circuit::default();
+        let t = |us| c.epoch + Duration::from_micros(us);
+        (0..UNAVAILABLE_TRIPS).for_each(|_| _ = c.record(Trip::Unavailable, t(1)));
+        c.record(Trip::Answered, t(10_000));
+        // Within a step of the last one kept: not written, yet allowed for.
+        c.record(Trip::Answered, t(10_500));
+        (0..UNAVAILABLE_TRIPS).for_each(|_| _ = c.record(Trip::Unavailable, t(10_600)));
+        assert!(!c.unavailable_throughout(t(10_400)));
+        assert!(
+            !c.unavailable_throughout(t(10_900)),
+            "a step's doubt counts as an answer"
+        );
+        assert!(c.unavailable_throughout(t(11_000)));
     }
 
     #[test]
