@@ -238,6 +238,7 @@ pub async fn send(
                     "answered in {}",
                     crate::latency::human(took)
                 );
+                let sent_with = slot.sent_with;
                 target.limit.release(
                     slot,
                     if is_backpressure(status) {
@@ -246,7 +247,7 @@ pub async fn send(
                         Signal::Ok
                     },
                 );
-                target.pace.on_answer(status, sent_at);
+                target.pace.on_answer(status, sent_at, sent_with);
                 let class = classify(status);
                 let trip = if class == Class::Credentials {
                     Trip::Credentials

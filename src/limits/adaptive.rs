@@ -49,7 +49,7 @@ pub struct VendorPermit {
     permit: OwnedSemaphorePermit,
     pub started: Instant,
     /// Requests in flight to the vendor when this one left, itself included.
-    sent_with: usize,
+    pub sent_with: usize,
 }
 
 impl AdaptiveLimit {

@@ -49,6 +49,8 @@ struct Learned {
     ok_since_change: u32,
     /// Accepted answers per bucket over the last second, and where "now" is.
     buckets: [u32; 10],
+    /// The most requests in flight any of those was sent with.
+    peaks: [usize; 10],
     bucket_at: Instant,
     bucket: usize,
     throttled: u64,
@@ -58,12 +60,14 @@ impl Learned {
     fn roll(&mut self, now: Instant) {
         if now.duration_since(self.bucket_at) > BUCKET * 20 {
             self.buckets = [0; 10];
+            self.peaks = [0; 10];
             self.bucket_at = now;
             return;
         }
         while now.duration_since(self.bucket_at) >= BUCKET {
             self.bucket = (self.bucket + 1) % self.buckets.len();
             self.buckets[self.bucket] = 0;
+            self.peaks[self.bucket] = 0;
             self.bucket_at += BUCKET;
         }
     }
@@ -107,6 +111,7 @@ impl Pace {
                 grown_at: now,
                 ok_since_change: 0,
                 buckets: [0; 10],
+                peaks: [0; 10],
                 bucket_at: now,
                 bucket: 0,
                 throttled: 0,
@@ -155,8 +160,9 @@ impl Pace {
         self.learned().throttled
     }
 
-    /// Learns from an answer to a request that left at `sent`.
-    pub fn on_answer(&self, status: u16, sent: Instant) {
+    /// Learns from an answer to a request that left at `sent` with
+    /// `sent_with` requests in flight (itself included).
+    pub fn on_answer(&self, status: u16, sent: Instant, sent_with: usize) {
         let now = Instant::now();
         let mut l = self.learned();
         l.roll(now);
@@ -176,11 +182,21 @@ impl Pace {
             if (200..300).contains(&status) {
                 let b = l.bucket;
                 l.buckets[b] += 1;
+                l.peaks[b] = l.peaks[b].max(sent_with);
                 l.ok_since_change += 1;
             }
             return;
         }
         l.throttled += 1;
+        if l.peaks.iter().all(|&peak| sent_with > peak) {
+            // Refused with more requests in flight than any the vendor
+            // accepted in the last second (or before it accepted any): a
+            // limit on requests at once, which the concurrency limit learns
+            // from this 429, not on their rate. A rate learnt from it would
+            // be what a ramp or a start had time to send: a fraction of
+            // what the vendor takes, or nothing at all.
+            return;
+        }
         match l.rate {
             None => {
                 // First push-back: start from what the vendor took in the last second.
@@ -231,24 +247,43 @@ mod tests {
         assert_eq!(p.learned_rate(), None);
         let before = Instant::now();
         for _ in 0..50 {
-            p.on_answer(200, before);
+            p.on_answer(200, before, 4);
         }
-        p.on_answer(429, Instant::now());
+        p.on_answer(429, Instant::now(), 4);
         let first = p.learned_rate().unwrap();
         assert_eq!(
             first, 50.0,
             "starts at what was accepted in the last second"
         );
         // A refusal of a request sent before that change changes nothing.
-        p.on_answer(429, before);
+        p.on_answer(429, before, 4);
         assert_eq!(p.learned_rate(), Some(first));
         // Nor does one that comes before the vendor could have refilled.
-        p.on_answer(429, Instant::now());
+        p.on_answer(429, Instant::now(), 4);
         assert_eq!(p.learned_rate(), Some(first));
         std::thread::sleep(SETTLE);
-        p.on_answer(200, Instant::now());
-        p.on_answer(429, Instant::now());
+        p.on_answer(200, Instant::now(), 4);
+        p.on_answer(429, Instant::now(), 4);
         assert!(p.learned_rate().unwrap() < first);
         assert_eq!(p.throttled(), 4);
+    }
+
+    #[test]
+    fn a_limit_on_requests_at_once_is_not_learnt_as_a_rate() {
+        // Refused before anything was accepted: the first requests of a
+        // run that sends more at once than the vendor serves.
+        let p = Pace::new(None);
+        p.on_answer(429, Instant::now(), 32);
+        assert_eq!(p.learned_rate(), None);
+        // Accepted with up to 24 in flight, refused with 32: the same.
+        for _ in 0..100 {
+            p.on_answer(200, Instant::now(), 24);
+        }
+        p.on_answer(429, Instant::now(), 32);
+        assert_eq!(p.learned_rate(), None);
+        assert_eq!(p.throttled(), 2);
+        // Refused with no more in flight than some it accepted: a rate.
+        p.on_answer(429, Instant::now(), 24);
+        assert_eq!(p.learned_rate(), Some(100.0));
     }
 }
