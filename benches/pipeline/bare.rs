@@ -244,6 +244,7 @@ pub(crate) fn side_by_side(
     let mut cpu_per_row = Duration::MAX;
     let mut bare_cpu_per_row = Duration::MAX;
     let mut sandbox_cpu_per_row = Duration::MAX;
+    let mut paired = Vec::with_capacity(rounds);
     let per_row = |d: Duration| d / n.max(1) as u32;
     for round in 1..=rounds {
         rt.block_on(sandbox.reset())?;
@@ -266,8 +267,9 @@ pub(crate) fn side_by_side(
             .iter()
             .find(|x| x.ok >= n as u64)
             .map_or(p.elapsed, |x| x.at);
+        paired.push(p_rate / b.rate());
         println!(
-            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s: first request at {:.2} s, last answer by {:.2} s{}; peak RSS {} MiB)",
+            "  round {round}: bare {:.0} req/s ({:.2} s), pipeline {p_rate:.0} req/s ({:.2} s: first request at {:.2} s, last answer by {:.2} s{}; peak RSS {} MiB): {:.2}",
             b.rate(),
             b.elapsed.as_secs_f64(),
             p.elapsed.as_secs_f64(),
@@ -277,15 +279,24 @@ pub(crate) fn side_by_side(
                 0 => String::new(),
                 n => format!(", {n} in flight"),
             },
-            p.peak_rss_kib / 1024
+            p.peak_rss_kib / 1024,
+            p_rate / b.rate()
         );
         bare_best = bare_best.max(b.rate());
         pipe_best = pipe_best.max(p_rate);
         cpu_per_row = cpu_per_row.min(per_row(p.cpu));
     }
+    paired.sort_by(f64::total_cmp);
+    let mid = paired.len() / 2;
+    let ratio = match paired.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => paired[mid],
+        _ => (paired[mid - 1] + paired[mid]) / 2.0,
+    };
     Ok(SideBySide {
         bare: bare_best,
         pipeline: pipe_best,
+        ratio,
         cpu_per_row,
         bare_cpu_per_row,
         sandbox_cpu_per_row,
@@ -312,6 +323,10 @@ pub(crate) struct SideBySide {
     /// Requests per second.
     pub(crate) bare: f64,
     pub(crate) pipeline: f64,
+    /// The median over the rounds of pipeline / bare within a round: the two
+    /// run seconds apart, while the machine's speed drifts over minutes, so
+    /// a round's ratio is not the luck of one side's best moment.
+    pub(crate) ratio: f64,
     /// The invitesync process's CPU time (user and system) per row.
     pub(crate) cpu_per_row: Duration,
     /// The bare loop's, side by side.

@@ -51,14 +51,14 @@ pub(crate) fn overhead_and_curl(s: &Settings, rt: &Runtime, report: &mut Report)
         )?;
         let (bare_best, pipe_best) = (sbs.bare, sbs.pipeline);
         pipeline_best = pipe_best;
-        let ratio = pipe_best / bare_best;
+        let ratio = sbs.ratio;
         report.detail(format!(
-            "overhead (Securegate, {n} rows, c={concurrency}, best of {} alternating rounds): pipeline {pipe_best:.0} req/s, bare reqwest loop {bare_best:.0} req/s",
+            "overhead (Securegate, {n} rows, c={concurrency}, {} alternating rounds): best pipeline {pipe_best:.0} req/s, best bare reqwest loop {bare_best:.0} req/s; ratio {ratio:.2}, the median of each round's own",
             s.sizes.overhead_rounds
         ));
         report.row(
-            "overhead: pipeline / bare client (Securegate)",
-            format!("{ratio:.2} ({pipe_best:.0} vs {bare_best:.0} req/s)"),
+            "overhead: pipeline / bare client (Securegate), median of the rounds' ratios",
+            format!("{ratio:.2} (best {pipe_best:.0} vs {bare_best:.0} req/s)"),
             ">= 0.90",
             Some(ratio >= 0.90),
         );
@@ -133,14 +133,14 @@ pub(crate) fn overhead_and_curl(s: &Settings, rt: &Runtime, report: &mut Report)
             s.sizes.mixed_rounds,
         )?;
         let (bare_m, pipe_m) = (mixed.bare, mixed.pipeline);
-        let ratio = pipe_m / bare_m;
+        let ratio = mixed.ratio;
         report.detail(format!(
-            "overhead (four vendors, {m} rows, c={concurrency}, best of {}): pipeline {pipe_m:.0} req/s, bare {bare_m:.0} req/s",
+            "overhead (four vendors, {m} rows, c={concurrency}, {} rounds): best pipeline {pipe_m:.0} req/s, best bare {bare_m:.0} req/s; ratio {ratio:.2}, the median of each round's own",
             s.sizes.mixed_rounds
         ));
         report.row(
-            "overhead: pipeline / bare client (four vendors)",
-            format!("{ratio:.2} ({pipe_m:.0} vs {bare_m:.0} req/s)"),
+            "overhead: pipeline / bare client (four vendors), median of the rounds' ratios",
+            format!("{ratio:.2} (best {pipe_m:.0} vs {bare_m:.0} req/s)"),
             ">= 0.90",
             Some(ratio >= 0.90),
         );
