@@ -229,7 +229,7 @@ pub(crate) fn bare_client_once(args: &[String]) -> i32 {
 }
 
 /// Alternating rounds of the bare client and the pipeline on the same rows;
-/// the best throughput of each.
+/// the best throughput of each, and the median of each round's own ratio.
 pub(crate) fn side_by_side(
     s: &Settings,
     rt: &Runtime,
@@ -318,7 +318,7 @@ fn own_cpu() -> Duration {
     )
 }
 
-/// The best of the rounds, each side's.
+/// The best of the rounds, each side's, and the median of their own ratios.
 pub(crate) struct SideBySide {
     /// Requests per second.
     pub(crate) bare: f64,
