@@ -136,8 +136,11 @@ async fn a_configured_rate_limit_is_kept_by_first_sends_and_retries() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_credentials_stop_one_vendor_and_a_resume_finishes_it() {
+/// A Securegate vendor with `faults` and a healthy Ctrl-Hub, 300 rows each:
+/// the run stops Securegate alone, with a message saying each of `said`,
+/// its rows pending after fewer than `most` requests; once the faults are
+/// gone, the same command resumes and sends each row once.
+async fn stops_one_vendor_and_a_resume_finishes_it(faults: Faults, said: &[&str], most: u64) {
     let world = World::start(None, "").await;
     let mut text = String::from(HEADER) + "\n";
     for i in 0..300 {
@@ -146,19 +149,13 @@ async fn refused_credentials_stop_one_vendor_and_a_resume_finishes_it() {
     }
     let input = world.write("in.csv", &text);
     let mut f = FaultSettings::default();
-    f.vendors.insert(
-        Kind::Securegate,
-        Faults {
-            reject_auth: Some(true),
-            ..Faults::default()
-        },
-    );
+    f.vendors.insert(Kind::Securegate, faults);
     world.sandbox.set_faults(f).unwrap();
     let report = world.run(&input).await;
-    assert_eq!(report.exit_code, 3, "stopped early, resumable");
+    assert_eq!(report.exit_code, 3, "stopped early, resumable: {report:?}");
     assert_eq!(report.stopped.len(), 1, "{:?}", report.stopped);
     assert!(
-        report.stopped[0].contains("check vendors.gate.api_key"),
+        said.iter().all(|s| report.stopped[0].contains(s)),
         "{:?}",
         report.stopped
     );
@@ -167,29 +164,40 @@ async fn refused_credentials_stop_one_vendor_and_a_resume_finishes_it() {
     let vendors = column(&results, "vendor");
     for (v, o) in vendors.iter().zip(&outcomes) {
         match v.as_str() {
-            "gate" => assert_eq!(o, "pending", "refused rows stay pending, not failed"),
+            "gate" => assert_eq!(o, "pending", "the stopped vendor's rows stay pending"),
             _ => assert_eq!(o, "updated"),
         }
     }
     let gate = world.sandbox.stats().vendor(Kind::Securegate);
     assert!(
-        gate.requests < 30,
+        gate.requests < most,
         "the circuit stopped the traffic ({} requests)",
         gate.requests
     );
 
-    // The credential is fixed; the same command resumes and finishes.
+    // Fixed, or back; the same command resumes and finishes.
     world.sandbox.set_faults(FaultSettings::default()).unwrap();
     let report = world.run(&input).await;
     assert_eq!(report.exit_code, 0, "{report:?}");
     assert!(report.resumed);
     let results = read_csv(&world.path("in.results.csv"));
     assert!(column(&results, "outcome").iter().all(|o| o == "updated"));
+    let stats = world.sandbox.stats();
+    assert_eq!(stats.vendor(Kind::Securegate).updates, 300);
     assert_eq!(
-        world.sandbox.stats().vendor(Kind::CtrlHub).updates,
+        stats.vendor(Kind::CtrlHub).updates,
         300,
         "nothing sent twice"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_stop_one_vendor_and_a_resume_finishes_it() {
+    let revoked = Faults {
+        reject_auth: Some(true),
+        ..Faults::default()
+    };
+    stops_one_vendor_and_a_resume_finishes_it(revoked, &["check vendors.gate.api_key"], 30).await;
 }
 
 /// A vendor that is down behind its gateway answers 502 to everything: its
@@ -197,62 +205,17 @@ async fn refused_credentials_stop_one_vendor_and_a_resume_finishes_it() {
 /// all its retries, and the other vendor carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_stops_one_vendor_and_a_resume_finishes_it() {
-    let world = World::start(None, "").await;
-    let mut text = String::from(HEADER) + "\n";
-    for i in 0..300 {
-        text.push_str(&format!("gate,ev1,inv{i},,,,,sent,,\n"));
-        text.push_str(&format!("hub,,uuid-{i},,,,,accepted,,\n"));
-    }
-    let input = world.write("in.csv", &text);
-    let mut f = FaultSettings::default();
-    f.vendors.insert(
-        Kind::Securegate,
-        Faults {
-            error_rate: Some(1.0),
-            error_status: Some(502),
-            ..Faults::default()
-        },
-    );
-    world.sandbox.set_faults(f).unwrap();
-    let report = world.run(&input).await;
-    assert_eq!(report.exit_code, 3, "stopped early, resumable: {report:?}");
-    assert_eq!(report.stopped.len(), 1, "{:?}", report.stopped);
-    assert!(
-        report.stopped[0].contains("[vendors.gate] answered nothing but 502, 503 or 504")
-            && report.stopped[0].contains("run the same command again"),
-        "{:?}",
-        report.stopped
-    );
-    let results = read_csv(&world.path("in.results.csv"));
-    let outcomes = column(&results, "outcome");
-    let vendors = column(&results, "vendor");
-    for (v, o) in vendors.iter().zip(&outcomes) {
-        match v.as_str() {
-            "gate" => assert_eq!(o, "pending", "rows of a vendor that is down stay pending"),
-            _ => assert_eq!(o, "updated"),
-        }
-    }
+    let down = Faults {
+        error_rate: Some(1.0),
+        error_status: Some(502),
+        ..Faults::default()
+    };
     // Failing every row, each after its 4 attempts, would take 1,200.
-    let gate = world.sandbox.stats().vendor(Kind::Securegate);
-    assert!(
-        gate.requests < 1_200,
-        "the circuit stopped the traffic ({} requests)",
-        gate.requests
-    );
-
-    // The vendor is back; the same command resumes and finishes.
-    world.sandbox.set_faults(FaultSettings::default()).unwrap();
-    let report = world.run(&input).await;
-    assert_eq!(report.exit_code, 0, "{report:?}");
-    assert!(report.resumed);
-    let results = read_csv(&world.path("in.results.csv"));
-    assert!(column(&results, "outcome").iter().all(|o| o == "updated"));
-    assert_eq!(world.sandbox.stats().vendor(Kind::Securegate).updates, 300);
-    assert_eq!(
-        world.sandbox.stats().vendor(Kind::CtrlHub).updates,
-        300,
-        "nothing sent twice"
-    );
+    let said = [
+        "[vendors.gate] answered nothing but 502, 503 or 504",
+        "run the same command again",
+    ];
+    stops_one_vendor_and_a_resume_finishes_it(down, &said, 1_200).await;
 }
 
 /// A vendor that sheds load answers some requests 503 and serves the

@@ -346,25 +346,35 @@ fn settles_just_past_small_knees() {
             ..KNEE
         };
         let (answers, _) = simulate(256, 30_000, vendor, None);
-        let steady = &answers[10_000..];
-        let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
-        let rtt = median(steady.iter().map(|a| a.rtt).collect());
-        let quiet = vendor.base + jitter / 2;
-        assert!(
-            in_flight as f64 <= 1.5 * knee as f64,
-            "median {in_flight} in flight against a knee of {knee} (jitter {jitter:?})"
-        );
-        assert!(
-            rtt <= quiet.mul_f64(1.5),
-            "median round trip {rtt:?} against {quiet:?} quiet (knee {knee}, jitter {jitter:?})"
-        );
-        let r = rate(steady);
-        assert!(
-            r >= 0.9 * vendor.capacity(),
-            "{r:.0}/s against a capacity of {:.0}/s (knee {knee}, jitter {jitter:?})",
-            vendor.capacity()
+        good_citizen(
+            &answers[10_000..],
+            knee,
+            vendor.base + jitter / 2,
+            vendor.capacity(),
+            &format!("a knee of {knee}, jitter {jitter:?}"),
         );
     }
+}
+
+/// Over the steady part of a run: a median in flight within 1.5 times the
+/// knee, a median round trip within 1.5 times the quiet one, and at least
+/// 0.9 of the vendor's capacity.
+fn good_citizen(steady: &[Answer], knee: usize, quiet: Duration, capacity: f64, what: &str) {
+    let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
+    let rtt = median(steady.iter().map(|a| a.rtt).collect());
+    assert!(
+        in_flight as f64 <= 1.5 * knee as f64,
+        "median {in_flight} in flight ({what})"
+    );
+    assert!(
+        rtt <= quiet.mul_f64(1.5),
+        "median round trip {rtt:?} against {quiet:?} quiet ({what})"
+    );
+    let r = rate(steady);
+    assert!(
+        r >= 0.9 * capacity,
+        "{r:.0}/s against a capacity of {capacity:.0}/s ({what})"
+    );
 }
 
 #[test]
@@ -471,21 +481,12 @@ fn settles_just_past_a_jittery_worker_pools_knee() {
     for workers in [8, 24, 96] {
         let capacity = workers as f64 / quiet.as_secs_f64();
         let answers = simulate_pool(256, 80_000, service, jitter, workers);
-        let steady = &answers[20_000..];
-        let in_flight = median(steady.iter().map(|a| a.in_flight).collect());
-        let rtt = median(steady.iter().map(|a| a.rtt).collect());
-        assert!(
-            in_flight as f64 <= 1.5 * workers as f64,
-            "median {in_flight} in flight against {workers} workers"
-        );
-        assert!(
-            rtt <= quiet.mul_f64(1.5),
-            "median round trip {rtt:?} against {quiet:?} quiet ({workers} workers)"
-        );
-        let r = rate(steady);
-        assert!(
-            r >= 0.9 * capacity,
-            "{r:.0}/s against a capacity of {capacity:.0}/s ({workers} workers)"
+        good_citizen(
+            &answers[20_000..],
+            workers,
+            quiet,
+            capacity,
+            &format!("{workers} workers"),
         );
     }
 }
