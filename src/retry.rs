@@ -37,11 +37,11 @@ pub fn classify(status: u16) -> Class {
 }
 
 /// Whether a status says "slow down" (multiplicative decrease of
-/// concurrency): 429 and 503, and a gateway's 502 and 504, which say the
-/// vendor behind it is failing or too slow to answer; more requests in
-/// flight would only add to that.
+/// concurrency): 429 and 503. Not a gateway's 502 or 504: a flaky gateway
+/// answers a share of requests so whatever the load, and every round trip
+/// with one in it would cut the limit.
 pub fn is_backpressure(status: u16) -> bool {
-    status == 429 || is_unavailable(status)
+    matches!(status, 429 | 503)
 }
 
 /// Whether a status says "unavailable": a gateway that cannot reach the
@@ -126,7 +126,7 @@ mod tests {
         let unavailable: Vec<u16> = all.clone().filter(|s| is_unavailable(*s)).collect();
         assert_eq!(unavailable, [502, 503, 504]);
         let slow_down: Vec<u16> = all.filter(|s| is_backpressure(*s)).collect();
-        assert_eq!(slow_down, [429, 502, 503, 504]);
+        assert_eq!(slow_down, [429, 503]);
     }
 
     #[test]

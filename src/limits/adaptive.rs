@@ -21,7 +21,7 @@ use super::controller::Controller;
 pub enum Signal {
     /// Answered normally (any status that is not back-pressure).
     Ok,
-    /// 429, 502, 503, 504 or a timeout: slow down.
+    /// 429, 503 or a timeout: slow down.
     Backpressure,
     /// No usable round trip (connection refused, reset): not a latency sample.
     Ignore,

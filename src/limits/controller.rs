@@ -45,7 +45,7 @@
 //!   requests sent after the last change of the limit, with no more in
 //!   flight than it allows: answers to older requests describe the old limit
 //!   and would make it shrink twice.
-//! - **Back-pressure.** A 429, 502, 503 or 504, or a timeout, shrinks the limit by a
+//! - **Back-pressure.** A 429, a 503 or a timeout shrinks the limit by a
 //!   tenth at once and ends slow start.
 //!
 //! Jitter without a knee leaves the window's low at `base`, so it never
