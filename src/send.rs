@@ -241,10 +241,10 @@ pub async fn send(
                 let sent_with = slot.sent_with;
                 target.limit.release(
                     slot,
-                    if is_backpressure(status) {
-                        Signal::Backpressure
-                    } else {
-                        Signal::Ok
+                    match status {
+                        429 => Signal::TooMany,
+                        s if is_backpressure(s) => Signal::Backpressure,
+                        _ => Signal::Ok,
                     },
                 );
                 target.pace.on_answer(status, sent_at, sent_with);

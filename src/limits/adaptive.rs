@@ -21,7 +21,9 @@ use super::controller::Controller;
 pub enum Signal {
     /// Answered normally (any status that is not back-pressure).
     Ok,
-    /// 429, 503 or a timeout: slow down.
+    /// 429: too many requests, said outright. Cuts at once.
+    TooMany,
+    /// 503 or a timeout: slow down, or a flaky vendor; a share of them cuts.
     Backpressure,
     /// No usable round trip (connection refused, reset): not a latency sample.
     Ignore,
@@ -179,7 +181,13 @@ mod tests {
         let l = AdaptiveLimit::new(64, true);
         let start = l.limit();
         let mut ps = acquire(&l, start).await;
-        // A request waiting for a slot.
+        // One refusal alone does not cut (see the controller): its slot
+        // goes to the next request.
+        let p = ps.pop().unwrap();
+        l.release(p, Signal::Backpressure);
+        assert_eq!(l.limit(), start);
+        ps.push(l.acquire().await.unwrap());
+        // A request waiting for a slot; the second refusal cuts.
         let mut waiting = std::pin::pin!(l.acquire());
         assert!(futures::poll!(waiting.as_mut()).is_pending());
         let p = ps.pop().unwrap();

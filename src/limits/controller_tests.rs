@@ -46,8 +46,20 @@ struct Answer {
 fn drive(
     cap: usize,
     n: usize,
+    answer_at: impl FnMut(Duration, usize, usize) -> Duration,
+) -> (Vec<Answer>, Controller) {
+    drive_refusing(cap, n, 0.0, answer_at)
+}
+
+/// [`drive`], with a share `refused` of the answers, at random, saying
+/// "slow down" (503) whatever the load: a flaky vendor.
+fn drive_refusing(
+    cap: usize,
+    n: usize,
+    refused: f64,
     mut answer_at: impl FnMut(Duration, usize, usize) -> Duration,
 ) -> (Vec<Answer>, Controller) {
+    let mut coin = fastrand::Rng::with_seed(3);
     let t0 = Instant::now();
     let mut c = Controller::new(cap, true, t0);
     let mut now = Duration::ZERO;
@@ -69,7 +81,12 @@ fn drive(
         };
         now = done;
         in_flight -= 1;
-        c.on_answer(t0 + started, at_start, t0 + now, Signal::Ok);
+        let signal = if coin.f64() < refused {
+            Signal::Backpressure
+        } else {
+            Signal::Ok
+        };
+        c.on_answer(t0 + started, at_start, t0 + now, signal);
         answers.push(Answer {
             at: now,
             rtt: done - started,
@@ -307,12 +324,20 @@ fn backpressure_shrinks_by_a_tenth_once_per_round_trip() {
     c.limit = 100;
     c.slow_start = false;
     let ms = Duration::from_millis;
-    c.on_answer(t0 + ms(1), 1, t0 + ms(20), Signal::Backpressure);
+    // A tenth of a limit's worth of refusals: 10 at 100, 9 at 90.
+    for i in 1..=10 {
+        assert_eq!(c.limit(), 100, "{i} refused");
+        c.on_answer(t0 + ms(1), 1, t0 + ms(20), Signal::Backpressure);
+    }
     assert_eq!(c.limit(), 90);
     // Sent before the decrease: already accounted for.
-    c.on_answer(t0 + ms(2), 1, t0 + ms(21), Signal::Backpressure);
+    for _ in 0..20 {
+        c.on_answer(t0 + ms(2), 1, t0 + ms(21), Signal::Backpressure);
+    }
     assert_eq!(c.limit(), 90);
-    c.on_answer(t0 + ms(25), 1, t0 + ms(45), Signal::Backpressure);
+    for _ in 0..9 {
+        c.on_answer(t0 + ms(25), 1, t0 + ms(45), Signal::Backpressure);
+    }
     assert_eq!(c.limit(), 81);
 }
 
@@ -487,6 +512,24 @@ fn settles_just_past_a_jittery_worker_pools_knee() {
             quiet,
             capacity,
             &format!("{workers} workers"),
+        );
+    }
+}
+
+#[test]
+fn a_flaky_vendors_few_refusals_do_not_sink_the_limit() {
+    // 5 % of answers 503 at random, whatever the load, from the knee of 24.
+    for share in [0.02, 0.05] {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let (answers, _) = drive_refusing(256, 40_000, share, |now, in_flight, _| {
+            now + KNEE.rtt(in_flight, &mut rng)
+        });
+        let steady = &answers[10_000..];
+        let r = rate(steady);
+        assert!(
+            r >= 0.8 * KNEE.capacity(),
+            "{r:.0}/s against a capacity of {:.0}/s ({share} refused)",
+            KNEE.capacity()
         );
     }
 }
