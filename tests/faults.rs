@@ -22,11 +22,10 @@ async fn every_row_lands_through_5xx_resets_and_hangs() {
     // Short timeouts so the hangs cost little; enough attempts to ride it
     // out: with 27 % of attempts failing, one of the 1,500 rows failing all
     // 20 is a chance of a few in a billion.
-    let cfg = std::fs::read_to_string(&world.config)
-        .unwrap()
-        .replace("max_attempts = 4", "max_attempts = 20")
-        .replace("request_timeout = \"5s\"", "request_timeout = \"500ms\"");
-    std::fs::write(&world.config, cfg).unwrap();
+    world.edit_config(&[
+        ("max_attempts = 4", "max_attempts = 20"),
+        ("request_timeout = \"5s\"", "request_timeout = \"500ms\""),
+    ]);
     let f = FaultSettings {
         global: Faults {
             error_rate: Some(0.20),
@@ -102,14 +101,13 @@ async fn a_configured_rate_limit_is_kept_by_first_sends_and_retries() {
     let world = World::start(None, "").await;
     // Enough attempts that no row runs out: with 4, a 30% error rate fails
     // one of 60 rows about two runs in five (0.3^4 per row).
-    let cfg = std::fs::read_to_string(&world.config)
-        .unwrap()
-        .replace(
+    world.edit_config(&[
+        (
             "api_key = { file = \"secrets/gate\" }",
             "api_key = { file = \"secrets/gate\" }\nrate_limit = \"50/s\"",
-        )
-        .replace("max_attempts = 4", "max_attempts = 12");
-    std::fs::write(&world.config, cfg).unwrap();
+        ),
+        ("max_attempts = 4", "max_attempts = 12"),
+    ]);
     let mut f = FaultSettings::default();
     f.global.error_rate = Some(0.3);
     f.vendors.insert(
@@ -225,10 +223,7 @@ async fn an_outage_stops_one_vendor_and_a_resume_finishes_it() {
 async fn a_busy_vendor_is_not_stopped_for_its_503s() {
     let world = World::start(None, "").await;
     world.write_config("");
-    let cfg = std::fs::read_to_string(&world.config)
-        .unwrap()
-        .replace("max_attempts = 4", "max_attempts = 2");
-    std::fs::write(&world.config, cfg).unwrap();
+    world.edit_config(&[("max_attempts = 4", "max_attempts = 2")]);
     let mut f = FaultSettings::default();
     f.vendors.insert(
         Kind::Securegate,

@@ -105,6 +105,17 @@ grace_period = "3s"
         std::fs::write(&self.config, text).expect("config");
     }
 
+    /// Replaces, in the config file, each `(text, with)`: every text must
+    /// be there.
+    pub fn edit_config(&self, edits: &[(&str, &str)]) {
+        let mut text = std::fs::read_to_string(&self.config).expect("config");
+        for (from, to) in edits {
+            assert!(text.contains(from), "the config has no {from:?}");
+            text = text.replace(from, to);
+        }
+        std::fs::write(&self.config, text).expect("config");
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -193,13 +193,10 @@ fn shards_cover_the_file_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_keeps_its_share_of_a_rate_limit() {
     let world = World::start(None, "").await;
-    let cfg = std::fs::read_to_string(&world.config)
-        .expect("config")
-        .replace(
-            "api_key = { file = \"secrets/gate\" }",
-            "api_key = { file = \"secrets/gate\" }\nrate_limit = \"80/s\"",
-        );
-    std::fs::write(&world.config, cfg).expect("config");
+    world.edit_config(&[(
+        "api_key = { file = \"secrets/gate\" }",
+        "api_key = { file = \"secrets/gate\" }\nrate_limit = \"80/s\"",
+    )]);
     let limit = Faults {
         rate_limit: Some(40.0),
         burst: Some(30.0),
