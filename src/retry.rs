@@ -36,14 +36,6 @@ pub fn classify(status: u16) -> Class {
     }
 }
 
-/// Whether a status says "slow down" (multiplicative decrease of
-/// concurrency): 429 and 503. Not a gateway's 502 or 504: a flaky gateway
-/// answers a share of requests so whatever the load, and every round trip
-/// with one in it would cut the limit.
-pub fn is_backpressure(status: u16) -> bool {
-    matches!(status, 429 | 503)
-}
-
 /// Whether a status says "unavailable": a gateway that cannot reach the
 /// vendor (502, 504) or a vendor that cannot serve (503). All three are
 /// retried; only an unbroken run of them stops the vendor (see
@@ -121,12 +113,9 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_and_slow_down_statuses() {
-        let all = 100..600;
-        let unavailable: Vec<u16> = all.clone().filter(|s| is_unavailable(*s)).collect();
+    fn unavailable_statuses() {
+        let unavailable: Vec<u16> = (100..600).filter(|s| is_unavailable(*s)).collect();
         assert_eq!(unavailable, [502, 503, 504]);
-        let slow_down: Vec<u16> = all.filter(|s| is_backpressure(*s)).collect();
-        assert_eq!(slow_down, [429, 503]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::latency::Histogram;
 use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
 use crate::outcome::Outcome;
 use crate::redact::Redactor;
-use crate::retry::{Backoff, Class, classify, is_backpressure, is_unavailable};
+use crate::retry::{Backoff, Class, classify, is_unavailable};
 use crate::tally::Tally;
 use crate::vendors::{Adapter, Reply};
 
@@ -239,27 +239,20 @@ pub async fn send(
                     crate::latency::human(took)
                 );
                 let sent_with = slot.sent_with;
-                target.limit.release(
-                    slot,
-                    match status {
-                        429 => Signal::TooMany,
-                        s if is_backpressure(s) => Signal::Backpressure,
-                        _ => Signal::Ok,
-                    },
-                );
+                target.limit.release(slot, Signal::of_status(status));
                 target.pace.on_answer(status, sent_at, sent_with);
                 let class = classify(status);
                 let trip = if class == Class::Credentials {
                     Trip::Credentials
                 } else if is_unavailable(status) {
-                    unavailable_since.get_or_insert(answered_at);
                     Trip::Unavailable
                 } else {
                     Trip::Answered
                 };
-                if trip != Trip::Unavailable {
-                    unavailable_since = None;
-                }
+                unavailable_since = match trip {
+                    Trip::Unavailable => unavailable_since.or(Some(answered_at)),
+                    _ => None,
+                };
                 if target.circuit.record(trip, answered_at) {
                     target.stop(format!(
                         "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}",

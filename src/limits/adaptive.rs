@@ -29,6 +29,20 @@ pub enum Signal {
     Ignore,
 }
 
+impl Signal {
+    /// What an answer's status says of the vendor's load: 429 "too many",
+    /// 503 "slow down" (or a flaky vendor). Not a gateway's 502 or 504: a
+    /// flaky gateway answers a share of requests so whatever the load, and
+    /// every round trip with one in it would cut the limit.
+    pub fn of_status(status: u16) -> Signal {
+        match status {
+            429 => Signal::TooMany,
+            503 => Signal::Backpressure,
+            _ => Signal::Ok,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     controller: Controller,
@@ -163,6 +177,16 @@ mod tests {
             ps.push(l.acquire().await.unwrap());
         }
         ps
+    }
+
+    #[test]
+    fn only_429_and_503_say_slow_down() {
+        let slow_down: Vec<u16> = (100..600)
+            .filter(|s| Signal::of_status(*s) != Signal::Ok)
+            .collect();
+        assert_eq!(slow_down, [429, 503]);
+        assert_eq!(Signal::of_status(429), Signal::TooMany);
+        assert_eq!(Signal::of_status(503), Signal::Backpressure);
     }
 
     #[tokio::test]
