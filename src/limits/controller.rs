@@ -35,7 +35,8 @@
 //! - **Starting low.** A new vendor starts at 4 in flight. The first window
 //!   also opened the connections and is left out; the second, still at 4,
 //!   judges whether the vendor is steady or jittery and
-//!   measures `base` below the knee of all but the smallest vendors.
+//!   measures `base` below the knee of all but the smallest vendors (one
+//!   that looks jittery is judged again at 2: see `EARLY_SAMPLES`).
 //! - **An honest baseline.** `base` is the lowest window value seen, never
 //!   a running average, so a standing queue cannot drag it upwards. A vendor can
 //!   become slower for good, though; when no window has come near `base`
@@ -79,9 +80,18 @@ use super::Signal;
 /// spread, (p90 − p10) / p50, is at most `STEADY_SPREAD`. A steady vendor's
 /// queue is read from a window's mean (see [`Stats`]); one whose round trips
 /// jitter more than that, from a window's low (its 10th percentile), which
-/// jitter cannot move.
+/// jitter cannot move. A pool of workers smaller than the starting limit
+/// answers in waves there (three workers at 4 in flight: 20, 20, 20 and
+/// 40 ms), which looks like jitter and would hide its queue from the 10th
+/// percentile. So a second window that looks jittery is judged again by a
+/// third at half the limit, of half as many answers (two round trips at
+/// 2): the vendor is steady if that one is, and its slowest answers are
+/// quicker by `WAVES` or more (the queue is gone: 20 ms where they were
+/// 40). Jitter does not get quicker at a lower limit; then the climb goes
+/// on from the starting limit, two round trips later.
 const EARLY_SAMPLES: usize = 8;
 const STEADY_SPREAD: f64 = 0.2;
+const WAVES: f64 = 1.5;
 /// The fewest and the most answers a window of a vendor whose round trips
 /// jitter needs: two limits' worth between them, so that its 10th
 /// percentile is not a handful of answers' (its standard error shrinks with
@@ -145,6 +155,10 @@ pub struct Controller {
     /// What the second window's spread said: see `EARLY_SAMPLES`.
     steady: bool,
     judged: bool,
+    /// The second window looked jittery and a third, at half the limit, is
+    /// judging again (see `EARLY_SAMPLES`): the limit and the 90th
+    /// percentile before it.
+    rejudging: Option<(usize, Duration)>,
     /// When a window's low last came within tolerance of `base`.
     base_seen: Instant,
     /// A smoothed round trip: how long a window lasts.
@@ -186,6 +200,7 @@ impl Controller {
             warmed: false,
             steady: false,
             judged: false,
+            rejudging: None,
             base_seen: now,
             srtt: None,
             changed_at: now,
@@ -266,7 +281,11 @@ impl Controller {
         };
         let length = self.srtt.unwrap_or(Duration::ZERO);
         let enough = if self.warmed && !self.judged {
-            EARLY_SAMPLES
+            if self.rejudging.is_some() {
+                EARLY_SAMPLES / 2
+            } else {
+                EARLY_SAMPLES
+            }
         } else if self.judged && !self.steady {
             // A jittery vendor's queue is read from a 10th percentile,
             // which a handful of answers cannot give.
@@ -295,7 +314,30 @@ impl Controller {
         let stats = Stats::of(&mut self.window.rtts);
         if !self.judged {
             // Once, before any growth can blur the picture with a queue.
-            self.steady = stats.spread <= STEADY_SPREAD;
+            let steady = stats.spread <= STEADY_SPREAD;
+            let steady = match self.rejudging {
+                None if !steady && self.limit > 1 => {
+                    // Perhaps a knee under the starting limit rather than
+                    // jitter: judged again at half the limit, and nothing
+                    // learnt from this window's queue.
+                    self.rejudging = Some((self.limit, stats.p90));
+                    let half = self.limit / 2;
+                    self.set(half, now);
+                    return;
+                }
+                // Steady below the starting limit, and the slowest answers
+                // of the window before were a queue's, not jitter's.
+                Some((_, p90)) if steady && stats.p90.mul_f64(WAVES) <= p90 => true,
+                Some((from, _)) => {
+                    // Jitter after all: the climb goes on from where it was
+                    // (this window was as full as it could be).
+                    self.window.peak_in_flight = from;
+                    self.limit = from;
+                    false
+                }
+                None => steady,
+            };
+            self.steady = steady;
             self.judged = true;
         }
         let steady = self.steady;
@@ -445,6 +487,7 @@ struct Stats {
     /// around it: the ranks chance moves it by are `sqrt(n × 0.1 × 0.9)`.
     p10_noise: Duration,
     p50: Duration,
+    p90: Duration,
     mean: Duration,
     /// The mean's standard error: how far chance alone moves it.
     noise: Duration,
@@ -461,6 +504,7 @@ impl Stats {
                 p10: Duration::ZERO,
                 p10_noise: Duration::ZERO,
                 p50: Duration::ZERO,
+                p90: Duration::ZERO,
                 mean: Duration::ZERO,
                 noise: Duration::ZERO,
                 spread: f64::INFINITY,
@@ -481,6 +525,7 @@ impl Stats {
             p10: rtts[n / 10],
             p10_noise,
             p50: at(0.5),
+            p90: at(0.9),
             mean: Duration::from_secs_f64(mean),
             noise: Duration::from_secs_f64((var / k).sqrt()),
             spread: (at(0.9).as_secs_f64() - at(0.1).as_secs_f64()) / p50,

@@ -197,7 +197,7 @@ fn settles_just_past_a_worker_pools_knee() {
     let service = Duration::from_millis(20);
     // Exact service times keep the workers in step (answers in waves);
     // a little jitter lets them drift apart.
-    for (workers, jitter) in [4, 6, 8, 12, 24, 96]
+    for (workers, jitter) in [2, 3, 4, 6, 8, 12, 24, 96]
         .into_iter()
         .flat_map(|w| [(w, Duration::ZERO), (w, Duration::from_millis(2))])
     {
