@@ -7,7 +7,8 @@
 //! trip; `controller.rs` explains the rules. This file only applies its
 //! decisions: it hands out and takes back permits, and shrinks without
 //! taking back permits already handed out (the surplus is forgotten as those
-//! permits come back).
+//! permits come back). A permit whose request was refused with a 503 (or
+//! timed out) comes back a round trip after it left, as a served one would.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -137,8 +138,29 @@ impl AdaptiveLimit {
         if s.to_forget > 0 {
             s.to_forget -= 1;
             permit.permit.forget();
-        } else {
-            drop(permit.permit);
+            return;
+        }
+        // A refusal comes back at once, unserved: a slot reused at once
+        // would be refused again and again within one round trip, and a
+        // vendor shedding load would see requests spin in its face. A
+        // refused slot costs the round trip a served one does.
+        let hold = match signal {
+            Signal::Backpressure if self.adaptive => s
+                .controller
+                .round_trip()
+                .and_then(|rt| rt.checked_sub(now.saturating_duration_since(permit.started))),
+            _ => None,
+        };
+        drop(s);
+        match (hold, tokio::runtime::Handle::try_current()) {
+            (Some(hold), Ok(runtime)) if !hold.is_zero() => {
+                let slot = permit.permit;
+                runtime.spawn(async move {
+                    tokio::time::sleep(hold).await;
+                    drop(slot);
+                });
+            }
+            _ => drop(permit.permit),
         }
     }
 
@@ -168,6 +190,7 @@ impl AdaptiveLimit {
 
 #[cfg(test)]
 mod tests {
+    use super::super::controller::INITIAL as INITIAL_LIMIT;
     use super::*;
 
     /// Takes `n` slots.
@@ -225,6 +248,32 @@ mod tests {
             l.release(p, Signal::Ok);
         }
         assert!(waiting.await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_slot_is_reused_a_round_trip_later() {
+        let l = AdaptiveLimit::new(64, true);
+        let round_trip = std::time::Duration::from_millis(200);
+        l.state().controller.set_round_trip(round_trip);
+        let mut ps = acquire(&l, l.limit()).await;
+        let mut waiting = std::pin::pin!(l.acquire());
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        // One refusal does not cut; its slot comes back a round trip on.
+        let refused = ps.pop().unwrap();
+        l.release(refused, Signal::Backpressure);
+        assert_eq!(l.limit(), INITIAL_LIMIT);
+        tokio::time::sleep(round_trip / 2).await;
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        tokio::time::sleep(round_trip).await;
+        let std::task::Poll::Ready(Some(got)) = futures::poll!(waiting.as_mut()) else {
+            panic!("no slot a round trip after a refusal");
+        };
+        ps.push(got);
+        // A served slot goes to the next request at once.
+        let mut next = std::pin::pin!(l.acquire());
+        assert!(futures::poll!(next.as_mut()).is_pending());
+        l.release(ps.pop().unwrap(), Signal::Ok);
+        assert!(futures::poll!(next.as_mut()).is_ready());
     }
 
     #[tokio::test]

@@ -47,11 +47,13 @@
 //!   flight than it allows: answers to older requests describe the old limit
 //!   and would make it shrink twice.
 //! - **Back-pressure.** A 429 shrinks the limit by a tenth at once and ends
-//!   slow start; so do 503s and timeouts once they are a tenth of a limit's
-//!   worth of answers since the last change (two at least): a flaky
-//!   vendor's few random 503s, whatever the load, once cut the limit nearly
-//!   every round trip, and 5 % of them kept a knee of 24 at a quarter of
-//!   its capacity.
+//!   slow start; so does a window whose answers are a tenth 503s or
+//!   timeouts (two at least; a whole limit's worth of them does not wait
+//!   for the window's end): a flaky vendor's few random 503s, whatever the
+//!   load, once cut the limit nearly every round trip, and 5 % of them kept
+//!   a knee of 24 at a quarter of its capacity. A refused slot is reused
+//!   only a round trip later (see `adaptive.rs`), so a vendor shedding load
+//!   does not see refused requests spin within a round trip.
 //!
 //! Jitter without a knee leaves the window's low at `base`, so it never
 //! drives the limit down; the margin (`tolerance`, of which chance may make
@@ -104,6 +106,9 @@ const JITTERY_SAMPLES_MAX: usize = 64;
 pub const INITIAL: usize = 4;
 /// Decrease factor on back-pressure.
 const BACKOFF: f64 = 0.9;
+/// A window whose answers are this share 503s (or timeouts), two at least,
+/// ends in a decrease.
+const REFUSED_SHARE: f64 = 0.10;
 /// Window lows within `base + tolerance` count as quiet: at least this much...
 const TOLERANCE_MIN: Duration = Duration::from_millis(1);
 /// ...or this share of `base`, whichever is larger.
@@ -219,6 +224,16 @@ impl Controller {
         self.limit
     }
 
+    /// A smoothed round trip, once a window has ended.
+    pub fn round_trip(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    #[cfg(test)]
+    pub fn set_round_trip(&mut self, rt: Duration) {
+        self.srtt = Some(rt);
+    }
+
     /// The quiet round trip learnt so far.
     #[cfg(test)]
     pub fn base(&self) -> Option<Duration> {
@@ -238,24 +253,22 @@ impl Controller {
         }
         match signal {
             Signal::Ignore => return,
-            Signal::TooMany | Signal::Backpressure => {
+            Signal::TooMany => {
+                // "Too many", said outright: cut at once.
+                self.window.refused += 1;
+                self.back_off(now);
+                return;
+            }
+            Signal::Backpressure => {
                 // A vendor that sheds load with 503s refuses a growing share
                 // of requests past its capacity; a flaky one, a small share
-                // whatever the load. Only a tenth of a limit's worth of them
-                // since the last change (two at least) cuts. A 429 says
-                // "too many" outright, and cuts at once.
+                // whatever the load. The window's share decides, at its end;
+                // a whole limit's worth of refusals does not wait for it.
                 self.window.refused += 1;
-                if signal == Signal::Backpressure && self.window.refused < (self.limit / 10).max(2)
-                {
+                if self.window.refused >= self.limit.max(2) {
+                    self.back_off(now);
                     return;
                 }
-                self.slow_start = false;
-                if let Some(restore) = self.probing.take() {
-                    self.limit = restore;
-                }
-                let shrunk = ((self.limit as f64 * BACKOFF).floor() as usize).max(1);
-                self.set(shrunk, now);
-                return;
             }
             // Sent with more in flight than the limit allows now: it got
             // its slot just before a decrease, and its round trip describes
@@ -293,13 +306,19 @@ impl Controller {
         } else {
             (self.limit / 2).clamp(1, 32)
         };
-        if self.window.rtts.len() >= enough && now.saturating_duration_since(from) >= length {
+        let answers = self.window.rtts.len() + self.window.refused;
+        if answers >= enough && now.saturating_duration_since(from) >= length {
             self.end_window(now);
         }
     }
 
     fn end_window(&mut self, now: Instant) {
         let n = self.window.rtts.len();
+        let refused = self.window.refused;
+        if refused >= 2 && refused as f64 >= REFUSED_SHARE * (n + refused) as f64 {
+            self.back_off(now);
+            return;
+        }
         if n == 0 {
             return;
         }
@@ -444,6 +463,17 @@ impl Controller {
 
     /// Applies a new limit (capped) and starts a new window; a change also
     /// makes answers to requests sent before it stale.
+    /// Back-pressure: a tenth off, slow start over, a re-measurement of
+    /// `base` called off.
+    fn back_off(&mut self, now: Instant) {
+        self.slow_start = false;
+        if let Some(restore) = self.probing.take() {
+            self.limit = restore;
+        }
+        let shrunk = ((self.limit as f64 * BACKOFF).floor() as usize).max(1);
+        self.set(shrunk, now);
+    }
+
     fn set(&mut self, limit: usize, now: Instant) {
         let limit = limit.clamp(1, self.cap);
         if limit != self.limit {

@@ -323,22 +323,43 @@ fn backpressure_shrinks_by_a_tenth_once_per_round_trip() {
     let mut c = Controller::new(100, true, t0);
     c.limit = 100;
     c.slow_start = false;
+    (c.warmed, c.judged, c.steady) = (true, true, true);
     let ms = Duration::from_millis;
-    // A tenth of a limit's worth of refusals: 10 at 100, 9 at 90.
-    for i in 1..=10 {
-        assert_eq!(c.limit(), 100, "{i} refused");
-        c.on_answer(t0 + ms(1), 1, t0 + ms(20), Signal::Backpressure);
+    let answer = |c: &mut Controller, sent: u64, signal| {
+        c.on_answer(t0 + ms(sent), 1, t0 + ms(sent + 20), signal);
+    };
+    // A window at 100 is 32 answers: 3 refused of them is under a tenth.
+    for _ in 0..29 {
+        answer(&mut c, 1, Signal::Ok);
     }
+    for _ in 0..3 {
+        answer(&mut c, 1, Signal::Backpressure);
+    }
+    assert_eq!(c.limit(), 100, "3 refused of 32");
+    // The next window (a round trip, 32 answers or more): 4 of 32, a
+    // tenth, end it in a decrease.
+    for i in 0..4 {
+        answer(&mut c, 2 + i, Signal::Backpressure);
+    }
+    for i in 0..27 {
+        answer(&mut c, 6 + i, Signal::Ok);
+    }
+    assert_eq!(c.limit(), 100, "the window has not ended");
+    answer(&mut c, 33, Signal::Ok);
     assert_eq!(c.limit(), 90);
     // Sent before the decrease: already accounted for.
-    for _ in 0..20 {
-        c.on_answer(t0 + ms(2), 1, t0 + ms(21), Signal::Backpressure);
+    for _ in 0..40 {
+        answer(&mut c, 33, Signal::Backpressure);
     }
     assert_eq!(c.limit(), 90);
-    for _ in 0..9 {
-        c.on_answer(t0 + ms(25), 1, t0 + ms(45), Signal::Backpressure);
+    // Refusals alone end a window too.
+    for i in 0..32 {
+        answer(&mut c, 60 + i, Signal::Backpressure);
     }
     assert_eq!(c.limit(), 81);
+    // A 429 cuts at once.
+    answer(&mut c, 120, Signal::TooMany);
+    assert_eq!(c.limit(), 72);
 }
 
 #[test]
