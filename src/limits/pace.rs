@@ -202,6 +202,9 @@ impl Pace {
             None => {
                 // First push-back: start from what the vendor took in the last second.
                 let last_second: u32 = l.buckets.iter().sum();
+                tracing::debug!(
+                    "a rate limit learnt from 429s: {last_second} requests a second to start with"
+                );
                 l.set(f64::from(last_second), now);
             }
             Some(_) if sent < l.changed_at || now.duration_since(l.changed_at) < SETTLE => {
