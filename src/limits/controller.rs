@@ -31,7 +31,9 @@
 //!   logarithm of the limit, as in Netflix's Vegas limiter, but is at most
 //!   15 % of the estimated knee (and at least half a request): two requests
 //!   waiting is little for a vendor that serves a hundred at once, and half
-//!   again the load of one that serves four.
+//!   again the load of one that serves four. A steady vendor's band
+//!   narrower than one request may hold no whole limit; after a drop there,
+//!   growth stops one short of the limit that showed the queue (`ceiling`).
 //! - **Starting low.** A new vendor starts at 4 in flight. The first window
 //!   also opened the connections and is left out; the second, still at 4,
 //!   judges whether the vendor is steady or jittery and
@@ -173,6 +175,14 @@ pub struct Controller {
     window: Window,
     /// During a re-measurement of `base`: the limit to go back to.
     probing: Option<usize>,
+    /// The limit at which the last shrink saw a queue, when the margin held
+    /// (`alpha` to `beta`) of a steady vendor is narrower than one request,
+    /// and when: growth stops short of it for `probe_after`. At a knee of
+    /// 2, that margin (half a request to one) contains no whole limit: 2
+    /// has no queue, 3 has one too many, and without this the limit would
+    /// go back and forth between them, half the requests waiting a whole
+    /// service.
+    ceiling: Option<(usize, Instant)>,
 }
 
 #[derive(Debug)]
@@ -217,6 +227,7 @@ impl Controller {
                 refused: 0,
             },
             probing: None,
+            ceiling: None,
         }
     }
 
@@ -428,6 +439,9 @@ impl Controller {
                 in_flight as f64 - queued
             };
             let target = (served + alpha).ceil() as usize;
+            if steady && alpha < 1.0 {
+                self.ceiling = Some((self.limit, now));
+            }
             target.max(self.limit / 2).min(self.limit - 1).max(1)
         } else if queued >= alpha {
             self.slow_start = false;
@@ -445,7 +459,13 @@ impl Controller {
             } else {
                 alpha
             };
-            self.limit + (step as usize).max(1)
+            let grown = self.limit + (step as usize).max(1);
+            match self.ceiling {
+                Some((at, since)) if now.saturating_duration_since(since) < probe_after => {
+                    grown.min(at - 1).max(self.limit)
+                }
+                _ => grown,
+            }
         } else {
             self.limit
         };

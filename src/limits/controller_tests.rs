@@ -225,6 +225,28 @@ fn settles_just_past_a_worker_pools_knee() {
 }
 
 #[test]
+fn a_pool_of_two_does_not_keep_a_request_waiting() {
+    // 2 in flight has no queue, 3 has one request waiting a whole service:
+    // the margin held at such a knee contains no whole limit, and going
+    // back and forth between 2 and 3 kept round trips near 1.5 times the
+    // quiet one.
+    let service = Duration::from_millis(20);
+    for jitter in [1, 3].map(Duration::from_millis) {
+        let answers = simulate_pool(256, 6_000, service, jitter, 2);
+        let steady = &answers[2_000..];
+        let quiet = service + jitter / 2;
+        let rtt = median(steady.iter().map(|a| a.rtt).collect());
+        assert!(
+            rtt <= quiet.mul_f64(1.25),
+            "median round trip {rtt:?} against {quiet:?} quiet (jitter {jitter:?})"
+        );
+        let r = rate(steady);
+        let capacity = 2.0 / quiet.as_secs_f64();
+        assert!(r >= 0.9 * capacity, "{r:.0}/s against {capacity:.0}/s");
+    }
+}
+
+#[test]
 fn reaches_the_vendors_capacity_within_twenty_round_trips() {
     let (answers, _) = simulate(256, 20_000, KNEE, None);
     // Answers per round trip, round trip by round trip.
