@@ -481,8 +481,6 @@ impl Controller {
         self.set(next, now);
     }
 
-    /// Applies a new limit (capped) and starts a new window; a change also
-    /// makes answers to requests sent before it stale.
     /// Back-pressure: a tenth off, slow start over, a re-measurement of
     /// `base` called off.
     fn back_off(&mut self, now: Instant) {
@@ -494,6 +492,8 @@ impl Controller {
         self.set(shrunk, now);
     }
 
+    /// Applies a new limit (capped) and starts a new window; a change also
+    /// makes answers to requests sent before it stale.
     fn set(&mut self, limit: usize, now: Instant) {
         let limit = limit.clamp(1, self.cap);
         if limit != self.limit {
