@@ -124,7 +124,7 @@ impl AdaptiveLimit {
     /// The controller decides first: a returned permit would otherwise go
     /// to a waiting request before a decrease, which would then leave with
     /// more in flight than the new limit.
-    pub fn release(&self, permit: VendorPermit, signal: Signal) {
+    pub fn release(self: &Arc<Self>, permit: VendorPermit, signal: Signal) {
         let now = Instant::now();
         let mut s = self.state();
         s.in_flight = s.in_flight.saturating_sub(1);
@@ -154,13 +154,24 @@ impl AdaptiveLimit {
         drop(s);
         match (hold, tokio::runtime::Handle::try_current()) {
             (Some(hold), Ok(runtime)) if !hold.is_zero() => {
-                let slot = permit.permit;
+                let (me, slot) = (Arc::clone(self), permit.permit);
                 runtime.spawn(async move {
                     tokio::time::sleep(hold).await;
-                    drop(slot);
+                    me.give_back(slot);
                 });
             }
             _ => drop(permit.permit),
+        }
+    }
+
+    /// A held slot's return: forgotten instead if the limit was cut since.
+    fn give_back(&self, slot: OwnedSemaphorePermit) {
+        let mut s = self.state();
+        if s.to_forget > 0 {
+            s.to_forget -= 1;
+            slot.forget();
+        } else {
+            drop(slot);
         }
     }
 
@@ -274,6 +285,21 @@ mod tests {
         assert!(futures::poll!(next.as_mut()).is_pending());
         l.release(ps.pop().unwrap(), Signal::Ok);
         assert!(futures::poll!(next.as_mut()).is_ready());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_slot_is_forgotten_if_the_limit_was_cut_meanwhile() {
+        let l = AdaptiveLimit::new(64, true);
+        let round_trip = std::time::Duration::from_millis(200);
+        l.state().controller.set_round_trip(round_trip);
+        let mut ps = acquire(&l, l.limit()).await;
+        l.release(ps.pop().unwrap(), Signal::Backpressure);
+        // A cut while it is held, with no idle slot to take back at once.
+        l.state().to_forget = 1;
+        tokio::time::sleep(round_trip * 2).await;
+        assert_eq!(l.semaphore.available_permits(), 0);
+        assert_eq!(l.state().to_forget, 0);
+        drop(ps);
     }
 
     #[tokio::test]
