@@ -152,15 +152,20 @@ impl AdaptiveLimit {
             _ => None,
         };
         drop(s);
-        match (hold, tokio::runtime::Handle::try_current()) {
-            (Some(hold), Ok(runtime)) if !hold.is_zero() => {
+        // The runtime is looked up only for a slot to hold: every other
+        // answer goes straight back.
+        let runtime = hold
+            .filter(|h| !h.is_zero())
+            .and_then(|h| Some((h, tokio::runtime::Handle::try_current().ok()?)));
+        match runtime {
+            Some((hold, runtime)) => {
                 let (me, slot) = (Arc::clone(self), permit.permit);
                 runtime.spawn(async move {
                     tokio::time::sleep(hold).await;
                     me.give_back(slot);
                 });
             }
-            _ => drop(permit.permit),
+            None => drop(permit.permit),
         }
     }
 
