@@ -206,6 +206,8 @@ impl AdaptiveLimit {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::controller::INITIAL as INITIAL_LIMIT;
     use super::*;
 
@@ -266,12 +268,19 @@ mod tests {
         assert!(waiting.await.is_some());
     }
 
+    /// A new adaptive limit that has learnt a round trip of 200 ms, with
+    /// every slot taken.
+    async fn all_taken_at_a_round_trip() -> (Arc<AdaptiveLimit>, Duration, Vec<VendorPermit>) {
+        let l = AdaptiveLimit::new(64, true);
+        let round_trip = Duration::from_millis(200);
+        l.state().controller.set_round_trip(round_trip);
+        let ps = acquire(&l, l.limit()).await;
+        (l, round_trip, ps)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_refused_slot_is_reused_a_round_trip_later() {
-        let l = AdaptiveLimit::new(64, true);
-        let round_trip = std::time::Duration::from_millis(200);
-        l.state().controller.set_round_trip(round_trip);
-        let mut ps = acquire(&l, l.limit()).await;
+        let (l, round_trip, mut ps) = all_taken_at_a_round_trip().await;
         let mut waiting = std::pin::pin!(l.acquire());
         assert!(futures::poll!(waiting.as_mut()).is_pending());
         // One refusal does not cut; its slot comes back a round trip on.
@@ -294,10 +303,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_held_slot_is_forgotten_if_the_limit_was_cut_meanwhile() {
-        let l = AdaptiveLimit::new(64, true);
-        let round_trip = std::time::Duration::from_millis(200);
-        l.state().controller.set_round_trip(round_trip);
-        let mut ps = acquire(&l, l.limit()).await;
+        let (l, round_trip, mut ps) = all_taken_at_a_round_trip().await;
         l.release(ps.pop().unwrap(), Signal::Backpressure);
         // A cut while it is held, with no idle slot to take back at once.
         l.state().to_forget = 1;
