@@ -26,6 +26,8 @@ use crate::outcome::{Outcome, format_millis};
 use crate::plan::Router;
 use crate::state::{RunId, StateFile};
 
+mod handoff;
+
 /// The columns added after the input's own.
 pub const OUTCOME_COLUMNS: [&str; 7] = [
     "outcome",
@@ -414,7 +416,7 @@ pub fn export_file(
     write_rows(state, run, input, layout, path, select, |_| shard.is_none()).map(|w| w.path)
 }
 
-fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
+fn write_rows<F: FnMut(&crate::input::InputRow) -> bool + Send>(
     state: &StateFile,
     run: RunId,
     input: &Path,
@@ -423,44 +425,9 @@ fn write_rows<F: FnMut(&crate::input::InputRow) -> bool>(
     select: Select,
     ours: F,
 ) -> Result<Written, String> {
-    let mut out = ResultsWriter::create(input, layout, path, select, ours)?;
-    let mut counter = crate::state::Counter::default();
-    state
-        .for_each_row(run, |r| -> Result<(), FileError> {
-            counter.add(r.vendor, r.outcome);
-            Ok(out.row(
-                r.index,
-                &Ending {
-                    outcome: r.outcome.as_str(),
-                    http_status: r.http_status,
-                    attempts: r.attempts,
-                    error: r.error,
-                    remote_id: r.remote_id,
-                    remote_updated_at: r.remote_updated_at,
-                    finished_at: Some(r.finished_at),
-                },
-            )?)
-        })
-        .map_err(|e| e.0)?;
-    Ok(Written {
-        path: out.finish()?,
-        counts: counter.finish(),
-    })
-}
-
-/// A results-file problem, from the state file or the output.
-struct FileError(String);
-
-impl From<crate::state::StateError> for FileError {
-    fn from(e: crate::state::StateError) -> Self {
-        FileError(e.to_string())
-    }
-}
-
-impl From<String> for FileError {
-    fn from(e: String) -> Self {
-        FileError(e)
-    }
+    let out = ResultsWriter::create(input, layout, path, select, ours)?;
+    let (path, counts) = handoff::write(state, run, out)?;
+    Ok(Written { path, counts })
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! The writer appends each ledger change to the journal (cheap: the end of a
 //! rowid table) and merges the journal into the ledger in key order once it
-//! holds [`super::WriterOptions::ledger_merge_rows`] entries, at the end of
-//! the writer, and when a writer starts after a crash. Sorting lets one merge
+//! holds [`super::WriterOptions::ledger_merge_rows`] entries, and when a
+//! writer starts with entries an earlier one left (at its end, or in a
+//! crash). Sorting lets one merge
 //! touch each ledger page once, where upserting rows one by one dirtied a
 //! page per row.
 //!

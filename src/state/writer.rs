@@ -13,8 +13,10 @@
 //! the async runtime, so blocking SQLite calls never stall a tokio worker.
 //!
 //! A ledger change goes to `ledger_journal` in its row's transaction and is
-//! merged into `ledger` in bulk (`pending.rs`); WAL checkpoints run on a
-//! helper thread (`checkpoint.rs`). Both keep the cost of a row near that of
+//! merged into `ledger` in bulk (`pending.rs`): when the journal reaches
+//! [`WriterOptions::ledger_merge_rows`], and what a run leaves there, when
+//! the next writer starts. WAL checkpoints run on a helper thread
+//! (`checkpoint.rs`). Both keep the cost of a row near that of
 //! a plain insert.
 //!
 //! If a write fails (disk full, I/O error) the thread rolls back, keeps the
@@ -78,8 +80,8 @@ pub struct WriterStats {
     /// Ledger changes recorded (rows `updated` with a key and fingerprint).
     pub ledger_upserts: u64,
     pub commits: u64,
-    /// Merges of the journal into the ledger, including one at start-up if a
-    /// crashed writer left entries behind.
+    /// Merges of the journal into the ledger, including one at start-up if
+    /// an earlier writer left entries behind.
     pub ledger_merges: u64,
 }
 
@@ -364,7 +366,7 @@ impl<'c> WriterLoop<'c> {
     fn run(conn: &'c Connection, ctx: Context<'c>) -> Result<WriterStats> {
         let path = &ctx.shared.path;
         let err = |e| StateError::sqlite(path, "prepare the writer's statements", e);
-        // Entries a crashed writer left in the journal are merged first.
+        // Entries an earlier writer left in the journal are merged first.
         let leftover: i64 = conn
             .query_row("SELECT count(*) FROM ledger_journal", [], |r| r.get(0))
             .map_err(err)?;
@@ -381,7 +383,11 @@ impl<'c> WriterLoop<'c> {
             ctx,
         };
         w.merge()?;
-        let result = w.serve().and_then(|()| w.merge());
+        // The journal the run leaves is merged by the next writer, as
+        // above: here it would be on the run's way out, its CPU taken from
+        // the results file being written beside it (docs/ARCHITECTURE.md,
+        // §6), and readers see the journal anyway.
+        let result = w.serve();
         if result.is_err() && w.pending > 0 {
             // Leave the file as of the last commit; those rows will be resent.
             let _ = conn.execute_batch("ROLLBACK");
