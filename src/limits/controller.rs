@@ -29,7 +29,9 @@
 //!   time, so a large overshoot is undone in one or two round trips rather
 //!   than by a tenth per window. In between: hold. `alpha` grows with the
 //!   logarithm of the limit, as in Netflix's Vegas limiter, but is at most
-//!   15 % of the estimated knee (and at least half a request): two requests
+//!   15 % of the estimated knee (and at least half a request, or for a
+//!   steady vendor a quarter of the knee if that is less: at a knee of one,
+//!   a band of half a request to one holds 2 in flight): two requests
 //!   waiting is little for a vendor that serves a hundred at once, and half
 //!   again the load of one that serves four. A steady vendor's band
 //!   narrower than one request may hold no whole limit; after a drop there,
@@ -133,6 +135,11 @@ const JITTER_CHANCE_MAX: f64 = 0.25;
 /// serves four.
 const ALPHA_KNEE_SHARE: f64 = 0.15;
 const ALPHA_MIN: f64 = 0.5;
+/// ...or a quarter of the estimated knee, when that is less: at a knee of
+/// one worker, half a request is half the load again, and the band it
+/// leaves (half a request to one) holds 2 in flight, where one request
+/// always waits a whole service behind the other.
+const ALPHA_MIN_KNEE_SHARE: f64 = 0.25;
 /// Re-measure `base` when no window came near it for this long...
 const PROBE_AFTER_MIN: Duration = Duration::from_secs(5);
 /// ...or for this many quiet round trips, whichever is longer.
@@ -415,9 +422,16 @@ impl Controller {
         let queued = in_flight as f64 * waiting.as_secs_f64() / low.as_secs_f64();
         // By Little's law, the requests in flight that are being served.
         let knee = in_flight as f64 * base.as_secs_f64() / low.as_secs_f64();
+        // A jittery vendor's knee from 10th percentiles is no count of
+        // workers (see `served` below): its floor stays half a request.
+        let alpha_min = if steady {
+            ALPHA_MIN.min(ALPHA_MIN_KNEE_SHARE * knee)
+        } else {
+            ALPHA_MIN
+        };
         let alpha = (2.0 * (self.limit as f64).log10())
             .max(2.0)
-            .min((ALPHA_KNEE_SHARE * knee).max(ALPHA_MIN));
+            .min((ALPHA_KNEE_SHARE * knee).max(alpha_min));
         let beta = 2.0 * alpha;
 
         let probe_after = PROBE_AFTER_MIN.max(base * PROBE_AFTER_TRIPS);

@@ -247,6 +247,29 @@ fn a_pool_of_two_does_not_keep_a_request_waiting() {
 }
 
 #[test]
+fn a_single_worker_does_not_keep_a_request_waiting() {
+    // In a closed loop on one worker every round trip is the limit times
+    // the service, steady at any limit: only the quiet round trip measured
+    // at 1 in flight (at the first re-measurement) shows that 2 in flight
+    // keep one request waiting a whole service. A band of half a request
+    // to one held 2 there, every round trip twice the quiet one.
+    let service = Duration::from_millis(20);
+    for jitter in [0, 1, 3].map(Duration::from_millis) {
+        let answers = simulate_pool(256, 3_000, service, jitter, 1);
+        let steady = &answers[1_000..];
+        let quiet = service + jitter / 2;
+        let rtt = median(steady.iter().map(|a| a.rtt).collect());
+        assert!(
+            rtt <= quiet.mul_f64(1.25),
+            "median round trip {rtt:?} against {quiet:?} quiet (jitter {jitter:?})"
+        );
+        let r = rate(steady);
+        let capacity = 1.0 / quiet.as_secs_f64();
+        assert!(r >= 0.9 * capacity, "{r:.0}/s against {capacity:.0}/s");
+    }
+}
+
+#[test]
 fn reaches_the_vendors_capacity_within_twenty_round_trips() {
     let (answers, _) = simulate(256, 20_000, KNEE, None);
     // Answers per round trip, round trip by round trip.
