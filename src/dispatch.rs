@@ -367,7 +367,7 @@ impl Dispatcher {
                         Outcome::Updated
                     };
                     admitted -= 1;
-                    let rec = record(&row, outcome, None, now);
+                    let rec = record(row, outcome, None, now);
                     self.tally.add(rec.vendor, rec.outcome);
                     if !self.policy.dry_run {
                         records.send(rec, None, &mut report).await;
@@ -431,6 +431,7 @@ impl Dispatcher {
         tokio::spawn(async move {
             let key = row.change.key.hash;
             let fingerprint = row.change.fingerprint;
+            let vendor = row.change.vendor;
             let record = match me.targets.get(usize::from(row.change.vendor)) {
                 Some(target) => send(
                     target,
@@ -442,7 +443,7 @@ impl Dispatcher {
                 )
                 .await
                 .map(|sent| {
-                    let mut rec = record(&row, sent.outcome, sent.http_status, now_millis());
+                    let mut rec = record(row, sent.outcome, sent.http_status, now_millis());
                     rec.attempts = sent.attempts;
                     rec.error = sent.reply.error;
                     rec.remote_id = sent.reply.remote_id;
@@ -453,7 +454,7 @@ impl Dispatcher {
             };
             if record.is_none() {
                 me.tally
-                    .vendor(Some(row.change.vendor))
+                    .vendor(Some(vendor))
                     .pending
                     .fetch_add(1, Ordering::Relaxed);
             }
@@ -466,12 +467,13 @@ impl Dispatcher {
     }
 }
 
-fn record(row: &Ready, outcome: Outcome, http_status: Option<u16>, now: i64) -> RowRecord {
+/// The row's record, taking its key's text (the row ends here).
+fn record(row: Ready, outcome: Outcome, http_status: Option<u16>, now: i64) -> RowRecord {
     RowRecord {
         index: row.index,
         line: row.line,
         vendor: Some(row.change.vendor),
-        key: Some((row.change.key.text.clone(), row.change.key.hash)),
+        key: Some((row.change.key.text, row.change.key.hash)),
         fingerprint: Some(row.change.fingerprint),
         outcome,
         http_status,
