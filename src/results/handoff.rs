@@ -245,24 +245,33 @@ mod tests {
         (state, run)
     }
 
+    /// The results file of every row of `dir`'s `in.csv` at `out`.
+    fn write_all(
+        dir: &std::path::Path,
+        state: &StateFile,
+        run: RunId,
+        out: &std::path::Path,
+    ) -> Result<crate::results::Written, String> {
+        let all = |_: &InputRow| true;
+        let input = dir.join("in.csv");
+        write_rows(
+            state,
+            run,
+            &input,
+            &Layout::default(),
+            out,
+            Select::All,
+            all,
+        )
+    }
+
     #[test]
     fn many_batches_are_joined_with_the_input_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let rows = 3 * BATCH_ROWS as u64 * BATCHES_AHEAD as u64 + 7;
         let (state, run) = recorded(dir.path(), rows, rows + 2);
         let out = dir.path().join("results.csv");
-        let all = |_: &InputRow| true;
-        let input = dir.path().join("in.csv");
-        let written = write_rows(
-            &state,
-            run,
-            &input,
-            &Layout::default(),
-            &out,
-            Select::All,
-            all,
-        )
-        .unwrap();
+        let written = write_all(dir.path(), &state, run, &out).unwrap();
         let rejected = rows.div_ceil(3);
         assert_eq!(written.counts.len(), 1);
         assert_eq!(written.counts[0].get(Outcome::Rejected), rejected);
@@ -286,19 +295,7 @@ mod tests {
         let rows = 2 * BATCH_ROWS as u64 * BATCHES_AHEAD as u64;
         let (state, run) = recorded(dir.path(), rows, BATCH_ROWS as u64);
         let out = dir.path().join("results.csv");
-        let all = |_: &InputRow| true;
-        let input = dir.path().join("in.csv");
-        let err = write_rows(
-            &state,
-            run,
-            &input,
-            &Layout::default(),
-            &out,
-            Select::All,
-            all,
-        )
-        .err()
-        .unwrap();
+        let err = write_all(dir.path(), &state, run, &out).err().unwrap();
         assert!(err.contains("the input has changed"), "{err}");
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
