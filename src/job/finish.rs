@@ -131,8 +131,8 @@ pub(super) fn finish(
         crate::outputs::remove_stale(&files.failed).map_err(|e| unwritten(e, &files.failed))?;
         None
     };
-    // The writer's last merge ran beside the results; a run is recorded
-    // finished only with its ledger in place.
+    // The writer ended beside the results; a run is recorded finished only
+    // once its writer has, with its last commit in place.
     if let Some(thread) = writer {
         thread.join().map_err(|e| stopped_on(e, Some(&state)))?;
     }

@@ -28,8 +28,8 @@ pub(super) struct Ended {
     pub latency: Vec<(String, Latency)>,
     /// Rows left unsent by this attempt.
     pub pending_live: u64,
-    /// The state writer, every row committed, merging the ledger journal on
-    /// its way out.
+    /// The state writer, every row committed, closing its connection and its
+    /// checkpoint thread on its way out.
     pub writer: Option<WriterThread>,
 }
 
@@ -191,9 +191,10 @@ pub(super) async fn run(
         Some(e) => Err(e.clone()),
         None => Ok(()),
     };
-    // Every row committed, the writer is let go: it merges the ledger
-    // journal and ends while the results are written, which read the rows
-    // and not the ledger (docs/ARCHITECTURE.md, "The runner's cost").
+    // Every row committed, the writer is let go: it ends (its connection
+    // and its checkpoint thread closed) while the results are written; the
+    // ledger journal it leaves is the next writer's to merge
+    // (docs/ARCHITECTURE.md, "The runner's cost").
     let mut writer_problem = None;
     let mut writer_thread = None;
     if let Some((handle, thread)) = writer {

@@ -5,9 +5,8 @@
 //! rowid table) and merges the journal into the ledger in key order once it
 //! holds [`super::WriterOptions::ledger_merge_rows`] entries, and when a
 //! writer starts with entries an earlier one left (at its end, or in a
-//! crash). Sorting lets one merge
-//! touch each ledger page once, where upserting rows one by one dirtied a
-//! page per row.
+//! crash). Sorting lets one merge touch each ledger page once, where
+//! upserting rows one by one dirtied a page per row.
 //!
 //! Until merged, the entries live in [`Pending`], an in-memory map shared by
 //! the writer and every [`super::LedgerReader`] of the same file in this
