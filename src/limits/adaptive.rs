@@ -135,11 +135,9 @@ impl AdaptiveLimit {
             let after = s.controller.limit();
             self.resize(&mut s, before, after);
         }
-        if s.to_forget > 0 {
-            s.to_forget -= 1;
-            permit.permit.forget();
+        let Some(slot) = forget_if_owed(&mut s, permit.permit) else {
             return;
-        }
+        };
         // A refusal comes back at once, unserved: a slot reused at once
         // would be refused again and again within one round trip, and a
         // vendor shedding load would see requests spin in its face. A
@@ -159,24 +157,15 @@ impl AdaptiveLimit {
             .and_then(|h| Some((h, tokio::runtime::Handle::try_current().ok()?)));
         match runtime {
             Some((hold, runtime)) => {
-                let (me, slot) = (Arc::clone(self), permit.permit);
+                let me = Arc::clone(self);
                 runtime.spawn(async move {
                     tokio::time::sleep(hold).await;
-                    me.give_back(slot);
+                    // Forgotten instead if the limit was cut meanwhile.
+                    let slot = forget_if_owed(&mut me.state(), slot);
+                    drop(slot);
                 });
             }
-            None => drop(permit.permit),
-        }
-    }
-
-    /// A held slot's return: forgotten instead if the limit was cut since.
-    fn give_back(&self, slot: OwnedSemaphorePermit) {
-        let mut s = self.state();
-        if s.to_forget > 0 {
-            s.to_forget -= 1;
-            slot.forget();
-        } else {
-            drop(slot);
+            None => drop(slot),
         }
     }
 
@@ -202,6 +191,17 @@ impl AdaptiveLimit {
             s.to_forget += shrink;
         }
     }
+}
+
+/// A returned slot, unless a cut is still owed slots: then it is forgotten
+/// (the semaphore shrinks by one) and `None` comes back.
+fn forget_if_owed(s: &mut State, slot: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
+    if s.to_forget > 0 {
+        s.to_forget -= 1;
+        slot.forget();
+        return None;
+    }
+    Some(slot)
 }
 
 #[cfg(test)]

@@ -585,14 +585,15 @@ impl Stats {
         let p50 = at(0.5).as_secs_f64().max(f64::MIN_POSITIVE);
         let d = (0.1 * 0.9 / n as f64).sqrt();
         let p10_noise = (at((0.1 + d).min(1.0)).saturating_sub(at((0.1 - d).max(0.0)))) / 2;
+        let p90 = at(0.9);
         Stats {
             p10: rtts[n / 10],
             p10_noise,
             p50: at(0.5),
-            p90: at(0.9),
+            p90,
             mean: Duration::from_secs_f64(mean),
             noise: Duration::from_secs_f64((var / k).sqrt()),
-            spread: (at(0.9).as_secs_f64() - at(0.1).as_secs_f64()) / p50,
+            spread: (p90.as_secs_f64() - at(0.1).as_secs_f64()) / p50,
         }
     }
 }

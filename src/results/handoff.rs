@@ -37,14 +37,13 @@ struct Record {
 }
 
 /// Records in row-index order, with the text they own.
-#[derive(Default)]
 struct Batch {
     text: String,
     records: Vec<Record>,
 }
 
 impl Batch {
-    fn with_capacity() -> Batch {
+    fn new() -> Batch {
         Batch {
             text: String::new(),
             records: Vec::with_capacity(BATCH_ROWS),
@@ -153,12 +152,12 @@ fn read_records(
     tx: &SyncSender<Msg>,
 ) -> Result<Vec<VendorCounts>, Stop> {
     let mut counter = Counter::default();
-    let mut batch = Batch::with_capacity();
+    let mut batch = Batch::new();
     state.for_each_row(run, |r| -> Result<(), Stop> {
         counter.add(r.vendor, r.outcome);
         batch.push(r);
         if batch.is_full() {
-            let full = std::mem::replace(&mut batch, Batch::with_capacity());
+            let full = std::mem::replace(&mut batch, Batch::new());
             tx.send(Msg::Records(full)).map_err(|_| Stop::WriterGone)?;
         }
         Ok(())
@@ -324,7 +323,7 @@ mod tests {
 
     #[test]
     fn a_batch_gives_back_each_records_own_text() {
-        let mut batch = Batch::with_capacity();
+        let mut batch = Batch::new();
         batch.push(&view(0, Some("bad email"), Some("r-1")));
         batch.push(&view(1, None, Some("")));
         batch.push(&view(2, Some("é, \"quoted\""), None));
