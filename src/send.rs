@@ -204,8 +204,8 @@ pub async fn send(
         // The round trip the limit learns from starts on the wire, not
         // while waiting for the global slot or the pace.
         let mut slot = slot;
-        let on_wire = Instant::now();
-        slot.started = on_wire;
+        target.limit.depart(&mut slot);
+        let on_wire = slot.started;
         let sent_at = on_wire;
         // Boxed: the HTTP exchange is most of this future's size, and the
         // row's task is moved whole when it is spawned and when it ends.

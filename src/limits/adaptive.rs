@@ -9,6 +9,14 @@
 //! taking back permits already handed out (the surplus is forgotten as those
 //! permits come back). A permit whose request was refused with a 503 (or
 //! timed out) comes back a round trip after it left, as a served one would.
+//!
+//! A slot is taken before the request waits for the run's global slot and
+//! the vendor's pace, but the request is *in flight* only once it goes on
+//! the wire ([`AdaptiveLimit::depart`]). Slots held while the pace holds
+//! their requests back are not load on the vendor: counted as in flight,
+//! they made a paced vendor's limit look full, so it grew to its cap while
+//! the pace did the limiting, and the first time the pace let more through
+//! than the vendor takes at once, the cap's worth left together.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -64,9 +72,12 @@ pub struct AdaptiveLimit {
 #[derive(Debug)]
 pub struct VendorPermit {
     permit: OwnedSemaphorePermit,
+    /// When the request went on the wire (when the slot was taken, until then).
     pub started: Instant,
-    /// Requests in flight to the vendor when this one left, itself included.
+    /// Requests in flight to the vendor when this one left, itself included;
+    /// 0 until it leaves.
     pub sent_with: usize,
+    departed: bool,
 }
 
 impl AdaptiveLimit {
@@ -93,15 +104,25 @@ impl AdaptiveLimit {
     /// Waits for a slot; `None` once the vendor is stopped ([`AdaptiveLimit::close`]).
     pub async fn acquire(&self) -> Option<VendorPermit> {
         let permit = self.semaphore.clone().acquire_owned().await.ok()?;
-        let mut s = self.state();
-        s.in_flight += 1;
-        let in_flight = s.in_flight;
-        s.controller.on_start(in_flight);
         Some(VendorPermit {
             permit,
             started: Instant::now(),
-            sent_with: in_flight,
+            sent_with: 0,
+            departed: false,
         })
+    }
+
+    /// The slot's request goes on the wire now: from here it is in flight.
+    pub fn depart(&self, permit: &mut VendorPermit) {
+        let mut s = self.state();
+        if !permit.departed {
+            s.in_flight += 1;
+        }
+        let in_flight = s.in_flight;
+        s.controller.on_start(in_flight);
+        permit.departed = true;
+        permit.started = Instant::now();
+        permit.sent_with = in_flight;
     }
 
     /// Stops handing out slots and wakes every waiter with `None`: the vendor's
@@ -115,6 +136,7 @@ impl AdaptiveLimit {
         self.state().controller.limit()
     }
 
+    /// Requests on the wire to the vendor now.
     pub fn in_flight(&self) -> usize {
         self.state().in_flight
     }
@@ -127,7 +149,15 @@ impl AdaptiveLimit {
     pub fn release(self: &Arc<Self>, permit: VendorPermit, signal: Signal) {
         let now = Instant::now();
         let mut s = self.state();
-        s.in_flight = s.in_flight.saturating_sub(1);
+        if permit.departed {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+        // A slot given back before its request left has no round trip.
+        let signal = if permit.departed {
+            signal
+        } else {
+            Signal::Ignore
+        };
         if self.adaptive {
             let before = s.controller.limit();
             s.controller
@@ -215,9 +245,16 @@ mod tests {
     async fn acquire(l: &AdaptiveLimit, n: usize) -> Vec<VendorPermit> {
         let mut ps = Vec::with_capacity(n);
         for _ in 0..n {
-            ps.push(l.acquire().await.unwrap());
+            ps.push(sent(l).await);
         }
         ps
+    }
+
+    /// Takes a slot and sends its request.
+    async fn sent(l: &AdaptiveLimit) -> VendorPermit {
+        let mut p = l.acquire().await.unwrap();
+        l.depart(&mut p);
+        p
     }
 
     #[test]
@@ -251,7 +288,7 @@ mod tests {
         let p = ps.pop().unwrap();
         l.release(p, Signal::Backpressure);
         assert_eq!(l.limit(), start);
-        ps.push(l.acquire().await.unwrap());
+        ps.push(sent(&l).await);
         // A request waiting for a slot; the second refusal cuts.
         let mut waiting = std::pin::pin!(l.acquire());
         assert!(futures::poll!(waiting.as_mut()).is_pending());
@@ -290,9 +327,10 @@ mod tests {
         tokio::time::sleep(round_trip / 2).await;
         assert!(futures::poll!(waiting.as_mut()).is_pending());
         tokio::time::sleep(round_trip).await;
-        let std::task::Poll::Ready(Some(got)) = futures::poll!(waiting.as_mut()) else {
+        let std::task::Poll::Ready(Some(mut got)) = futures::poll!(waiting.as_mut()) else {
             panic!("no slot a round trip after a refusal");
         };
+        l.depart(&mut got);
         ps.push(got);
         // A served slot goes to the next request at once.
         let mut next = std::pin::pin!(l.acquire());
@@ -311,6 +349,40 @@ mod tests {
         assert_eq!(l.semaphore.available_permits(), 0);
         assert_eq!(l.state().to_forget, 0);
         drop(ps);
+    }
+
+    #[tokio::test]
+    async fn a_request_is_in_flight_only_once_it_leaves() {
+        // Every slot taken, as when the pace holds the requests back, and
+        // the requests leaving one at a time, each answered before the
+        // next leaves: the vendor never has more than one, and the limit
+        // must not read its slots as full and grow toward its cap (from
+        // where, once the pace let more through, they would all leave at
+        // once).
+        let l = AdaptiveLimit::new(256, true);
+        for _ in 0..200 {
+            let mut held = Vec::new();
+            while l.semaphore.available_permits() > 0 {
+                held.push(l.acquire().await.unwrap());
+            }
+            assert_eq!(l.in_flight(), 0, "slots held, nothing sent");
+            for mut p in held {
+                l.depart(&mut p);
+                assert_eq!(p.sent_with, 1);
+                std::thread::sleep(Duration::from_micros(200));
+                l.release(p, Signal::Ok);
+            }
+        }
+        assert_eq!(
+            l.limit(),
+            INITIAL_LIMIT,
+            "one at a time is not a full limit"
+        );
+        // A slot given back before its request left changes no count.
+        let p = l.acquire().await.unwrap();
+        l.release(p, Signal::TooMany);
+        assert_eq!(l.in_flight(), 0);
+        assert_eq!(l.limit(), INITIAL_LIMIT);
     }
 
     #[tokio::test]

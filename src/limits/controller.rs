@@ -142,6 +142,15 @@ const ALPHA_MIN: f64 = 0.5;
 const ALPHA_MIN_KNEE_SHARE: f64 = 0.25;
 /// Re-measure `base` when no window came near it for this long...
 const PROBE_AFTER_MIN: Duration = Duration::from_secs(5);
+/// After a 429, growth stops short of the limit it came at for this many
+/// quiet round trips, a second at least (see `back_off`): long enough that
+/// a vendor that takes some number at once is met a few times a minute, not
+/// every few round trips; short enough that a rate limit, which the limit
+/// can only hold to whole requests in flight (10 at 52 ms is 192 a second
+/// against a limit of 200), is not held under its rate by a whole request
+/// for long.
+const TOO_MANY_HOLD_TRIPS: u32 = 20;
+const TOO_MANY_HOLD_MIN: Duration = Duration::from_secs(1);
 /// ...or for this many quiet round trips, whichever is longer.
 const PROBE_AFTER_TRIPS: u32 = 100;
 
@@ -184,7 +193,8 @@ pub struct Controller {
     probing: Option<usize>,
     /// The limit at which the last shrink saw a queue, when the margin held
     /// (`alpha` to `beta`) of a steady vendor is narrower than one request,
-    /// and when: growth stops short of it for `probe_after`. At a knee of
+    /// or the last 429 came, and until when growth stops short of it
+    /// (`probe_after` after a queue, `TOO_MANY_HOLD_*` after a 429). At a knee of
     /// 2, that margin (half a request to one) contains no whole limit: 2
     /// has no queue, 3 has one too many, and without this the limit would
     /// go back and forth between them, half the requests waiting a whole
@@ -272,9 +282,10 @@ impl Controller {
         match signal {
             Signal::Ignore => return,
             Signal::TooMany => {
-                // "Too many", said outright: cut at once.
+                // "Too many", said outright: cut at once, and do not grow
+                // back to the limit that was too many for a while.
                 self.window.refused += 1;
-                self.back_off(now);
+                self.back_off(now, true);
                 return;
             }
             Signal::Backpressure => {
@@ -284,7 +295,7 @@ impl Controller {
                 // a whole limit's worth of refusals does not wait for it.
                 self.window.refused += 1;
                 if self.window.refused >= self.limit.max(2) {
-                    self.back_off(now);
+                    self.back_off(now, false);
                     return;
                 }
             }
@@ -334,7 +345,7 @@ impl Controller {
         let n = self.window.rtts.len();
         let refused = self.window.refused;
         if refused >= 2 && refused as f64 >= REFUSED_SHARE * (n + refused) as f64 {
-            self.back_off(now);
+            self.back_off(now, false);
             return;
         }
         if n == 0 {
@@ -454,7 +465,7 @@ impl Controller {
             };
             let target = (served + alpha).ceil() as usize;
             if steady && alpha < 1.0 {
-                self.ceiling = Some((self.limit, now));
+                self.ceiling = Some((self.limit, now + probe_after));
             }
             target.max(self.limit / 2).min(self.limit - 1).max(1)
         } else if queued >= alpha {
@@ -475,9 +486,10 @@ impl Controller {
             };
             let grown = self.limit + (step as usize).max(1);
             match self.ceiling {
-                Some((at, since)) if now.saturating_duration_since(since) < probe_after => {
-                    grown.min(at - 1).max(self.limit)
-                }
+                Some((at, until)) if now < until => grown.min(at - 1).max(self.limit),
+                // Then the limit that was too many is tried again first,
+                // not stepped over.
+                Some((at, _)) if self.limit < at => grown.min(at),
                 _ => grown,
             }
         } else {
@@ -496,11 +508,21 @@ impl Controller {
     }
 
     /// Back-pressure: a tenth off, slow start over, a re-measurement of
-    /// `base` called off.
-    fn back_off(&mut self, now: Instant) {
+    /// `base` called off. With `too_many` (a 429), growth also stops short
+    /// of the limit cut from for a while, as after a queue seen at a small
+    /// knee: a vendor that takes some number at once and answers 429
+    /// past it says so only when we pass it, and climbing back to the same
+    /// limit every few round trips meets it again and again. The limit
+    /// then settles one below the lowest that met a 429, and tries higher
+    /// once a while has passed.
+    fn back_off(&mut self, now: Instant, too_many: bool) {
         self.slow_start = false;
         if let Some(restore) = self.probing.take() {
             self.limit = restore;
+        }
+        if too_many {
+            let trips = self.base.or(self.srtt).unwrap_or_default() * TOO_MANY_HOLD_TRIPS;
+            self.ceiling = Some((self.limit, now + trips.max(TOO_MANY_HOLD_MIN)));
         }
         let shrunk = ((self.limit as f64 * BACKOFF).floor() as usize).max(1);
         self.set(shrunk, now);
