@@ -97,6 +97,9 @@ use super::Signal;
 /// on from the starting limit, two round trips later.
 const EARLY_SAMPLES: usize = 8;
 const STEADY_SPREAD: f64 = 0.2;
+/// How many answers to requests sent alone check a steady judgement again
+/// (see `Controller::check_steady_alone`): twice the second window's.
+const SOLO_SAMPLES: usize = 2 * EARLY_SAMPLES;
 const WAVES: f64 = 1.5;
 /// The fewest and the most answers a window of a vendor whose round trips
 /// jitter needs: two limits' worth between them, so that its 10th
@@ -182,6 +185,9 @@ pub struct Controller {
     /// judging again (see `EARLY_SAMPLES`): the limit and the 90th
     /// percentile before it.
     rejudging: Option<(usize, Duration)>,
+    /// Round trips of a vendor judged steady, each sent alone (nothing of
+    /// ours in flight beside it), to check that judgement (see `SOLO_SAMPLES`).
+    solo: Vec<Duration>,
     /// When a window's low last came within tolerance of `base`.
     base_seen: Instant,
     /// A smoothed round trip: how long a window lasts.
@@ -233,6 +239,7 @@ impl Controller {
             steady: false,
             judged: false,
             rejudging: None,
+            solo: Vec::new(),
             base_seen: now,
             srtt: None,
             changed_at: now,
@@ -303,10 +310,13 @@ impl Controller {
             // its slot just before a decrease, and its round trip describes
             // the old load.
             Signal::Ok if sent_with > self.limit => return,
-            Signal::Ok => self
-                .window
-                .rtts
-                .push(now.saturating_duration_since(started)),
+            Signal::Ok => {
+                let rtt = now.saturating_duration_since(started);
+                if sent_with == 1 && self.judged && self.steady {
+                    self.check_steady_alone(rtt);
+                }
+                self.window.rtts.push(rtt);
+            }
         }
         // A window lasts a round trip from its first answer and holds
         // answers to about half the requests one limit's worth sends, so its
@@ -505,6 +515,27 @@ impl Controller {
             return;
         }
         self.set(next, now);
+    }
+
+    /// A vendor judged steady is checked again by requests sent alone: with
+    /// nothing of ours in flight beside them, their spread is the vendor's
+    /// own, not a queue's. The judgement rests on a handful of answers, and
+    /// round trips of 2 to 42 ms once passed for steady about one run in
+    /// seventy; read by its windows' means, such a vendor's every window
+    /// past the lowest looked like a queue, and the limit sank to one
+    /// request and stayed there (43 requests a second where 64 in flight
+    /// make 2,700). Alone, its spread shows: it is jittery after all.
+    fn check_steady_alone(&mut self, rtt: Duration) {
+        self.solo.push(rtt);
+        if self.solo.len() < SOLO_SAMPLES {
+            return;
+        }
+        let spread = Stats::of(&mut self.solo).spread;
+        self.solo.clear();
+        if spread > STEADY_SPREAD {
+            self.steady = false;
+            self.ceiling = None;
+        }
     }
 
     /// Back-pressure: a tenth off, slow start over, a re-measurement of

@@ -646,3 +646,29 @@ fn a_vendor_that_takes_some_at_once_and_answers_429_past_them_is_met_rarely() {
         );
     }
 }
+
+#[test]
+fn a_jittery_vendor_judged_steady_by_chance_is_found_out() {
+    // Round trips of 2 to 42 ms, no knee. The second window's handful of
+    // answers passes for steady now and then (these seeds of this
+    // simulation: about one run in seventy); read as steady, every window
+    // past the lowest looked like a queue, and the limit sank to one
+    // request and stayed there. Requests sent alone show the jitter.
+    let noisy = Vendor {
+        base: Duration::from_millis(2),
+        knee: usize::MAX,
+        jitter: Duration::from_millis(40),
+    };
+    for seed in [93, 232, 376, 383, 385] {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let (answers, c) = drive(64, 12_000, |now, in_flight, _| {
+            now + noisy.rtt(in_flight, &mut rng)
+        });
+        let limit = median(answers[6_000..].iter().map(|a| a.limit).collect());
+        assert!(!c.steady, "seed {seed}: still judged steady");
+        assert!(
+            limit >= 48,
+            "seed {seed}: median limit {limit} under a cap of 64"
+        );
+    }
+}
