@@ -51,13 +51,18 @@
 //!   flight than it allows: answers to older requests describe the old limit
 //!   and would make it shrink twice.
 //! - **Back-pressure.** A 429 shrinks the limit by a tenth at once and ends
-//!   slow start; so does a window whose answers are a tenth 503s or
-//!   timeouts (two at least; a whole limit's worth of them does not wait
-//!   for the window's end): a flaky vendor's few random 503s, whatever the
+//!   slow start, and growth then stops one short of the limit it came at
+//!   for a while (`TOO_MANY_HOLD_*`). A window whose answers are a tenth
+//!   503s or timeouts (two at least; a whole limit's worth of them does not
+//!   wait for the window's end) shrinks it by a tenth too: a flaky vendor's few random 503s, whatever the
 //!   load, once cut the limit nearly every round trip, and 5 % of them kept
 //!   a knee of 24 at a quarter of its capacity. A refused slot is reused
 //!   only a round trip later (see `adaptive.rs`), so a vendor shedding load
 //!   does not see refused requests spin within a round trip.
+//!
+//! A steady judgement is checked again by answers to requests sent alone
+//! (`check_steady_alone`): a jittery vendor that passed for steady by
+//! chance would otherwise be held at one request.
 //!
 //! Jitter without a knee leaves the window's low at `base`, so it never
 //! drives the limit down; the margin (`tolerance`, of which chance may make
