@@ -152,8 +152,8 @@ const ALPHA_MIN_KNEE_SHARE: f64 = 0.25;
 const PROBE_AFTER_MIN: Duration = Duration::from_secs(5);
 /// After a 429, growth stops short of the limit it came at for this many
 /// quiet round trips, a second at least (see `back_off`): long enough that
-/// a vendor that takes some number at once is met a few times a minute, not
-/// every few round trips; short enough that a rate limit, which the limit
+/// a vendor that takes some number at once is met once per hold, not every
+/// few round trips; short enough that a rate limit, which the limit
 /// can only hold to whole requests in flight (10 at 52 ms is 192 a second
 /// against a limit of 200), is not held under its rate by a whole request
 /// for long.
