@@ -373,16 +373,18 @@ mod tests {
                 l.release(p, Signal::Ok);
             }
         }
-        assert_eq!(
-            l.limit(),
-            INITIAL_LIMIT,
-            "one at a time is not a full limit"
+        // It may have been judged again at half the start (round trips this
+        // short can look jittery on a busy machine); it has never grown.
+        let limit = l.limit();
+        assert!(
+            limit <= INITIAL_LIMIT,
+            "one at a time is not a full limit: grew to {limit}"
         );
         // A slot given back before its request left changes no count.
         let p = l.acquire().await.unwrap();
         l.release(p, Signal::TooMany);
         assert_eq!(l.in_flight(), 0);
-        assert_eq!(l.limit(), INITIAL_LIMIT);
+        assert_eq!(l.limit(), limit);
     }
 
     #[tokio::test]
