@@ -134,8 +134,10 @@ const CHANCE_SHARE_MAX: f64 = 0.10;
 /// round trips, itself a noisy estimate, and `base` is the lowest of many:
 /// chance alone puts a window's low three of its standard errors above
 /// `base` now and then. What that adds to the tolerance is at most this
-/// share of the quiet mean round trip, so that a queue the size of a
-/// quarter of it is still seen.
+/// share of the window's median round trip, so that a queue the size of a
+/// quarter of it is still seen. (The quiet window's median, which a queue
+/// does not inflate, held more in flight against a jittery knee in the
+/// simulation, and let jitter without a knee read as a queue.)
 const JITTER_CHANCE_MAX: f64 = 0.25;
 /// The queue held (`alpha`) is at most this share of the estimated knee, and
 /// never below `ALPHA_MIN` requests: two requests waiting is little for a
