@@ -206,7 +206,6 @@ pub async fn send(
         let mut slot = slot;
         target.limit.depart(&mut slot);
         let on_wire = slot.started;
-        let sent_at = on_wire;
         // Boxed: the HTTP exchange is most of this future's size, and the
         // row's task is moved whole when it is spawned and when it ends.
         let result = Box::pin(client.send(
@@ -240,7 +239,7 @@ pub async fn send(
                 );
                 let sent_with = slot.sent_with;
                 target.limit.release(slot, Signal::of_status(status));
-                target.pace.on_answer(status, sent_at, sent_with);
+                target.pace.on_answer(status, on_wire, sent_with);
                 let class = classify(status);
                 let trip = if class == Class::Credentials {
                     Trip::Credentials

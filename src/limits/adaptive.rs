@@ -77,7 +77,6 @@ pub struct VendorPermit {
     /// Requests in flight to the vendor when this one left, itself included;
     /// 0 until it leaves.
     pub sent_with: usize,
-    departed: bool,
 }
 
 impl AdaptiveLimit {
@@ -108,19 +107,17 @@ impl AdaptiveLimit {
             permit,
             started: Instant::now(),
             sent_with: 0,
-            departed: false,
         })
     }
 
     /// The slot's request goes on the wire now: from here it is in flight.
     pub fn depart(&self, permit: &mut VendorPermit) {
         let mut s = self.state();
-        if !permit.departed {
+        if permit.sent_with == 0 {
             s.in_flight += 1;
         }
         let in_flight = s.in_flight;
         s.controller.on_start(in_flight);
-        permit.departed = true;
         permit.started = Instant::now();
         permit.sent_with = in_flight;
     }
@@ -149,11 +146,9 @@ impl AdaptiveLimit {
     pub fn release(self: &Arc<Self>, permit: VendorPermit, signal: Signal) {
         let now = Instant::now();
         let mut s = self.state();
-        if permit.departed {
-            s.in_flight = s.in_flight.saturating_sub(1);
-        }
         // A slot given back before its request left has no round trip.
-        let signal = if permit.departed {
+        let signal = if permit.sent_with > 0 {
+            s.in_flight = s.in_flight.saturating_sub(1);
             signal
         } else {
             Signal::Ignore

@@ -54,9 +54,10 @@
 //!   slow start, and growth then stops one short of the limit it came at
 //!   for a while (`TOO_MANY_HOLD_*`). A window whose answers are a tenth
 //!   503s or timeouts (two at least; a whole limit's worth of them does not
-//!   wait for the window's end) shrinks it by a tenth too: a flaky vendor's few random 503s, whatever the
-//!   load, once cut the limit nearly every round trip, and 5 % of them kept
-//!   a knee of 24 at a quarter of its capacity. A refused slot is reused
+//!   wait for the window's end) shrinks it by a tenth too: a flaky vendor's
+//!   few random 503s, whatever the load, once cut the limit nearly every
+//!   round trip, and 5 % of them kept a knee of 24 at a quarter of its
+//!   capacity. A refused slot is reused
 //!   only a round trip later (see `adaptive.rs`), so a vendor shedding load
 //!   does not see refused requests spin within a round trip.
 //!
@@ -207,8 +208,8 @@ pub struct Controller {
     /// The limit at which the last shrink saw a queue, when the margin held
     /// (`alpha` to `beta`) of a steady vendor is narrower than one request,
     /// or the last 429 came, and until when growth stops short of it
-    /// (`probe_after` after a queue, `TOO_MANY_HOLD_*` after a 429). At a knee of
-    /// 2, that margin (half a request to one) contains no whole limit: 2
+    /// (`probe_after` after a queue, `TOO_MANY_HOLD_*` after a 429). At a
+    /// knee of 2, that margin (half a request to one) contains no whole limit: 2
     /// has no queue, 3 has one too many, and without this the limit would
     /// go back and forth between them, half the requests waiting a whole
     /// service.
