@@ -29,6 +29,16 @@ impl Named {
     }
 }
 
+/// The files a config names that a run reads, as [`Named`] for messages:
+/// `` `vendors.gate.api_key`'s file secrets/gate ``.
+pub fn config_files(config: &crate::config::Config) -> Vec<Named> {
+    config
+        .files_read()
+        .into_iter()
+        .map(|(key, path)| Named::new(format!("`{key}`'s file"), path))
+        .collect()
+}
+
 /// The state file and the files SQLite and the lock keep beside it.
 pub fn state_files(state: &Path) -> Vec<Named> {
     let beside = |suffix: &str| {
@@ -45,19 +55,22 @@ pub fn state_files(state: &Path) -> Vec<Named> {
     ]
 }
 
-/// The checks of a run's outputs: the state file is not the input or the
-/// config; no output is any of those, the state file's siblings or another
-/// output; each can be written.
+/// The checks of a run's outputs: the state file is not the input, the
+/// config or a file the config names (`reads`: secrets, certificates); no
+/// output is any of those, the state file's siblings or another output;
+/// each can be written.
 pub fn check_run(
     outputs: &[Named],
     input: &Path,
     config: &Path,
+    reads: &[Named],
     state: &Named,
 ) -> Result<(), String> {
     let mut protected = vec![
         Named::new("the input", input),
         Named::new("the config", config),
     ];
+    protected.extend_from_slice(reads);
     check_distinct(std::slice::from_ref(state), &protected)?;
     protected.extend(state_files(&state.path));
     check_distinct(outputs, &protected)?;
@@ -154,6 +167,38 @@ pub fn check_writable(out: &Named) -> Result<(), String> {
     }
 }
 
+/// Where an output named `path` really goes: through a symbolic link to the
+/// file it points to, so that writing it (to a temporary file renamed into
+/// place) replaces that file and leaves the link a link. A link that points
+/// nowhere yet goes where it points; one to a device or a directory stays
+/// as given, for [`check_writable`] to refuse.
+pub fn through_links(path: &Path) -> PathBuf {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return path.to_path_buf();
+    }
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return if real.is_file() {
+            real
+        } else {
+            path.to_path_buf()
+        };
+    }
+    // Dangling: follow the links by hand to the name the last one gives.
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&at) {
+            Ok(target) => at = parent_dir(&at).join(target),
+            Err(_) => break,
+        }
+    }
+    if std::fs::metadata(parent_dir(&at)).is_ok_and(|m| m.is_dir()) {
+        at
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// The directory a file goes into: `out.csv` → `.`.
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -197,12 +242,7 @@ pub fn error_summary(
     keep: &[&Path],
     state: &Path,
 ) -> Result<(), String> {
-    let out = Named::new("--summary-json", path);
-    let mut protected: Vec<Named> = keep.iter().map(|p| Named::new("", *p)).collect();
-    protected.extend(state_files(state));
-    if check_distinct(std::slice::from_ref(&out), &protected).is_err()
-        || check_writable(&out).is_err()
-    {
+    if !may_write_early(path, keep, state) {
         return Ok(());
     }
     let doc = serde_json::json!({
@@ -212,6 +252,16 @@ pub fn error_summary(
         "finished_at": rfc3339(std::time::SystemTime::now()),
     });
     replace_summary(path, &doc)
+}
+
+/// Whether a file written on the way out of a run that stopped on an error
+/// (the summary, the metrics file) may go to `path`: not over `keep`, the
+/// state file or its siblings, and only where a file can go.
+pub fn may_write_early<P: AsRef<Path>>(path: &Path, keep: &[P], state: &Path) -> bool {
+    let out = Named::new("", path);
+    let mut protected: Vec<Named> = keep.iter().map(|p| Named::new("", p.as_ref())).collect();
+    protected.extend(state_files(state));
+    check_distinct(std::slice::from_ref(&out), &protected).is_ok() && check_writable(&out).is_ok()
 }
 
 /// A time as the summary writes it: `2026-01-31T02:30:00.123Z`.
@@ -353,6 +403,36 @@ mod tests {
         assert!(err.contains("the same file"), "{err}");
         let outs = [Named::new("--results", d.join("sub/other.csv"))];
         assert!(check_distinct(&outs, &input).is_ok());
+    }
+
+    #[test]
+    fn an_output_through_a_link_goes_where_the_link_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let target = shared.join("res.csv");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink("shared/res.csv", &link).unwrap();
+        assert_eq!(
+            through_links(&link),
+            std::fs::canonicalize(&target).unwrap()
+        );
+        // A link to a link, pointing nowhere yet.
+        let gone = dir.path().join("gone.csv");
+        std::os::unix::fs::symlink("shared/new.csv", &gone).unwrap();
+        let chain = dir.path().join("chain.csv");
+        std::os::unix::fs::symlink("gone.csv", &chain).unwrap();
+        assert_eq!(through_links(&chain), dir.path().join("shared/new.csv"));
+        // A plain name, a link to a directory or into nowhere: as given.
+        let plain = dir.path().join("plain.csv");
+        assert_eq!(through_links(&plain), plain);
+        let to_dir = dir.path().join("to-dir");
+        std::os::unix::fs::symlink("shared", &to_dir).unwrap();
+        assert_eq!(through_links(&to_dir), to_dir);
+        let nowhere = dir.path().join("nowhere.csv");
+        std::os::unix::fs::symlink("no/such/dir/x.csv", &nowhere).unwrap();
+        assert_eq!(through_links(&nowhere), nowhere);
     }
 
     #[test]

@@ -324,9 +324,11 @@ impl<F: FnMut(&InputRow) -> bool> Drop for ResultsWriter<F> {
 /// shard in the name when sharded, so shards never overwrite each other).
 /// A compressed input's results are plain: `invites.csv.gz` gives
 /// `invites.results.csv`; standard input (`-`) gives `stdin.results.csv` in
-/// the current directory.
+/// the current directory, and so does data piped in under a name of the
+/// system's (`/dev/stdin`, `<(command)`'s `/dev/fd/63`), where no file can go.
 pub fn default_path(input: &Path, shard: Option<(u32, u32)>) -> PathBuf {
-    let input = if crate::input::source::is_stdin(input) {
+    let system = input.starts_with("/dev") || input.starts_with("/proc");
+    let input = if crate::input::source::is_stdin(input) || system {
         Path::new("stdin.csv")
     } else {
         input

@@ -13,7 +13,7 @@
 //! [`crate::redact::Redactor`] is built.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, PartialEq, Eq)]
@@ -154,20 +154,41 @@ fn check(mut text: String) -> Result<String, &'static str> {
 }
 
 /// The secrets read so far, shared by every vendor table of one config, so
-/// that what any vendor answers can be cleaned of all of them.
+/// that what any vendor answers can be cleaned of all of them; and the files
+/// they come from, which no output of a run may overwrite.
 #[derive(Debug, Clone, Default)]
-pub struct Registry(Arc<Mutex<Vec<Secret>>>);
+pub struct Registry {
+    secrets: Arc<Mutex<Vec<Secret>>>,
+    /// `vendors.NAME.KEY` and the file it names.
+    files: Arc<Mutex<Vec<(String, PathBuf)>>>,
+}
 
 impl Registry {
     pub fn add(&self, secret: &Secret) {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
         if !all.contains(secret) {
             all.push(secret.clone());
         }
     }
 
     pub fn all(&self) -> Vec<Secret> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Remembers that the setting `key` names the secret file `path`.
+    pub fn add_file(&self, key: &str, path: &Path) {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if !files.iter().any(|(k, p)| k == key && p == path) {
+            files.push((key.to_string(), path.to_path_buf()));
+        }
+    }
+
+    /// The secret files named so far, with the setting that names each.
+    pub fn files(&self) -> Vec<(String, PathBuf)> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -179,7 +179,10 @@ pub async fn execute(args: RunArgs) -> i32 {
     } else {
         crate::metrics::Reporter::new(
             &crate::metrics::MetricsOptions {
-                file: args.metrics_file.clone(),
+                file: args
+                    .metrics_file
+                    .as_deref()
+                    .map(crate::outputs::through_links),
                 pushgateway: args.pushgateway.clone(),
                 job: args.metrics_job.clone(),
             },
@@ -199,7 +202,10 @@ pub async fn execute(args: RunArgs) -> i32 {
         concurrency: args.concurrency,
         fixed_concurrency: args.fixed_concurrency,
         progress,
-        summary_json: args.summary_json,
+        summary_json: args
+            .summary_json
+            .as_deref()
+            .map(crate::outputs::through_links),
         metrics: metrics.clone(),
         allow_empty: args.allow_empty,
         input_flags: args.layout.flags(),
@@ -208,6 +214,7 @@ pub async fn execute(args: RunArgs) -> i32 {
     shutdown.listen_for_signals();
     let dry_run = opts.dry_run;
     let (input, config) = (opts.input.clone(), opts.config.clone());
+    let state = crate::state::location(opts.state.as_deref(), None, shard);
     match job::run(opts, shutdown).await {
         Ok(report) => {
             if crate::logs::json() {
@@ -227,6 +234,14 @@ pub async fn execute(args: RunArgs) -> i32 {
         }
         Err(e) => {
             if let Some(m) = &metrics {
+                // The run may have stopped before it knew every file it
+                // keeps: at least the ones named here are not overwritten.
+                let keep = [&input, &config];
+                if m.file()
+                    .is_some_and(|f| !crate::outputs::may_write_early(f, &keep, &state))
+                {
+                    m.forbid_file();
+                }
                 m.finish(crate::metrics::Ending {
                     exit_code: e.code,
                     counts: None,

@@ -299,6 +299,16 @@ impl Config {
         Self::parse(&text, path, resolve_secrets).map_err(|e| in_file(path, e))
     }
 
+    /// Every file the config names that a run reads: the vendors' secret
+    /// files (once [`crate::vendors::build::adapters`] has taken them), and
+    /// the certificates, keys and proxy credentials of the network keys.
+    /// Each with the setting that names it, for messages.
+    pub fn files_read(&self) -> Vec<(String, PathBuf)> {
+        let mut files = self.secrets.files();
+        files.extend(self.network.files());
+        files
+    }
+
     /// A redactor of every secret that [`crate::vendors::build::adapters`] read, for what
     /// the vendors answer.
     pub fn redactor(&self) -> Redactor {

@@ -90,6 +90,33 @@ impl NetKeys {
     pub fn has_proxy_credentials(&self) -> bool {
         self.secrets.has("proxy_credentials")
     }
+
+    /// The files these keys name, each with its setting (`run.ca_cert`), as
+    /// written and relative to `base_dir`: none is read here.
+    fn files(&self, base_dir: &Path) -> Vec<(String, PathBuf)> {
+        let table = &self.table;
+        let mut out = Vec::new();
+        for (key, written) in [
+            ("ca_cert", &self.ca_cert),
+            ("client_cert", &self.client_cert),
+        ] {
+            if let Some(w) = written {
+                out.push((format!("{table}.{key}"), base_dir.join(w)));
+            }
+        }
+        if let Some(file) = self
+            .client_key
+            .as_ref()
+            .and_then(|t| t.get("file"))
+            .and_then(|v| v.as_str())
+        {
+            out.push((format!("{table}.client_key"), base_dir.join(file)));
+        }
+        if let Some(path) = self.secrets.secret_file("proxy_credentials") {
+            out.push((format!("{table}.proxy_credentials"), path));
+        }
+        out
+    }
 }
 
 fn example(key: &str) -> &'static str {
@@ -119,6 +146,15 @@ impl NetConfig {
             run,
             vendors: BTreeMap::new(),
         }
+    }
+
+    /// Every file the network keys name (certificates, keys, credentials):
+    /// files a run reads, which none of its outputs may be.
+    pub fn files(&self) -> Vec<(String, PathBuf)> {
+        std::iter::once(&self.run)
+            .chain(self.vendors.values())
+            .flat_map(|k| k.files(&self.base_dir))
+            .collect()
     }
 
     /// A path as written in the config, relative to the config file.

@@ -91,10 +91,13 @@ impl VendorSettings {
                 "{where_}: expected exactly one of `env = \"VARIABLE\"` or `file = \"PATH\"`"
             ));
         }
+        let path = self.base_dir.join(file.unwrap_or_default());
+        if file.is_some() {
+            self.found.add_file(&where_, &path);
+        }
         if !self.resolve_secrets {
             return Ok(Secret::new(""));
         }
-        let path = self.base_dir.join(file.unwrap_or_default());
         let from = match env {
             Some(var) => Source::Env(var),
             None => Source::File(&path),
@@ -117,6 +120,13 @@ impl VendorSettings {
         }
         let file = source.get("file").and_then(|v| v.as_str())?;
         Some(Source::File(&self.base_dir.join(file)).to_string())
+    }
+
+    /// The file a secret setting names (`{ file = "PATH" }`), relative to
+    /// the config file, without reading it.
+    pub fn secret_file(&self, key: &str) -> Option<PathBuf> {
+        let file = self.rest.get(key)?.as_table()?.get("file")?.as_str()?;
+        Some(self.base_dir.join(file))
     }
 
     /// An optional string setting.

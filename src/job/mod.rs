@@ -122,7 +122,11 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown) -> Result<RunReport, JobE
             &[&opts.input, &opts.config],
             &state,
         );
-        if let Err(w) = wrote {
+        // Unless the summary's own name was the problem, which the error says.
+        let named = e
+            .message
+            .contains(&format!("--summary-json {}", path.display()));
+        if let (Err(w), false) = (wrote, named) {
             crate::logs::notice(crate::logs::Level::Warn, &format!("warning: {w}"));
         }
     }

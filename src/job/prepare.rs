@@ -76,9 +76,11 @@ pub(super) async fn prepare(
         .clone()
         .or_else(|| config.run.results.clone())
         .unwrap_or_else(|| crate::results::default_path(&opts.input, opts.shard));
+    // Through symbolic links: written in place of the file a link points
+    // to, not of the link.
     let files = OutputFiles {
-        failed: crate::results::failed_path(&results_path),
-        results: results_path,
+        failed: crate::outputs::through_links(&crate::results::failed_path(&results_path)),
+        results: crate::outputs::through_links(&results_path),
     };
     check_outputs(opts, &config, &files, &state_path)?;
     let names: Vec<String> = config.vendors.iter().map(|(v, _)| v.name.clone()).collect();
@@ -299,7 +301,25 @@ fn check_outputs(
         },
         state,
     );
-    crate::outputs::check_run(&outputs, &opts.input, &opts.config, &state).map_err(usage)
+    let reads = crate::outputs::config_files(config);
+    let check = |outputs: &[Named]| {
+        crate::outputs::check_run(outputs, &opts.input, &opts.config, &reads, &state)
+    };
+    let metrics = opts.metrics.as_ref().and_then(|m| Some((m, m.file()?)));
+    let Some((reporter, file)) = metrics else {
+        return check(&outputs).map_err(usage);
+    };
+    let without = check(&outputs);
+    let named = Named::new("--metrics-file", file);
+    let alone = check(std::slice::from_ref(&named));
+    outputs.push(named);
+    let with = check(&outputs);
+    if with.is_err() && (without.is_ok() || alone.is_err()) {
+        // The metrics file is in the way: it is not written at all, not
+        // even with this run's exit code.
+        reporter.forbid_file();
+    }
+    with.map_err(usage)
 }
 
 /// A state-file problem before anything is sent: 4 if another run holds

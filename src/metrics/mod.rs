@@ -115,6 +115,9 @@ struct Sinks {
     started: Instant,
     /// A sink that keeps failing is reported once while the run goes.
     file_warned: AtomicBool,
+    /// The file turned out to be one the run reads or writes otherwise (the
+    /// input, the state file, a secret...): it is never written.
+    file_forbidden: AtomicBool,
     push_warned: AtomicBool,
 }
 
@@ -152,10 +155,22 @@ impl Reporter {
                 started_at: SystemTime::now(),
                 started: Instant::now(),
                 file_warned: AtomicBool::new(false),
+                file_forbidden: AtomicBool::new(false),
                 push_warned: AtomicBool::new(false),
             }),
             watched: Mutex::new(None),
         }))
+    }
+
+    /// `--metrics-file`, if given.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.sinks.file.as_deref()
+    }
+
+    /// The metrics file is another file of the run's: it is left alone, and
+    /// only the Pushgateway (if any) hears of the run.
+    pub fn forbid_file(&self) {
+        self.sinks.file_forbidden.store(true, Ordering::Relaxed);
     }
 
     /// Starts publishing the live counters: now, then at every log interval
@@ -271,7 +286,11 @@ impl Sinks {
     /// fails is a warning, never a failed run.
     async fn publish(&self, s: &Snapshot, last: bool) {
         let replace = s.ended.as_ref().is_some_and(|e| e.exit_code == 0);
-        if let Some(path) = &self.file {
+        if let Some(path) = self
+            .file
+            .as_ref()
+            .filter(|_| !self.file_forbidden.load(Ordering::Relaxed))
+        {
             let text = render::text(s, &[("shard", &self.shard)]);
             let path = path.clone();
             let written =
@@ -377,6 +396,7 @@ mod tests {
             started_at: SystemTime::now(),
             started: Instant::now(),
             file_warned: AtomicBool::new(false),
+            file_forbidden: AtomicBool::new(false),
             push_warned: AtomicBool::new(false),
         }
         .bare();

@@ -14,6 +14,7 @@ use std::path::Path;
 /// Writes `text` to `path` atomically; `replace = false` keeps the families of
 /// the file there now that `text` does not have.
 pub fn write(path: &Path, text: &str, replace: bool) -> Result<(), String> {
+    ours_to_replace(path)?;
     let text = if replace {
         text.to_string()
     } else {
@@ -45,6 +46,34 @@ pub fn write(path: &Path, text: &str, replace: bool) -> Result<(), String> {
     })
 }
 
+/// The file there now may be replaced only if it is an earlier metrics file
+/// of ours (or empty, or absent): `--metrics-file` pointed by mistake at
+/// the input, the state file, a secret or any other file must not destroy
+/// it, even in a run that failed before it knew its other files.
+fn ours_to_replace(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(PREFIX.len());
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(PREFIX.len() as u64).read_to_end(&mut head));
+    match read {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(_) if head.is_empty() || head == PREFIX.as_bytes() => Ok(()),
+        Ok(_) => Err(format!(
+            "the metrics file {} was not written: that file holds something else than \
+             invitesync's metrics, and is left as it is; give --metrics-file a file of its own",
+            path.display()
+        )),
+        Err(e) => Err(format!(
+            "cannot write the metrics file {}: {}",
+            path.display(),
+            crate::fs_error::reason(&e)
+        )),
+    }
+}
+
+/// How a metrics file of ours begins: its first family's `# HELP` line.
+const PREFIX: &str = "# HELP invitesync_";
+
 /// `new`, then the families of `old` that `new` does not have. A family is its
 /// `# HELP` line and what follows up to the next one.
 pub fn merge(old: &str, new: &str) -> String {
@@ -74,6 +103,32 @@ mod tests {
 
     const OLD: &str = "# HELP a_total A.\n# TYPE a_total counter\na_total 1\n\
                        # HELP last Last.\n# TYPE last gauge\nlast 5\n";
+
+    #[test]
+    fn only_an_earlier_metrics_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = "# HELP invitesync_rows_total Rows.\n# TYPE invitesync_rows_total counter\n";
+        let fresh = dir.path().join("fresh.prom");
+        write(&fresh, ours, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), ours);
+        write(&fresh, ours, false).unwrap();
+        let empty = dir.path().join("empty.prom");
+        std::fs::write(&empty, "").unwrap();
+        write(&empty, ours, true).unwrap();
+        for other in [
+            "vendor,invite_id\ngate,1\n",
+            "SQLite format 3\0",
+            "# HELP node_load1 x\n",
+        ] {
+            let path = dir.path().join("other");
+            std::fs::write(&path, other).unwrap();
+            for replace in [true, false] {
+                let e = write(&path, ours, replace).unwrap_err();
+                assert!(e.contains("holds something else"), "{e}");
+                assert_eq!(std::fs::read_to_string(&path).unwrap(), other);
+            }
+        }
+    }
 
     #[test]
     fn a_merge_keeps_the_families_the_new_text_lacks() {

@@ -269,3 +269,142 @@ fn an_output_that_fails_at_the_end_exits_resumable_and_nothing_is_sent_again() {
         serde_json::from_str(&std::fs::read_to_string(w.path("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["exit_code"], 0, "{summary}");
 }
+
+#[test]
+fn the_files_the_config_names_and_the_metrics_files_targets_are_never_written_over() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    let input = gate_rows(5);
+    w.write("in.csv", &input);
+    let o = cli(w, &run_args("in.csv", &["-q"]), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let secret = std::fs::read(w.path("secrets/gate")).expect("secret");
+    let state = std::fs::read(w.path("invitesync.db")).expect("state");
+    let config = std::fs::read(w.path("invitesync.toml")).expect("config");
+    let sent = requests(w);
+
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--results", "secrets/gate"],
+            &["--results secrets/gate is `vendors.gate.api_key`'s file"],
+        ),
+        (
+            &["--summary-json", "./secrets/gate"],
+            &["`vendors.gate.api_key`'s file"],
+        ),
+        (
+            &["--state", "secrets/gate"],
+            &["--state secrets/gate is `vendors.gate.api_key`'s file"],
+        ),
+        (
+            &["--metrics-file", "invitesync.db"],
+            &["--metrics-file invitesync.db is the state file"],
+        ),
+        (
+            &["--metrics-file", "invitesync.db.lock"],
+            &["the state file's lock"],
+        ),
+        (&["--metrics-file", "in.csv"], &["the input in.csv"]),
+        (
+            &["--metrics-file", "secrets/gate"],
+            &["`vendors.gate.api_key`'s file"],
+        ),
+        (
+            &["--metrics-file", "out.csv", "--results", "out.csv"],
+            &["the same file"],
+        ),
+    ];
+    for (extra, said) in cases {
+        let o = cli(
+            w,
+            &run_args("in.csv", &[&["--new-run"], *extra].concat()),
+            &[],
+        );
+        let err = error_message(&o, 2);
+        for s in *said {
+            assert!(err.contains(s), "{extra:?}: `{s}` in {err}");
+        }
+        assert!(!w.path("out.csv").exists(), "{extra:?}");
+    }
+    // A run that fails before it knows its files (its config is missing)
+    // still leaves a file that is not a metrics file alone.
+    w.write("notes.txt", "not metrics\n");
+    let o = cli(
+        w,
+        &[
+            "run",
+            "in.csv",
+            "-c",
+            "missing.toml",
+            "--metrics-file",
+            "notes.txt",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds something else"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("notes.txt")).unwrap(),
+        "not metrics\n"
+    );
+    // `export` neither, over the config or the files it names.
+    for target in ["invitesync.toml", "secrets/gate"] {
+        let o = cli(w, &["export", "--output", target], &[]);
+        let err = error_message(&o, 2);
+        assert!(err.contains(&format!("--output {target} is ")), "{err}");
+    }
+    assert_eq!(std::fs::read(w.path("secrets/gate")).unwrap(), secret);
+    assert_eq!(std::fs::read(w.path("invitesync.db")).unwrap(), state);
+    assert_eq!(std::fs::read(w.path("invitesync.toml")).unwrap(), config);
+    assert_eq!(std::fs::read_to_string(w.path("in.csv")).unwrap(), input);
+    assert_eq!(requests(w), sent, "nothing is sent");
+}
+
+#[test]
+fn an_output_through_a_symbolic_link_replaces_what_the_link_points_to() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    w.write("in.csv", &gate_rows(3));
+    std::fs::create_dir(w.path("shared")).expect("dir");
+    w.write("shared/res.csv", "old\n");
+    std::os::unix::fs::symlink("shared/res.csv", w.path("link.csv")).expect("link");
+    std::os::unix::fs::symlink("shared/sum.json", w.path("sum.json")).expect("link");
+    let o = cli(
+        w,
+        &run_args(
+            "in.csv",
+            &["-q", "--results", "link.csv", "--summary-json", "sum.json"],
+        ),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for link in ["link.csv", "sum.json"] {
+        let meta = std::fs::symlink_metadata(w.path(link)).expect("link");
+        assert!(meta.file_type().is_symlink(), "{link} is still a link");
+    }
+    let results = std::fs::read_to_string(w.path("shared/res.csv")).expect("results");
+    assert!(results.contains("inv2"), "{results}");
+    let summary = std::fs::read_to_string(w.path("shared/sum.json")).expect("summary");
+    assert!(summary.contains("\"exit_code\": 0"), "{summary}");
+}
+
+#[test]
+fn data_piped_in_under_a_system_name_has_its_results_here() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    let input = w.write("in.csv", &gate_rows(3));
+    let o = w
+        .command(&["run", "/dev/stdin", "-c", "invitesync.toml", "-q"])
+        .stdin(std::fs::File::open(input).expect("input"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results = std::fs::read_to_string(w.path("stdin.results.csv")).expect("results here");
+    assert!(results.contains("inv2"), "{results}");
+}
