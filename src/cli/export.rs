@@ -105,6 +105,7 @@ pub fn execute(args: ExportArgs) -> i32 {
         &run.input_path,
     )];
     protected.extend(crate::outputs::state_files(&state_path));
+    protected.extend(config_files(&args.state));
     let out = Named::new(
         if args.output.is_some() {
             "--output"
@@ -113,6 +114,7 @@ pub fn execute(args: ExportArgs) -> i32 {
         },
         &output,
     );
+    let output = crate::outputs::through_links(&output);
     if let Err(e) = crate::outputs::check_distinct(std::slice::from_ref(&out), &protected)
         .and_then(|()| crate::outputs::check_writable(&out))
     {
@@ -136,4 +138,24 @@ pub fn execute(args: ExportArgs) -> i32 {
         }
         Err(e) => fail(exit::USAGE, e),
     }
+}
+
+/// The config `--config` (or `INVITESYNC_CONFIG`, or `invitesync.toml` here)
+/// names, and the files it names (secrets, certificates): an export must not
+/// write over them either. Read as far as it can be; nothing is sent.
+fn config_files(args: &StateArgs) -> Vec<Named> {
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("invitesync.toml"));
+    if !path.exists() {
+        return Vec::new();
+    }
+    let mut files = vec![Named::new("the config", &path)];
+    if let Ok(config) = crate::config::Config::load(&path, false) {
+        // Building the vendors notes the secret files each names.
+        let _ = crate::vendors::build::adapters(&config);
+        files.extend(crate::outputs::config_files(&config));
+    }
+    files
 }
