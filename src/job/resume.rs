@@ -7,6 +7,8 @@ use crate::exit::Exit;
 use crate::input::Layout;
 use crate::state::{DoneSet, NewRun, RunId, RunStatus, StateFile};
 
+mod meaning;
+
 /// The run this invocation records into.
 pub(super) struct Chosen {
     pub id: RunId,
@@ -15,27 +17,14 @@ pub(super) struct Chosen {
     pub done: DoneSet,
 }
 
-/// What of the config decides what is sent. Secrets, concurrency and rates may
-/// change between a crash and its resume (that is how a refused credential is
-/// fixed); vendor names, kinds, URLs and kind settings may not.
+/// What a run records of the config: what its rows become (each vendor
+/// account's name, kind and request-shaping settings), never how they travel
+/// or how fast ([`meaning`] says which is which and why).
 pub fn config_fingerprint(
     config: &Config,
     adapters: &[Box<dyn crate::vendors::Adapter>],
 ) -> String {
-    let mut h = blake3::Hasher::new();
-    for ((vc, _), a) in config.vendors.iter().zip(adapters) {
-        h.update(
-            format!(
-                "{}\0{}\0{}\0{}\n",
-                vc.name,
-                vc.kind,
-                vc.base_url,
-                a.settings_fingerprint()
-            )
-            .as_bytes(),
-        );
-    }
-    h.finalize().to_hex().to_string()
+    meaning::record(config, adapters)
 }
 
 /// What this invocation continues or starts: the newest unfinished run of the
@@ -59,31 +48,38 @@ pub(super) fn choose_run(
         .map_err(|e| usage(e.to_string()))?;
     match previous {
         Some(prev) if !opts.new_run => {
+            let input = crate::input::shown(&opts.input.display().to_string()).into_owned();
             if prev.input_fingerprint != input_fp {
                 return Err(usage(format!(
-                    "{} changed since run {} was interrupted, so it cannot be resumed safely \
-                     (row numbers may no longer match). Run again with --new-run to start afresh; \
-                     rows the ledger already holds will end `unchanged`.",
-                    opts.input.display(),
-                    prev.id.0
+                    "{input} changed since run {id} was interrupted, so it cannot be resumed safely \
+                     (row numbers may no longer match). Put the file back as run {id} read it to \
+                     resume it, or {}",
+                    new_run_means(prev.id),
+                    id = prev.id.0
                 )));
             }
-            if prev.config_fingerprint != config_fp {
+            let changed = meaning::changes(&prev.config_fingerprint, &prev.vendors, config_fp);
+            if !changed.is_empty() {
+                let config = crate::input::shown(&opts.config.display().to_string()).into_owned();
                 return Err(usage(format!(
-                    "the vendors in {} (names, kinds, base URLs or methods) changed since run {} was interrupted, \
-                     so it cannot be resumed safely. Restore them, or run again with --new-run.",
-                    opts.config.display(),
-                    prev.id.0
+                    "{config} changed what the rows of {input} become since run {id} was \
+                     interrupted ({}), so it cannot be resumed safely; only connection and pacing \
+                     settings (`base_url`, proxies, certificates, credentials, timeouts, rates, \
+                     concurrency, retries) may change under a resume. Put that back to resume \
+                     run {id}, or {}",
+                    changed.join("; "),
+                    new_run_means(prev.id),
+                    id = prev.id.0
                 )));
             }
             if prev.options != *options {
                 return Err(usage(format!(
-                    "run {} of {} was started with {}, and this command has {}; \
-                     resume it with the same options, or pass --new-run to start afresh",
+                    "run {} of {input} was started with {}, and this command has {}; \
+                     resume it with the same options, or {}",
                     prev.id.0,
-                    opts.input.display(),
                     describe_options(&prev.options),
-                    describe_options(options)
+                    describe_options(options),
+                    new_run_means(prev.id)
                 )));
             }
             let done = state.done_rows(prev.id).map_err(|e| usage(e.to_string()))?;
@@ -123,6 +119,16 @@ pub(super) fn choose_run(
             })
         }
     }
+}
+
+/// The other way out of a refused resume, and what it means for the ledger:
+/// nothing applied is sent again, everything else is.
+fn new_run_means(prev: RunId) -> String {
+    format!(
+        "pass --new-run to start a new run of the whole input instead, leaving run {prev} \
+         unfinished for good: rows whose change the ledger holds as applied (run {prev}'s \
+         `updated` rows among them) end `unchanged` without being sent; every other row is sent."
+    )
 }
 
 /// The options that change what a run sends, as recorded with the run.

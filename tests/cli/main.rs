@@ -13,6 +13,7 @@ mod errors;
 mod help;
 mod outputs;
 mod pipes;
+mod resume_rules;
 mod run;
 mod secrets;
 mod state;

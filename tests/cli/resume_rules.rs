@@ -1,0 +1,157 @@
+//! What may change between an interrupted run and its resume: how rows
+//! travel and how fast (a vendor's `base_url`, timeouts, rates, concurrency,
+//! retries, credentials) may, and the resume goes on; what a row becomes
+//! (the vendor accounts, their kinds, Mighty's method, the input) may not,
+//! and the refusal names what changed and both ways out.
+
+use crate::common::{HEADER, World, column, read_csv};
+use crate::{Setup, cli, error_message, stderr};
+
+/// Rows for two accounts: `gate` (the one the tests stop) and `hub`.
+fn rows(w: &World, n: usize) {
+    let mut text = String::from(HEADER) + "\n";
+    for i in 0..n {
+        text.push_str(&format!("gate,ev1,inv{i},,,,,sent,,\n"));
+        text.push_str(&format!("hub,,uuid-{i},,,,,accepted,,\n"));
+    }
+    w.write("in.csv", &text);
+}
+
+const RUN: &[&str] = &["run", "in.csv", "-c", "invitesync.toml"];
+
+/// A loopback URL nothing listens on: a port the system just handed out and
+/// took back.
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The gate account's `kind` and `base_url` lines as the config has them.
+fn gate_base(url: &str) -> String {
+    format!("kind = \"securegate\"\nbase_url = \"{url}\"")
+}
+
+/// Stops gate by refusing its key; returns the key that works.
+fn stop_gate_on_credentials(w: &World) -> String {
+    let key = std::fs::read_to_string(w.path("secrets/gate")).expect("secret");
+    std::fs::write(w.path("secrets/gate"), "not-the-key\n").expect("secret");
+    let o = cli(w, RUN, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    key
+}
+
+#[test]
+fn a_fixed_base_url_and_new_pacing_resume_the_run() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    rows(w, 10);
+    let live = w.base_url();
+    let dead = dead_url();
+    w.edit_config(&[(&gate_base(&live), &gate_base(&dead))]);
+    let o = cli(w, RUN, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("stopped gate"), "{err}");
+    assert!(err.contains("pending: 10 rows not finished"), "{err}");
+
+    // The fix, with every connection and pacing setting changed on the way.
+    w.edit_config(&[
+        (
+            &gate_base(&dead),
+            &format!(
+                "{}\nrate_limit = \"1000/s\"\nconcurrency = 2",
+                gate_base(&live)
+            ),
+        ),
+        ("concurrency = 16", "concurrency = 4"),
+        ("max_attempts = 4", "max_attempts = 6"),
+        ("request_timeout = \"5s\"", "request_timeout = \"7s\""),
+        ("backoff_base = \"10ms\"", "backoff_base = \"20ms\""),
+    ]);
+    let o = cli(w, RUN, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("(resumed)"), "{err}");
+    let results = read_csv(&w.path("in.results.csv"));
+    assert!(
+        column(&results, "outcome").iter().all(|o| o == "updated"),
+        "{results:?}"
+    );
+}
+
+#[test]
+fn a_change_to_what_rows_become_is_named_with_both_ways_out() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    rows(w, 10);
+    let key = stop_gate_on_credentials(w);
+    std::fs::write(w.path("secrets/gate"), &key).expect("secret");
+
+    w.edit_config(&[("[vendors.mighty]", "[vendors.mighty]\nmethod = \"PUT\"")]);
+    let err = error_message(&cli(w, RUN, &[]), 2);
+    assert!(
+        err.contains(
+            "invitesync.toml changed what the rows of in.csv become since run 1 was interrupted \
+             ([vendors.mighty] `method` was PATCH, is now PUT)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("Put that back to resume run 1"), "{err}");
+    assert!(err.contains("pass --new-run"), "{err}");
+    assert!(err.contains("end `unchanged` without being sent"), "{err}");
+
+    w.edit_config(&[
+        ("[vendors.mighty]\nmethod = \"PUT\"", "[vendors.mighty]"),
+        ("[vendors.hub]", "[vendors.hub2]"),
+    ]);
+    let err = error_message(&cli(w, RUN, &[]), 2);
+    assert!(
+        err.contains("([vendors.hub] was removed; [vendors.hub2] was added)"),
+        "{err}"
+    );
+
+    // Put back, the run resumes: only connection settings were fixed.
+    w.edit_config(&[("[vendors.hub2]", "[vendors.hub]")]);
+    let o = cli(w, RUN, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("(resumed)"), "{err}");
+}
+
+#[test]
+fn a_changed_input_says_to_put_it_back_or_start_a_new_run() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    rows(w, 5);
+    let key = stop_gate_on_credentials(w);
+    std::fs::write(w.path("secrets/gate"), &key).expect("secret");
+    let text = std::fs::read_to_string(w.path("in.csv")).expect("input");
+    w.write("in.csv", &format!("{text}hub,,uuid-new,,,,,accepted,,\n"));
+    let err = error_message(&cli(w, RUN, &[]), 2);
+    assert!(
+        err.contains("in.csv changed since run 1 was interrupted, so it cannot be resumed safely"),
+        "{err}"
+    );
+    assert!(err.contains("Put the file back as run 1 read it"), "{err}");
+    assert!(err.contains("pass --new-run"), "{err}");
+
+    // The new run sends what the ledger does not hold: gate's rows and the new one.
+    let o = cli(w, &[RUN, &["--new-run"]].concat(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results = read_csv(&w.path("in.results.csv"));
+    let outcomes: Vec<(String, String)> = column(&results, "vendor")
+        .into_iter()
+        .zip(column(&results, "outcome"))
+        .collect();
+    let unchanged = outcomes.iter().filter(|(_, o)| o == "unchanged").count();
+    assert_eq!(unchanged, 5, "hub's 5 rows of run 1: {outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter(|(v, _)| v == "gate")
+            .all(|(_, o)| o == "updated"),
+        "{outcomes:?}"
+    );
+}
