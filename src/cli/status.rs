@@ -35,7 +35,7 @@ pub fn execute(args: StatusArgs) -> i32 {
         Err(e) => return fail(exit::USAGE, e),
     };
     if runs.is_empty() {
-        println!("no runs in {}", path.display());
+        println!("no runs in {}", shown(&path));
         return exit::OK;
     }
     // A run still marked running is alive only if a process holds the lock,
@@ -68,7 +68,7 @@ pub fn execute(args: StatusArgs) -> i32 {
             run.finished_at
                 .map(|f| format!("  ended {}", format_millis(f)))
                 .unwrap_or_default(),
-            run.input_path.display()
+            shown(&run.input_path)
         );
         let pending = run.total_rows.map(|t| t.saturating_sub(done));
         println!(
@@ -93,10 +93,16 @@ pub fn execute(args: StatusArgs) -> i32 {
                 .collect();
             println!(
                 "  {:<14} {}",
-                c.vendor.as_deref().unwrap_or("(no vendor)"),
+                crate::input::shown(c.vendor.as_deref().unwrap_or("(no vendor)")),
                 parts.join("  ")
             );
         }
     }
     exit::OK
+}
+
+/// A path as `validate` shows a name: an input named with an escape sequence
+/// or a line break cannot rewrite the terminal or forge a line of the list.
+fn shown(path: &std::path::Path) -> String {
+    crate::input::shown(&path.display().to_string()).into_owned()
 }

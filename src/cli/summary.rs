@@ -35,15 +35,53 @@ impl Invocation {
         let mut words = vec!["invitesync", "run", &self.input, "--config", &self.config];
         words.extend(self.options.iter().map(String::as_str));
         words.extend(self.layout.iter().map(String::as_str));
-        words
-            .into_iter()
-            .map(shell_quote)
-            .collect::<Vec<_>>()
-            .join(" ")
+        words.into_iter().map(typed).collect::<Vec<_>>().join(" ")
     }
 }
 
 pub use crate::shell::quote as shell_quote;
+
+/// A word of a command the summary tells someone to type, quoted for the
+/// shell. A word with a control or invisible formatting character (a file
+/// named with an escape sequence or a line break) is written in bash's and
+/// zsh's `$'...'` form with that character escaped, so that the terminal
+/// shows it rather than acting on it and the command still pastes.
+fn typed(word: &str) -> String {
+    if crate::input::shown(word) == word {
+        return shell_quote(word);
+    }
+    let mut s = String::from("$'");
+    for c in word.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '\'' => s.push_str("\\'"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if crate::input::shown(c.encode_utf8(&mut [0; 4])) != c.to_string() => {
+                if u32::from(c) < 0x80 {
+                    let _ = write!(s, "\\x{:02x}", u32::from(c));
+                } else {
+                    let _ = write!(s, "\\u{:04x}", u32::from(c));
+                }
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('\'');
+    s
+}
+
+/// A path as a line of the summary shows it: control characters escaped, as
+/// `validate` shows names ([`crate::input::shown`]).
+fn path_shown(path: &Path) -> String {
+    crate::input::shown(&path.display().to_string()).into_owned()
+}
+
+/// `1 row`, `2 rows`, `1,200 rows`.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", HumanCount(n), if n == 1 { one } else { many })
+}
 
 /// The table printed at the end of a run, then the lines that say what next.
 pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {
@@ -52,8 +90,8 @@ pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {
     if r.pending > 0 {
         let _ = writeln!(
             s,
-            "pending: {} rows not finished{}",
-            HumanCount(r.pending),
+            "pending: {} not finished{}",
+            counted(r.pending, "row", "rows"),
             if r.interrupted {
                 " (the run was interrupted)"
             } else {
@@ -72,22 +110,22 @@ pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {
     if let Some((name, l)) = slowest(&r.latency) {
         let _ = writeln!(
             s,
-            "round trips to {name} (the slowest vendor): p50 {}, p90 {}, p99 {} over {} answers",
+            "round trips to {name} (the slowest vendor): p50 {}, p90 {}, p99 {} over {}",
             human(l.p50),
             human(l.p90),
             human(l.p99),
-            HumanCount(l.count)
+            counted(l.count, "answer", "answers")
         );
     }
     if let Some(p) = &r.results {
-        let _ = writeln!(s, "results: {}", p.display());
+        let _ = writeln!(s, "results: {}", path_shown(p));
     }
     if let Some(p) = &r.failed_rows {
-        let _ = writeln!(s, "rows to fix: {}", p.display());
+        let _ = writeln!(s, "rows to fix: {}", path_shown(p));
         let _ = writeln!(s, "  fix them, then: {}", fix_command(p, r, how));
     }
     if r.run_id.is_some() {
-        let _ = writeln!(s, "state: {}", absolute(&r.state).display());
+        let _ = writeln!(s, "state: {}", path_shown(&absolute(&r.state)));
     }
     if r.exit_code == exit::RESUMABLE {
         let how_to = if how.input == "-" {
@@ -180,11 +218,7 @@ fn fix_command(failed: &Path, r: &RunReport, how: &Invocation) -> String {
         words.push(r.state.display().to_string());
     }
     words.extend(how.layout.iter().cloned());
-    words
-        .iter()
-        .map(|w| shell_quote(w))
-        .collect::<Vec<_>>()
-        .join(" ")
+    words.iter().map(|w| typed(w)).collect::<Vec<_>>().join(" ")
 }
 
 impl RunReport {
@@ -344,6 +378,48 @@ mod tests {
         );
         assert!(
             t.contains("fix them, then: invitesync run in.failed.csv --config c.toml\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn one_is_not_plural() {
+        let mut r = report();
+        r.pending = 1;
+        r.latency[0].1.count = 1;
+        let t = text(&r, false, &Invocation::default());
+        assert!(t.contains("pending: 1 row not finished\n"), "{t}");
+        assert!(t.contains("over 1 answer\n"), "{t}");
+        assert_eq!(counted(1_200, "row", "rows"), "1,200 rows");
+    }
+
+    #[test]
+    fn file_names_cannot_reach_the_terminal_raw() {
+        let mut r = report();
+        r.results = Some(PathBuf::from("in\u{1b}]0;x\u{7}.results.csv"));
+        r.failed_rows = Some(PathBuf::from("in\n.failed.csv"));
+        r.state = PathBuf::from("/s\u{1b}[2J.db");
+        r.run_id = Some(crate::state::RunId(1));
+        let how = Invocation {
+            input: "in\u{1b}[2J\n'x'.csv".into(),
+            config: "c.toml".into(),
+            ..Invocation::default()
+        };
+        let t = text(&r, false, &how);
+        assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
+        assert_eq!(t.lines().filter(|l| l.contains(".csv")).count(), 4, "{t}");
+        assert!(
+            t.contains("results: in\\u{1b}]0;x\\u{7}.results.csv\n"),
+            "{t}"
+        );
+        assert!(t.contains("rows to fix: in\\n.failed.csv\n"), "{t}");
+        assert!(t.contains("state: /s\\u{1b}[2J.db\n"), "{t}");
+        assert!(
+            t.contains("to resume: invitesync run $'in\\x1b[2J\\n\\'x\\'.csv' --config c.toml\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("fix them, then: invitesync run $'in\\n.failed.csv'"),
             "{t}"
         );
     }

@@ -160,9 +160,9 @@ pub fn execute(args: ValidateArgs) -> i32 {
         );
         print!("{}", grouped(&groups));
         println!(
-            "\n{} rows before the damage, {} valid, {} invalid; the rest of the file cannot be \
+            "\n{} before the damage, {} valid, {} invalid; the rest of the file cannot be \
              read, and `run` sends nothing from it: get the whole file again",
-            HumanCount(rows),
+            super::summary::counted(rows, "row", "rows"),
             HumanCount(rows - bad),
             HumanCount(bad)
         );
@@ -177,8 +177,8 @@ pub fn execute(args: ValidateArgs) -> i32 {
     }
     print!("{}", grouped(&groups));
     println!(
-        "\n{} rows, {} valid, {} invalid",
-        HumanCount(rows),
+        "\n{}, {} valid, {} invalid",
+        super::summary::counted(rows, "row", "rows"),
         HumanCount(rows - bad),
         HumanCount(bad)
     );

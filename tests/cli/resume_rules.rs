@@ -155,3 +155,38 @@ fn a_changed_input_says_to_put_it_back_or_start_a_new_run() {
         "{outcomes:?}"
     );
 }
+
+/// The summary and `status` after a run that stopped: one row is "1 row",
+/// and an input named with an escape sequence and a line break is shown as
+/// `validate` shows it, never sent to the terminal.
+#[test]
+fn the_summary_and_status_count_in_words_and_show_names_escaped() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    let name = "in\u{1b}]0;x\u{7}\n.csv";
+    w.write(name, &format!("{HEADER}\ngate,ev1,inv1,,,,,sent,,\n"));
+    std::fs::write(w.path("secrets/gate"), "not-the-key\n").expect("secret");
+    let o = cli(w, &["run", name, "-c", "invitesync.toml"], &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("pending: 1 row not finished\n"), "{err}");
+    for raw in ['\u{1b}', '\u{7}'] {
+        assert!(!err.contains(raw), "{err:?}");
+    }
+    assert!(
+        err.contains("results: in\\u{1b}]0;x\\u{7}\\n.results.csv\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "to resume: invitesync run $'in\\x1b]0;x\\x07\\n.csv' --config invitesync.toml\n"
+        ),
+        "{err}"
+    );
+
+    let o = cli(w, &["status"], &[]);
+    let out = crate::stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    assert!(out.contains("in\\u{1b}]0;x\\u{7}\\n.csv\n"), "{out}");
+}
