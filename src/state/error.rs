@@ -87,8 +87,22 @@ pub enum StateError {
     )]
     OrphanLog { path: PathBuf, wal: PathBuf },
 
+    /// The path cannot hold a state file: a directory, a device, a missing
+    /// directory (see `usable.rs`).
+    #[error("cannot use {} as the state file: {why}; {fix}", super::usable::shown(.path))]
+    Unusable {
+        path: PathBuf,
+        why: String,
+        fix: String,
+    },
+
     /// A file-system operation failed (creating the file, the lock, permissions).
-    #[error("cannot {action} {}: {source}{}", .path.display(), io_hint(.source))]
+    #[error(
+        "cannot {action} {}: {}{}",
+        super::usable::shown(.path),
+        crate::fs_error::reason(.source),
+        io_hint(.path, .source)
+    )]
     Io {
         path: PathBuf,
         action: &'static str,
@@ -230,14 +244,29 @@ fn holder_text(pid: &Option<u32>, host: &Option<String>) -> String {
     }
 }
 
-fn io_hint(e: &std::io::Error) -> &'static str {
+/// What to do, for the file-system errors a person can act on. A missing
+/// file's directory may exist and refuse new files (`/proc`): then creating
+/// it is not the advice.
+fn io_hint(path: &Path, e: &std::io::Error) -> String {
+    let dir = super::usable::directory(path);
+    let dir_shown = super::usable::shown(&dir);
     match e.kind() {
-        std::io::ErrorKind::NotFound => "; create the directory or pass another --state file",
-        std::io::ErrorKind::PermissionDenied => {
-            "; check the permissions or pass another --state file"
+        std::io::ErrorKind::NotFound if !dir.is_dir() => format!(
+            "; its directory {dir_shown} does not exist: create it or pass another --state file"
+        ),
+        std::io::ErrorKind::NotFound => {
+            format!("; {dir_shown} does not let files be created in it: pass another --state file")
         }
-        std::io::ErrorKind::StorageFull => "; free some disk space and run again to resume",
-        _ => "",
+        std::io::ErrorKind::PermissionDenied => format!(
+            "; check the permissions of it and of {dir_shown}, or pass another --state file"
+        ),
+        std::io::ErrorKind::ReadOnlyFilesystem => {
+            format!("; {dir_shown} is on a read-only file system: pass another --state file")
+        }
+        std::io::ErrorKind::StorageFull => {
+            "; free some disk space and run again to resume".to_string()
+        }
+        _ => String::new(),
     }
 }
 

@@ -52,6 +52,8 @@ impl StateLock {
     /// `StateLock` in this one) holds it, fails with [`StateError::Locked`]
     /// naming the holder's pid when its lock file says so.
     pub fn acquire(state_path: &Path) -> Result<StateLock> {
+        // Before the lock file is created beside a path that cannot be one.
+        super::usable::check(state_path)?;
         let path = Self::lock_path(state_path);
         let mut file = open_lock_file(&path)?;
         // `status` takes the lock shared for an instant to see whether a run

@@ -36,6 +36,7 @@ mod query;
 mod queue;
 mod runs;
 mod schema;
+mod usable;
 mod writer;
 
 pub mod bench;
@@ -76,6 +77,7 @@ impl StateFile {
     /// if it is not a state file, is damaged ([`check_pages`]) or comes from
     /// a newer release.
     pub fn open(path: &Path) -> Result<StateFile> {
+        usable::check(path)?;
         let mut conn = connect(path)?;
         check_pages(&conn, path)?;
         schema::migrate(&mut conn, path)?;

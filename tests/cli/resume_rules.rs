@@ -190,3 +190,78 @@ fn the_summary_and_status_count_in_words_and_show_names_escaped() {
     assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
     assert!(out.contains("in\\u{1b}]0;x\\u{7}\\n.csv\n"), "{out}");
 }
+
+/// `--state` naming what cannot be a state file: each is refused before the
+/// lock or SQLite touches it, saying what the path is and what to do, never
+/// with the operating system's error number or SQLite's "disk I/O error".
+#[test]
+fn a_state_path_that_cannot_be_one_is_named_before_sqlite_is_asked() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    rows(w, 1);
+    std::fs::create_dir(w.path("dir")).expect("dir");
+    w.write("file", "");
+    let _socket = std::os::unix::net::UnixListener::bind(w.path("sock")).expect("socket");
+    let cases: &[(&str, &str)] = &[
+        (
+            "nope/s.db",
+            "cannot use nope/s.db as the state file: its directory nope does not exist; \
+             create it (mkdir -p nope) or pass another --state file",
+        ),
+        (
+            "dir",
+            "cannot use dir as the state file: it is a directory; name a file, e.g. --state \
+             dir/invitesync.db",
+        ),
+        (
+            "sock",
+            "cannot use sock as the state file: it is a socket, not a regular file; ",
+        ),
+        (
+            "file/s.db",
+            "cannot use file/s.db as the state file: file is not a directory",
+        ),
+    ];
+    for (state, expected) in cases {
+        for cmd in [&RUN[..], &["status"]] {
+            let err = error_message(&cli(w, &[cmd, &["--state", state]].concat(), &[]), 2);
+            if cmd[0] == "status" && !state.starts_with("dir") && !state.starts_with("sock") {
+                // `status` never creates a state file: a missing one is named as such.
+                assert!(err.contains("does not exist"), "{err}");
+                continue;
+            }
+            assert!(err.contains(expected), "{state}: {err}");
+            assert!(!err.contains("os error"), "{err}");
+        }
+    }
+    assert!(!w.path("dir.lock").exists() && !w.path("sock.lock").exists());
+    if std::path::Path::new("/proc/self").is_dir() {
+        let err = error_message(&cli(w, &[RUN, &["--state", "/proc/x.db"]].concat(), &[]), 2);
+        assert!(
+            err.contains("no such file or directory; /proc does not let files be created in it"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("create the directory") && !err.contains("os error"),
+            "{err}"
+        );
+    }
+}
+
+/// A sandbox asked for a port another program holds says so in words, and
+/// how to get a free one.
+#[test]
+fn a_busy_sandbox_port_says_what_to_do() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = held.local_addr().expect("address").port().to_string();
+    let o = crate::bare(&["sandbox", "--port", &port]);
+    let err = error_message(&o, 2);
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port}: address already in use; another program"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--port 0 picks a free one"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+}
