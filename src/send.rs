@@ -326,10 +326,25 @@ pub async fn send(
                     },
                 );
                 if target.circuit.record(Trip::Unreachable, Instant::now()) {
-                    target.stop(format!(
-                        "the vendor could not be reached {} times in a row (last: {e})",
-                        crate::limits::circuit::UNREACHABLE_TRIPS
-                    ));
+                    let trips = crate::limits::circuit::UNREACHABLE_TRIPS;
+                    // A timeout is not "could not be reached": the vendor may
+                    // accept every connection and answer too slowly.
+                    target.stop(if failure.is_timeout() {
+                        format!(
+                            "[vendors.{}] did not answer in time: {trips} requests in a row got \
+                             no answer, the last none within `request_timeout` (set in [run]). \
+                             Fix: if the vendor is slow rather than down, raise \
+                             `request_timeout`; otherwise check that it is up. Its rows stay \
+                             pending: run the same command again to resume.",
+                            target.name
+                        )
+                    } else {
+                        format!(
+                            "the vendor could not be reached {trips} times in a row (last: {e}); \
+                             its rows stay pending: run the same command again once it can be \
+                             reached"
+                        )
+                    });
                     return None;
                 }
                 let reply = Reply {

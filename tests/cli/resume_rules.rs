@@ -265,3 +265,37 @@ fn a_busy_sandbox_port_says_what_to_do() {
     assert!(err.contains("--port 0 picks a free one"), "{err}");
     assert!(!err.contains("os error"), "{err}");
 }
+
+/// A vendor that accepts every connection and answers too late is not one
+/// that "could not be reached": the stop says it did not answer in time and
+/// names the setting.
+#[test]
+fn a_vendor_that_answers_too_late_is_not_called_unreachable() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    rows(w, 10);
+    w.edit_config(&[
+        ("request_timeout = \"5s\"", "request_timeout = \"50ms\""),
+        ("max_attempts = 4", "max_attempts = 20"),
+    ]);
+    let faults = invitesync::sandbox::FaultSettings {
+        global: invitesync::sandbox::Faults {
+            latency_ms: Some(1_000),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    w.sandbox.set_faults(faults).expect("faults");
+    let o = cli(w, RUN, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(
+            "stopped gate: [vendors.gate] did not answer in time: 20 requests in a row got no \
+             answer, the last none within `request_timeout` (set in [run])"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("raise `request_timeout`"), "{err}");
+    assert!(!err.contains("could not be reached"), "{err}");
+}
