@@ -107,6 +107,18 @@ impl Header {
             known[k] = Some(i);
         }
         if known[0].is_none() && layout.vendor.is_none() {
+            if let Some(taken) = taken_by_mapping(&keys, &known, layout, KNOWN_COLUMNS[0]) {
+                return Err(InputError::at(
+                    path,
+                    line,
+                    format!(
+                        "the header's `vendor` column is {taken}, so no column gives each row's \
+                         vendor: map another column to {}, name the vendor column with \
+                         --column vendor=NAME, or say whose the rows are with --vendor NAME",
+                        KNOWN_COLUMNS[taken.column]
+                    ),
+                ));
+            }
             let hint = delimiter_hint(layout, &keys);
             let advice = if hint.is_empty() {
                 "; the first line must name the columns, e.g. vendor,scope,invite_id,email,status; \
@@ -194,6 +206,46 @@ pub fn name_key(name: &[u8]) -> Vec<u8> {
     name.to_ascii_lowercase().into_bytes()
 }
 
+/// A column of the header named after a column invitesync reads, which a
+/// mapping gave to another (`--column status=vendor`): read as that one.
+pub(super) struct Taken<'a> {
+    /// The column of [`KNOWN_COLUMNS`] it is read as.
+    pub column: usize,
+    /// Its position in the header.
+    pub at: usize,
+    layout: &'a Layout,
+}
+
+impl std::fmt::Display for Taken<'_> {
+    /// `mapped to status (--column status=vendor)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = KNOWN_COLUMNS[self.column];
+        match &self.layout.columns[self.column] {
+            Some((header, given)) => {
+                write!(f, "mapped to {name} ({})", given.mapping(name, header))
+            }
+            None => write!(f, "read as {name}"),
+        }
+    }
+}
+
+/// Whether the header's column named `own` was taken by a mapping of another
+/// column (see [`Taken`]). `keys` are the header's [`name_key`]s and `known`
+/// where each column was found.
+pub(super) fn taken_by_mapping<'a>(
+    keys: &[Vec<u8>],
+    known: &[Option<usize>; 9],
+    layout: &'a Layout,
+    own: &str,
+) -> Option<Taken<'a>> {
+    let at = keys.iter().position(|k| k.as_slice() == own.as_bytes())?;
+    let column = known
+        .iter()
+        .position(|&k| k == Some(at))
+        .filter(|&c| KNOWN_COLUMNS[c] != own)?;
+    Some(Taken { column, at, layout })
+}
+
 /// The header's names, escaped, for a message.
 fn listed(record: &ByteRecord) -> String {
     let names: Vec<String> = record
@@ -259,4 +311,53 @@ fn close(a: &str, b: &str) -> bool {
         prev = cur;
     }
     prev[b.len()] <= 2 && a.len() > 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::mapping::{Given, InputConfig, InputFlags, parse_column_flag};
+    use super::*;
+
+    fn layout(flag: &str) -> Layout {
+        let flags = InputFlags {
+            columns: vec![parse_column_flag(flag).unwrap()],
+            ..InputFlags::default()
+        };
+        Layout::resolve(&InputConfig::default(), &flags, &["gate"]).unwrap()
+    }
+
+    fn record(names: &str) -> ByteRecord {
+        ByteRecord::from(names.split(',').collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_vendor_column_mapped_to_another_is_not_called_missing() {
+        let e = Header::parse(
+            Path::new("a.csv"),
+            1,
+            record("vendor,scope,invite_id,status"),
+            &layout("status=vendor"),
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains(
+                "the header's `vendor` column is mapped to status (--column status=vendor), so \
+                 no column gives each row's vendor"
+            ),
+            "{e}"
+        );
+        assert!(!e.0.contains("no `vendor` column"), "{e}");
+        let mut l = layout("status=vendor");
+        l.columns[7] = Some(("vendor".into(), Given::Config));
+        let e = Header::parse(Path::new("a.csv"), 1, record("vendor,status"), &l).unwrap_err();
+        assert!(e.0.contains("([input.columns] status = \"vendor\")"), "{e}");
+        let e = Header::parse(
+            Path::new("a.csv"),
+            1,
+            record("scope,status"),
+            &layout("status=scope"),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("no `vendor` column in the header"), "{e}");
+    }
 }

@@ -329,8 +329,20 @@ pub fn describe(name: &str, header: &Header, layout: &Layout, compression: Compr
                 format!("column {}, `{}`{from}", i + 1, cell(i))
             }
             (_, _, None) => {
-                absent.push(*col);
-                continue;
+                let keys: Vec<Vec<u8>> =
+                    header.record.iter().map(super::header::name_key).collect();
+                match super::header::taken_by_mapping(&keys, &header.known, layout, col) {
+                    // Its own column was given to another: not "not in the file".
+                    Some(taken) => format!(
+                        "not read: column {}, `{}`, is {taken}",
+                        taken.at + 1,
+                        cell(taken.at)
+                    ),
+                    None => {
+                        absent.push(*col);
+                        continue;
+                    }
+                }
             }
         };
         let _ = writeln!(s, "  {col:<10} {line}");
@@ -437,5 +449,25 @@ mod tests {
             e.starts_with("input.columns.emial: `emial` is not a column"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_column_given_to_another_is_shown_as_not_read() {
+        let flags = InputFlags {
+            columns: vec![parse_column_flag("scope=email").unwrap()],
+            ..InputFlags::default()
+        };
+        let l = Layout::resolve(&InputConfig::default(), &flags, &["gate"]).unwrap();
+        let record = csv::ByteRecord::from(vec!["vendor", "email", "status"]);
+        let h = Header::parse(std::path::Path::new("a.csv"), 1, record, &l).unwrap();
+        let d = describe("a.csv", &h, &l, Compression::None);
+        assert!(
+            d.contains(
+                "  email      not read: column 2, `email`, is mapped to scope (--column scope=email)\n"
+            ),
+            "{d}"
+        );
+        assert!(d.contains("not in the file: invite_id,"), "{d}");
+        assert!(!d.contains("email,") && !d.ends_with("email\n"), "{d}");
     }
 }

@@ -299,3 +299,33 @@ fn a_vendor_that_answers_too_late_is_not_called_unreachable() {
     assert!(err.contains("raise `request_timeout`"), "{err}");
     assert!(!err.contains("could not be reached"), "{err}");
 }
+
+/// `--column status=vendor` gives the file's `vendor` column to status:
+/// the error says so instead of "no `vendor` column (it has: vendor, ...)".
+#[test]
+fn a_vendor_column_mapped_away_is_named_as_mapped() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    rows(w, 1);
+    let o = cli(
+        w,
+        &[
+            "validate",
+            "in.csv",
+            "-c",
+            "invitesync.toml",
+            "--column",
+            "status=vendor",
+        ],
+        &[],
+    );
+    let err = error_message(&o, 2);
+    assert!(
+        err.contains(
+            "in.csv:1: the header's `vendor` column is mapped to status (--column status=vendor), \
+             so no column gives each row's vendor"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("no `vendor` column"), "{err}");
+}
