@@ -223,7 +223,7 @@ fn a_state_path_that_cannot_be_one_is_named_before_sqlite_is_asked() {
         ),
     ];
     for (state, expected) in cases {
-        for cmd in [&RUN[..], &["status"]] {
+        for cmd in [RUN, &["status"]] {
             let err = error_message(&cli(w, &[cmd, &["--state", state]].concat(), &[]), 2);
             if cmd[0] == "status" && !state.starts_with("dir") && !state.starts_with("sock") {
                 // `status` never creates a state file: a missing one is named as such.
