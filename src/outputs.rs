@@ -158,12 +158,26 @@ pub fn check_writable(out: &Named) -> Result<(), String> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) => Err(format!(
-            "cannot write {} (in {}): {}; check its permissions or choose another place",
-            out.describe(),
-            dir.display(),
-            crate::fs_error::reason(&e)
-        )),
+        Err(e) => {
+            // The advice fits the refusal: `/proc` has no permission to fix.
+            let fix = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    "check the directory's permissions or choose another place"
+                }
+                _ => "choose another place",
+            };
+            // A directory that is there but "has no such file" for a new
+            // one (`/proc`) refuses new files, whatever its mode says.
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "it does not let files be created in it".into(),
+                _ => crate::fs_error::reason(&e),
+            };
+            Err(format!(
+                "cannot write {} (in {}): {why}; {fix}",
+                out.describe(),
+                dir.display(),
+            ))
+        }
     }
 }
 

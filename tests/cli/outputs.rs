@@ -154,6 +154,10 @@ fn an_output_that_cannot_be_written_is_refused_before_anything_is_sent() {
         (&["--results", "missing/r.csv"], "missing"),
         (&["--results", "adir"], "is a directory"),
         (&["--summary-json", "adir"], "is a directory"),
+        (
+            &["--results", "/proc/invitesync-results.csv"],
+            "choose another place",
+        ),
     ];
     for (extra, said) in cases {
         let o = cli(w, &run_args("in.csv", extra), &[]);
