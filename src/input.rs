@@ -8,7 +8,9 @@
 //! `Reader::step`), which both the row count and every read of the rows go
 //! through.
 
+mod fingerprint;
 mod header;
+mod held;
 pub mod mapping;
 mod records;
 mod shown;
@@ -21,7 +23,9 @@ use std::path::{Path, PathBuf};
 use csv::ByteRecord;
 
 use crate::change::Invalid;
+pub use fingerprint::Fingerprint;
 pub use header::Header;
+pub use held::Held;
 pub use mapping::{InputConfig, InputFlags, Layout};
 use records::{Broken, MAX_RECORD_BYTES, Splitter};
 pub use shown::shown;
@@ -197,6 +201,29 @@ impl Reader {
     /// piped input is named as what was piped).
     pub fn open_named(path: &Path, name: &Path, layout: &Layout) -> Result<Reader, InputError> {
         let raw = source::open_raw(path).map_err(InputError)?;
+        Reader::from_raw(raw, name, layout)
+    }
+
+    /// [`Reader::open_named`], with the fingerprint of the bytes it reads,
+    /// computed as [`scan`] computes it, to be finished once the rows are
+    /// read: what joins the rows with a run's records checks that they are
+    /// the rows the run read.
+    pub fn open_fingerprinted(
+        path: &Path,
+        name: &Path,
+        layout: &Layout,
+    ) -> Result<(Reader, Fingerprint<'static>), InputError> {
+        let raw = source::open_raw(path).map_err(InputError)?;
+        let (through, fingerprint) = fingerprint::fingerprinted(raw);
+        Ok((Reader::from_raw(through, name, layout)?, fingerprint))
+    }
+
+    /// Reads the header from the input's raw bytes, decompressed if they are.
+    fn from_raw(
+        raw: impl Read + Send + 'static,
+        name: &Path,
+        layout: &Layout,
+    ) -> Result<Reader, InputError> {
         let (src, compression) = source::decoded(raw).map_err(|e| {
             InputError::at(
                 name,
@@ -372,20 +399,16 @@ impl<R: BufRead> Iterator for Reader<R> {
     }
 }
 
-/// Names the rule that numbers the rows (what a record is, which lines are
-/// skipped) in every input fingerprint: a run recorded under another rule
-/// identifies its rows by other numbers, so it must not be resumed.
-const ROW_NUMBERING: &[u8] = b"invitesync rows 2\0";
-
-/// The input's fingerprint (BLAKE3 of the row-numbering rule's name and of
-/// its bytes as given, compressed or not) and its number of data rows, in
-/// one pass: the count comes from the same reader that reads the rows, so a
-/// run can always tell when it has recorded every one. A header the reader
-/// refuses counts no rows (it is reported where it is read); an input that
-/// cannot be read to its end (a truncated or damaged compressed file) is an
-/// error, before anything is sent.
+/// The input's fingerprint ([`Fingerprint`]: BLAKE3 of the row-numbering
+/// rule's name and of its bytes as given, compressed or not) and its number
+/// of data rows, in one pass: the count comes from the same reader that
+/// reads the rows, so a run can always tell when it has recorded every one.
+/// A header the reader refuses counts no rows (it is reported where it is
+/// read); an input that cannot be read to its end (a truncated or damaged
+/// compressed file) is an error, before anything is sent. A path a run
+/// holds open reads the file it holds ([`Held`]).
 pub fn scan(path: &Path, layout: &Layout) -> Result<(String, u64), InputError> {
-    let raw = std::fs::File::open(path).map_err(|e| {
+    let raw = source::open_file(path).map_err(|e| {
         InputError(format!(
             "cannot read the input {}: {}",
             path.display(),
@@ -397,24 +420,12 @@ pub fn scan(path: &Path, layout: &Layout) -> Result<(String, u64), InputError> {
 
 /// [`scan`] of any stream of the input's bytes; `name` names it in messages.
 pub fn scan_stream<R: Read + Send>(
-    mut raw: R,
+    raw: R,
     name: &Path,
     layout: &Layout,
 ) -> Result<(String, u64), InputError> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(ROW_NUMBERING);
-    let unreadable = |e: std::io::Error| {
-        InputError(format!(
-            "cannot read the input {}: {}",
-            name.display(),
-            crate::fs_error::reason(&e)
-        ))
-    };
-    let hashing = Hashing {
-        raw: &mut raw,
-        hasher: &mut hasher,
-    };
-    let rows = match source::decoded(hashing) {
+    let (through, fingerprint) = fingerprint::fingerprinted(raw);
+    let rows = match source::decoded(through) {
         Ok((src, _)) => match Reader::from_source(name, src, layout) {
             Ok(reader) => reader.count_rows()?,
             Err(_) => 0,
@@ -423,26 +434,14 @@ pub fn scan_stream<R: Read + Send>(
         Err(_) => 0,
     };
     // What the reader left unread (after a header it refused) is hashed too.
-    let mut rest = Hashing {
-        raw: &mut raw,
-        hasher: &mut hasher,
-    };
-    std::io::copy(&mut rest, &mut std::io::sink()).map_err(unreadable)?;
-    Ok((hasher.finalize().to_hex().to_string(), rows))
-}
-
-/// Hashes every byte read through it, exactly once (the reader never seeks).
-struct Hashing<'a, R> {
-    raw: &'a mut R,
-    hasher: &'a mut blake3::Hasher,
-}
-
-impl<R: Read> Read for Hashing<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.raw.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
+    let fingerprint = fingerprint.finish().map_err(|e| {
+        InputError(format!(
+            "cannot read the input {}: {}",
+            name.display(),
+            crate::fs_error::reason(&e)
+        ))
+    })?;
+    Ok((fingerprint, rows))
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! feed back.
 //!
 //! Both are written from the state file joined with a second read of the
-//! input (verified unchanged by its fingerprint), so they are complete across
-//! any number of resumes and can be written again at any time (`export`).
-//! Each goes to a temporary file beside the target and is renamed into place,
-//! so a reader never sees half a file.
+//! input, so they are complete across any number of resumes and can be
+//! written again at any time (`export`). That read is fingerprinted as it
+//! streams, and the file is renamed into place only if the fingerprint is the
+//! one the run recorded: rows of another input are never joined with the
+//! run's records (docs/ARCHITECTURE.md, §4). Each file goes to a temporary
+//! file beside the target, so a reader never sees half a file.
 //!
 //! A rows-to-fix file fed back is an input like any other, round after
 //! round: its `error` column gets the new error in place, a line that could
@@ -21,12 +23,17 @@ use csv::ByteRecord;
 
 use crate::cells::{CsvOut, copied};
 pub use crate::cells::{neutralise, unneutralise};
-use crate::input::{InputRow, Layout, Reader};
+use crate::input::{Fingerprint, InputRow, Layout, Reader};
 use crate::outcome::{Outcome, format_millis};
 use crate::plan::Router;
 use crate::state::{RunId, StateFile};
 
+#[cfg(test)]
+mod changed_tests;
+mod error;
 mod handoff;
+
+pub use error::WriteError;
 
 /// The columns added after the input's own.
 pub const OUTCOME_COLUMNS: [&str; 7] = [
@@ -63,6 +70,14 @@ pub enum Select {
 /// rows' endings, which must arrive in increasing index order.
 pub struct ResultsWriter<F: FnMut(&InputRow) -> bool> {
     input: Reader,
+    /// The input as messages name it.
+    input_name: PathBuf,
+    /// The fingerprint of what `input` reads, finished once it is read to
+    /// its end, and the one the run recorded: they must be equal.
+    read: Option<Fingerprint<'static>>,
+    recorded: String,
+    /// Rows read from the input so far.
+    rows_read: u64,
     out: Option<CsvOut<BufWriter<File>>>,
     tmp: PathBuf,
     path: PathBuf,
@@ -131,18 +146,31 @@ fn results_header(input: &ByteRecord) -> ByteRecord {
 }
 
 impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
-    /// A file for the rows of `input`, read with `layout`: in the input's
-    /// own delimiter, with its header names (and its byte order mark, if it
-    /// has one), uncompressed, so that it opens in the tool the input came
-    /// from and feeds back unchanged.
+    /// A file for the rows of `input`, read with `layout`, which the run
+    /// fingerprinted `recorded`: in the input's own delimiter, with its
+    /// header names (and its byte order mark, if it has one), uncompressed,
+    /// so that it opens in the tool the input came from and feeds back
+    /// unchanged.
     pub fn create(
         input: &Path,
         layout: &Layout,
+        recorded: &str,
         path: &Path,
         select: Select,
         ours: F,
-    ) -> Result<Self, String> {
-        let input = Reader::open_as(input, layout).map_err(|e| e.to_string())?;
+    ) -> Result<Self, WriteError> {
+        let input_name = crate::input::source::display_name(input);
+        let (input, read) = match Reader::open_fingerprinted(input, &input_name, layout) {
+            Ok(opened) => opened,
+            // The run read this header: one that cannot be read now is
+            // another file's, unless the bytes are the same.
+            Err(e) => {
+                return Err(match crate::input::scan(input, layout) {
+                    Ok((now, _)) if now != recorded => WriteError::InputChanged(e.0),
+                    _ => WriteError::InputUnreadable(e.0),
+                });
+            }
+        };
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -172,6 +200,10 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         out.record(&header).map_err(|e| io_err(path, e))?;
         Ok(ResultsWriter {
             input,
+            input_name,
+            read: Some(read),
+            recorded: recorded.to_string(),
+            rows_read: 0,
             out: Some(out),
             tmp,
             path: path.to_path_buf(),
@@ -188,22 +220,49 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
     }
 
     /// Writes the row at `index` with its ending, and every earlier row that
-    /// has none as pending.
-    pub fn row(&mut self, index: u64, ending: &Ending<'_>) -> Result<(), String> {
-        while let Some(row) = self.input.next() {
+    /// has none as pending. Rows are numbered from 0 here, from 1 in words.
+    pub fn row(&mut self, index: u64, ending: &Ending<'_>) -> Result<(), WriteError> {
+        while let Some(row) = self.next_row()? {
             if row.index == index {
-                return self.write(&row, Some(ending));
+                return Ok(self.write(&row, Some(ending))?);
             }
             if row.index > index {
-                return Err(format!("the input has changed: row {index} is missing"));
+                return Err(WriteError::InputChanged(format!(
+                    "it has no row {}, which the run recorded",
+                    index + 1
+                )));
             }
             if (self.ours)(&row) {
                 self.write(&row, None)?;
             }
         }
-        Err(format!(
-            "the input has changed: it ends before row {index} (line numbers no longer match the state file)"
-        ))
+        Err(WriteError::InputChanged(format!(
+            "it now ends after {}, but the run recorded row {}",
+            error::rows(self.rows_read),
+            index + 1
+        )))
+    }
+
+    /// The input's next row; reading that stopped short of its end (a disk
+    /// error, damaged compressed data) is the error: the input changed if
+    /// its bytes, read to their end, are not the run's.
+    fn next_row(&mut self) -> Result<Option<InputRow>, WriteError> {
+        let row = self.input.next();
+        self.rows_read += u64::from(row.is_some());
+        let (Some(e), Some(row)) = (self.input.failed(), &row) else {
+            return Ok(row);
+        };
+        Err(match self.read.take().map(Fingerprint::finish) {
+            Some(Ok(read)) if read != self.recorded => WriteError::InputChanged(format!(
+                "it cannot be read from line {} on: {e}",
+                row.line
+            )),
+            _ => WriteError::InputUnreadable(format!(
+                "cannot read the input {} from line {} on: {e}",
+                self.input_name.display(),
+                row.line
+            )),
+        })
     }
 
     /// The row's own cells, one per input column: missing ones empty, extra
@@ -290,11 +349,28 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         }
     }
 
-    /// Writes the rows after the last ending, flushes, syncs and renames.
-    pub fn finish(mut self) -> Result<PathBuf, String> {
-        while let Some(row) = self.input.next() {
+    /// Writes the rows after the last ending, checks that the input read is
+    /// the one the run recorded, flushes, syncs and renames.
+    pub fn finish(mut self) -> Result<PathBuf, WriteError> {
+        while let Some(row) = self.next_row()? {
             if (self.ours)(&row) {
                 self.write(&row, None)?;
+            }
+        }
+        if let Some(read) = self.read.take() {
+            let read = read.finish().map_err(|e| {
+                WriteError::InputUnreadable(format!(
+                    "cannot read the input {}: {}",
+                    self.input_name.display(),
+                    crate::fs_error::reason(&e)
+                ))
+            })?;
+            if read != self.recorded {
+                return Err(WriteError::InputChanged(
+                    "its bytes are not the ones the run read: their fingerprint differs from \
+                     the one recorded in the state file"
+                        .into(),
+                ));
             }
         }
         let Some(out) = self.out.take() else {
@@ -389,9 +465,9 @@ pub fn write_file(
     select: Select,
     shard: Option<(u32, u32)>,
     router: &Router<'_>,
-) -> Result<Written, String> {
+) -> Result<Written, WriteError> {
     let header = Reader::open_as(input, layout)
-        .map_err(|e| e.0)?
+        .map_err(|e| WriteError::InputUnreadable(e.0))?
         .header()
         .clone();
     let ours = |row: &crate::input::InputRow| match shard {
@@ -414,7 +490,7 @@ pub fn export_file(
     path: &Path,
     select: Select,
     shard: Option<(u32, u32)>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, WriteError> {
     write_rows(state, run, input, layout, path, select, |_| shard.is_none()).map(|w| w.path)
 }
 
@@ -426,8 +502,13 @@ fn write_rows<F: FnMut(&crate::input::InputRow) -> bool + Send>(
     path: &Path,
     select: Select,
     ours: F,
-) -> Result<Written, String> {
-    let out = ResultsWriter::create(input, layout, path, select, ours)?;
+) -> Result<Written, WriteError> {
+    // The fingerprint the run recorded, of the input it read and counted.
+    let recorded = state
+        .run(run)
+        .map_err(|e| WriteError::Failed(e.to_string()))?
+        .input_fingerprint;
+    let out = ResultsWriter::create(input, layout, &recorded, path, select, ours)?;
     let (path, counts) = handoff::write(state, run, out)?;
     Ok(Written { path, counts })
 }
@@ -455,9 +536,11 @@ mod tests {
     fn writer(dir: &Path, text: &str, select: Select) -> (PathBuf, EveryRow) {
         let input = dir.join("in.csv");
         std::fs::write(&input, text).unwrap();
+        let (recorded, _) = crate::input::scan(&input, &Layout::default()).unwrap();
         let out = dir.join("out.csv");
         let all: fn(&InputRow) -> bool = |_| true;
-        let w = ResultsWriter::create(&input, &Layout::default(), &out, select, all).unwrap();
+        let w = ResultsWriter::create(&input, &Layout::default(), &recorded, &out, select, all)
+            .unwrap();
         (out, w)
     }
 

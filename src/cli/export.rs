@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use crate::job;
 use crate::outputs::Named;
-use crate::results::Select;
+use crate::results::{Select, WriteError};
 use crate::state::RunId;
 
 use super::{StateArgs, exit, fail};
@@ -61,29 +60,10 @@ pub fn execute(args: ExportArgs) -> i32 {
         Err(e) => return fail(exit::USAGE, e),
     };
     // The input is read as the run read it: its delimiter and column names.
+    // Whether it is still the file the run read is checked by the read that
+    // writes the rows (its fingerprint, before the file is renamed into
+    // place), not by a pass of its own.
     let layout = crate::input::Layout::from_json(run.options.get("input"));
-    let (fingerprint, _) = match job::scan_input(&run.input_path, &layout) {
-        Ok(f) => f,
-        Err(e) => {
-            return fail(
-                exit::USAGE,
-                format!(
-                    "{e} (the input of run {} is needed to write its rows)",
-                    run.id.0
-                ),
-            );
-        }
-    };
-    if fingerprint != run.input_fingerprint {
-        return fail(
-            exit::USAGE,
-            format!(
-                "{} changed since run {}; its rows can no longer be matched to the state file",
-                run.input_path.display(),
-                run.id.0
-            ),
-        );
-    }
     let shard = run
         .options
         .get("shard")
@@ -136,7 +116,27 @@ pub fn execute(args: ExportArgs) -> i32 {
             );
             exit::OK
         }
-        Err(e) => fail(exit::USAGE, e),
+        Err(WriteError::InputChanged(how)) => fail(
+            exit::USAGE,
+            format!(
+                "the input {} changed since run {} read it (it is not the file the rows were \
+                 read from: {how}), so {} was not written; the run's rows are recorded in {}: \
+                 put back the file run {} read and export again",
+                run.input_path.display(),
+                run.id.0,
+                output.display(),
+                state_path.display(),
+                run.id.0
+            ),
+        ),
+        Err(WriteError::InputUnreadable(e)) => fail(
+            exit::USAGE,
+            format!(
+                "{e} (the input of run {} is needed to write its rows)",
+                run.id.0
+            ),
+        ),
+        Err(WriteError::Failed(e)) => fail(exit::USAGE, e),
     }
 }
 

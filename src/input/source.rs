@@ -84,7 +84,8 @@ pub fn is_piped(path: &Path) -> Result<bool, String> {
     Ok(!meta.is_file())
 }
 
-/// Opens the input's raw bytes: the file, or standard input for `-`.
+/// Opens the input's raw bytes: the file, or standard input for `-`. A
+/// path a run holds open reads the file it holds ([`super::held`]).
 pub fn open_raw(path: &Path) -> Result<Box<dyn Read + Send>, String> {
     if is_stdin(path) {
         if io::IsTerminal::is_terminal(&io::stdin()) {
@@ -94,14 +95,21 @@ pub fn open_raw(path: &Path) -> Result<Box<dyn Read + Send>, String> {
         }
         return Ok(Box::new(io::stdin()));
     }
-    let file = File::open(path).map_err(|e| {
+    open_file(path).map_err(|e| {
         format!(
             "cannot open the input {}: {}",
             path.display(),
             crate::fs_error::reason(&e)
         )
-    })?;
-    Ok(Box::new(file))
+    })
+}
+
+/// The file at `path`, or the one held for it ([`super::held`]).
+pub(super) fn open_file(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    if let Some(held) = super::held::reopen(path) {
+        return Ok(Box::new(held));
+    }
+    Ok(Box::new(File::open(path)?))
 }
 
 /// Reads up to `N` bytes (fewer only at the end of the stream) and gives

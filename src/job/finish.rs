@@ -9,7 +9,7 @@ use super::prepare::Prepared;
 use super::{JobError, RunOptions, RunReport, usage};
 use crate::exit::Exit;
 use crate::outcome::Outcome;
-use crate::results::Select;
+use crate::results::{Select, WriteError};
 use crate::state::{RunId, RunStatus, StateFile};
 use crate::tally::Tally;
 
@@ -33,6 +33,7 @@ pub(super) fn finish(
         targets,
         layout,
         mut spooled,
+        held,
         ..
     } = p;
     let Ended {
@@ -69,7 +70,7 @@ pub(super) fn finish(
         return Ok(run_report);
     };
     let run_id = run_id.ok_or_else(|| usage("no run was recorded"))?;
-    let unwritten = |problem: String, file: &Path| {
+    let unwritten = |problem: WriteError, file: &Path| {
         let rows_to_fix = file == files.failed;
         unwritten(
             problem,
@@ -128,9 +129,13 @@ pub(super) fn finish(
         )
     } else {
         // An earlier run's rows to fix are not this run's.
-        crate::outputs::remove_stale(&files.failed).map_err(|e| unwritten(e, &files.failed))?;
+        crate::outputs::remove_stale(&files.failed)
+            .map_err(|e| unwritten(WriteError::Failed(e), &files.failed))?;
         None
     };
+    // Both files are written from the input the run held open since it
+    // first read it (docs/ARCHITECTURE.md, §4).
+    drop(held);
     // The writer ended beside the results; a run is recorded finished only
     // once its writer has, with its last commit in place.
     if let Some(thread) = writer {
@@ -155,7 +160,8 @@ pub(super) fn finish(
     // the run stays resumable, and running the same command again writes
     // every file without sending anything.
     if let Some(path) = &opts.summary_json {
-        write_summary(path, &run_report, opts, started_at).map_err(|e| unwritten(e, path))?;
+        write_summary(path, &run_report, opts, started_at)
+            .map_err(|e| unwritten(WriteError::Failed(e), path))?;
     }
     let status = if unfinished {
         RunStatus::Interrupted
@@ -195,10 +201,11 @@ fn write_summary(
 /// An output that could not be written after every row was recorded: the
 /// run is left resumable (exit 3), so the same command sends nothing and
 /// writes the files; an earlier file of that name is removed rather than
-/// left to pass for this run's.
+/// left to pass for this run's. An input that changed while the run went is
+/// not this run's to join with its records: it must be put back first.
 #[allow(clippy::too_many_arguments)]
 fn unwritten(
-    problem: String,
+    problem: WriteError,
     file: &Path,
     rows_to_fix: bool,
     state: &StateFile,
@@ -225,13 +232,25 @@ fn unwritten(
     } else {
         "the same command again"
     };
-    JobError {
-        code: Exit::Resumable.code(),
-        message: format!(
+    let message = match problem {
+        WriteError::InputChanged(how) => format!(
+            "the input {} changed while the run was going (it is not the file the rows were \
+             read from: {how}), so {} was not written; every row sent is recorded in {}: put \
+             back the file the run started with and run {again} (it resumes and writes the \
+             files){export}",
+            opts.input.display(),
+            file.display(),
+            state_path.display()
+        ),
+        problem => format!(
             "{problem}; every row is recorded in {} and nothing needs sending again: fix that \
              and run {again} (it resumes, sends nothing and writes the files){export}",
             state_path.display()
         ),
+    };
+    JobError {
+        code: Exit::Resumable.code(),
+        message,
     }
 }
 

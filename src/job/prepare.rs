@@ -23,6 +23,8 @@ pub(super) struct Prepared {
     /// The copy of piped input the run reads; removed when it drops unless
     /// the run is left to resume.
     pub spooled: Option<Spooled>,
+    /// The input, held open from its count to the results (`input::Held`).
+    pub held: crate::input::Held,
     pub config: Config,
     /// Vendor names in config order (a vendor's id is its index).
     pub names: Vec<String>,
@@ -126,6 +128,7 @@ pub(super) async fn prepare(
         opts.input = copy.path.clone();
         spooled = Some(copy);
     }
+    let held = crate::input::Held::open(&opts.input).map_err(unscanned)?;
     let header_check = Reader::open_named(&opts.input, &given, &layout).map_err(|e| usage(e.0))?;
     for warning in header_check.header().column_warnings() {
         tracing::warn!("{warning}");
@@ -206,6 +209,7 @@ pub(super) async fn prepare(
     Ok(Prepared {
         layout,
         spooled,
+        held,
         config,
         names,
         total_rows,

@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use super::{Ending, ResultsWriter};
+use super::{Ending, ResultsWriter, WriteError};
 use crate::input::InputRow;
 use crate::outcome::Outcome;
 use crate::state::{Counter, RowRecordView, RunId, StateFile, VendorCounts};
@@ -103,7 +103,7 @@ pub(super) fn write<F>(
     state: &StateFile,
     run: RunId,
     out: ResultsWriter<F>,
-) -> Result<(PathBuf, Vec<VendorCounts>), String>
+) -> Result<(PathBuf, Vec<VendorCounts>), WriteError>
 where
     F: FnMut(&InputRow) -> bool + Send,
 {
@@ -112,21 +112,27 @@ where
         let writer = std::thread::Builder::new()
             .name("invitesync-results".into())
             .spawn_scoped(scope, move || join_and_write(out, rx))
-            .map_err(|e| format!("cannot start the thread that writes the results: {e}"))?;
+            .map_err(|e| {
+                WriteError::Failed(format!(
+                    "cannot start the thread that writes the results: {e}"
+                ))
+            })?;
         let read = read_records(state, run, &tx);
         drop(tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err("the thread writing the results stopped unexpectedly".into()));
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(WriteError::Failed(
+                "the thread writing the results stopped unexpectedly".into(),
+            ))
+        });
         match (read, written) {
             (Ok(counts), Ok(path)) => Ok((path, counts)),
             // The reading's own problem, or the writer's: whichever side
             // stopped first says why; the other only saw it stop.
-            (Err(Stop::Failed(e)), _) => Err(e),
+            (Err(Stop::Failed(e)), _) => Err(WriteError::Failed(e)),
             (_, Err(e)) => Err(e),
-            (Err(Stop::WriterGone), Ok(_)) => {
-                Err("the results were not written: the writer ended early".into())
-            }
+            (Err(Stop::WriterGone), Ok(_)) => Err(WriteError::Failed(
+                "the results were not written: the writer ended early".into(),
+            )),
         }
     })
 }
@@ -175,7 +181,7 @@ fn read_records(
 fn join_and_write<F: FnMut(&InputRow) -> bool>(
     mut out: ResultsWriter<F>,
     rx: Receiver<Msg>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, WriteError> {
     for msg in rx {
         match msg {
             Msg::Records(batch) => {
@@ -186,7 +192,9 @@ fn join_and_write<F: FnMut(&InputRow) -> bool>(
             Msg::End => return out.finish(),
         }
     }
-    Err("the results were not written: reading the state file stopped".into())
+    Err(WriteError::Failed(
+        "the results were not written: reading the state file stopped".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -206,12 +214,13 @@ mod tests {
             text += &format!("gate,inv-{i}\n");
         }
         std::fs::write(&input, text).unwrap();
+        let (input_fingerprint, _) = crate::input::scan(&input, &Layout::default()).unwrap();
         let path = dir.join("state.db");
         let state = StateFile::open(&path).unwrap();
         let run = state
             .create_run(&NewRun {
                 input_path: input,
-                input_fingerprint: "ab12".into(),
+                input_fingerprint,
                 config_fingerprint: "cd34".into(),
                 options: serde_json::json!({}),
                 vendors: vec!["gate".into()],
@@ -250,7 +259,7 @@ mod tests {
         state: &StateFile,
         run: RunId,
         out: &std::path::Path,
-    ) -> Result<crate::results::Written, String> {
+    ) -> Result<crate::results::Written, WriteError> {
         let all = |_: &InputRow| true;
         let input = dir.join("in.csv");
         write_rows(
@@ -295,7 +304,14 @@ mod tests {
         let (state, run) = recorded(dir.path(), rows, BATCH_ROWS as u64);
         let out = dir.path().join("results.csv");
         let err = write_all(dir.path(), &state, run, &out).err().unwrap();
-        assert!(err.contains("the input has changed"), "{err}");
+        // The first record past its end is row 1,027 (index 1,026).
+        assert_eq!(
+            err,
+            WriteError::InputChanged(format!(
+                "it now ends after {BATCH_ROWS} rows, but the run recorded row {}",
+                BATCH_ROWS + 3
+            ))
+        );
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())

@@ -11,6 +11,7 @@ mod common;
 mod echo;
 mod errors;
 mod help;
+mod input_changed;
 mod outputs;
 mod pipes;
 mod resume_rules;
