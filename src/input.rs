@@ -25,7 +25,7 @@ use csv::ByteRecord;
 use crate::change::Invalid;
 pub use fingerprint::Fingerprint;
 pub use header::Header;
-pub use held::Held;
+pub use held::{Held, grown};
 pub use mapping::{InputConfig, InputFlags, Layout};
 use records::{Broken, MAX_RECORD_BYTES, Splitter};
 pub use shown::shown;

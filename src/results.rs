@@ -70,7 +70,8 @@ pub enum Select {
 /// rows' endings, which must arrive in increasing index order.
 pub struct ResultsWriter<F: FnMut(&InputRow) -> bool> {
     input: Reader,
-    /// The input as messages name it.
+    /// The input as given, and as messages name it.
+    input_path: PathBuf,
     input_name: PathBuf,
     /// The fingerprint of what `input` reads, finished once it is read to
     /// its end, and the one the run recorded: they must be equal.
@@ -159,6 +160,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         select: Select,
         ours: F,
     ) -> Result<Self, WriteError> {
+        let input_path = input;
         let input_name = crate::input::source::display_name(input);
         let (input, read) = match Reader::open_fingerprinted(input, &input_name, layout) {
             Ok(opened) => opened,
@@ -200,6 +202,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         out.record(&header).map_err(|e| io_err(path, e))?;
         Ok(ResultsWriter {
             input,
+            input_path: input_path.to_path_buf(),
             input_name,
             read: Some(read),
             recorded: recorded.to_string(),
@@ -372,6 +375,14 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
                         .into(),
                 ));
             }
+        }
+        // A run reads only the bytes its input had when it started
+        // (`input::Held`): rows added since were never read.
+        if let Some(added) = crate::input::grown(&self.input_path) {
+            return Err(WriteError::InputChanged(format!(
+                "{added} bytes were added at its end after the run counted its rows, and were \
+                 not sent"
+            )));
         }
         let Some(out) = self.out.take() else {
             return Ok(self.path.clone());

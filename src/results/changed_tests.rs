@@ -88,6 +88,33 @@ fn rows_appended_after_the_count_leave_no_file() {
 }
 
 #[test]
+fn rows_appended_to_a_held_input_are_not_read_and_leave_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, FOUR).unwrap();
+    let held = Held::open(&input).unwrap();
+    let (out, mut w) = writer(dir.path(), "in.csv", FOUR.as_bytes(), None);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap();
+    f.write_all(b"gate,e\n").unwrap();
+    for index in 0..4 {
+        w.row(index, &updated()).unwrap();
+    }
+    let e = w.finish().unwrap_err();
+    assert_eq!(
+        e,
+        WriteError::InputChanged(
+            "7 bytes were added at its end after the run counted its rows, and were not sent"
+                .into()
+        )
+    );
+    drop(held);
+    untouched(dir.path(), &out);
+}
+
+#[test]
 fn an_edit_in_place_that_keeps_every_row_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let edited = FOUR.replace("gate,b", "gate,z");
