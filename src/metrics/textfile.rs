@@ -147,11 +147,11 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("invitesync.prom");
-        write(&path, OLD, true).unwrap();
+        write(&path, &OLD.replace("a_total", "invitesync_a"), true).unwrap();
         let first = std::fs::metadata(&path).unwrap().ino();
         write(
             &path,
-            "# HELP a_total A.\n# TYPE a_total counter\na_total 3\n",
+            "# HELP invitesync_a A.\n# TYPE invitesync_a counter\ninvitesync_a 3\n",
             false,
         )
         .unwrap();
@@ -159,12 +159,21 @@ mod tests {
         // truncated and rewritten where a reader could see it half done.
         assert_ne!(std::fs::metadata(&path).unwrap().ino(), first);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("# HELP a_total A.\n# TYPE a_total counter\na_total 3\n"));
+        assert!(
+            text.starts_with(
+                "# HELP invitesync_a A.\n# TYPE invitesync_a counter\ninvitesync_a 3\n"
+            )
+        );
         assert!(text.ends_with("last 5\n"), "{text}");
-        write(&path, "# HELP b B.\n# TYPE b gauge\nb 1\n", true).unwrap();
+        write(
+            &path,
+            "# HELP invitesync_b B.\n# TYPE invitesync_b gauge\ninvitesync_b 1\n",
+            true,
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "# HELP b B.\n# TYPE b gauge\nb 1\n"
+            "# HELP invitesync_b B.\n# TYPE invitesync_b gauge\ninvitesync_b 1\n"
         );
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
