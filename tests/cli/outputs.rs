@@ -27,6 +27,22 @@ fn run_args<'a>(input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// Runs `in.csv` anew with each case's extra arguments and checks it is
+/// refused (exit 2) with a message that says each of its phrases.
+fn refused(w: &World, cases: &[(&[&str], &[&str])]) {
+    for (extra, said) in cases {
+        let o = cli(
+            w,
+            &run_args("in.csv", &[&["--new-run"], *extra].concat()),
+            &[],
+        );
+        let err = error_message(&o, 2);
+        for s in *said {
+            assert!(err.contains(s), "{extra:?}: `{s}` in {err}");
+        }
+    }
+}
+
 #[test]
 fn an_output_that_is_an_input_the_state_file_or_another_output_is_refused() {
     let s = Setup::new(None, "");
@@ -97,17 +113,7 @@ fn an_output_that_is_an_input_the_state_file_or_another_output_is_refused() {
             &["--state in.csv is the input in.csv"],
         ),
     ];
-    for (extra, said) in cases {
-        let o = cli(
-            w,
-            &run_args("in.csv", &[&["--new-run"], *extra].concat()),
-            &[],
-        );
-        let err = error_message(&o, 2);
-        for s in *said {
-            assert!(err.contains(s), "{extra:?}: `{s}` in {err}");
-        }
-    }
+    refused(w, cases);
     assert_eq!(std::fs::read_to_string(w.path("in.csv")).unwrap(), input);
     assert_eq!(std::fs::read(w.path("invitesync.db")).unwrap(), state);
     assert_eq!(std::fs::read(w.path("invitesync.toml")).unwrap(), config);
@@ -318,18 +324,8 @@ fn the_files_the_config_names_and_the_metrics_files_targets_are_never_written_ov
             &["the same file"],
         ),
     ];
-    for (extra, said) in cases {
-        let o = cli(
-            w,
-            &run_args("in.csv", &[&["--new-run"], *extra].concat()),
-            &[],
-        );
-        let err = error_message(&o, 2);
-        for s in *said {
-            assert!(err.contains(s), "{extra:?}: `{s}` in {err}");
-        }
-        assert!(!w.path("out.csv").exists(), "{extra:?}");
-    }
+    refused(w, cases);
+    assert!(!w.path("out.csv").exists());
     // A run that fails before it knows its files (its config is missing)
     // still leaves a file that is not a metrics file alone.
     w.write("notes.txt", "not metrics\n");
