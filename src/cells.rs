@@ -69,18 +69,20 @@ impl<W: Write> CsvOut<W> {
     }
 
     pub fn record(&mut self, record: &ByteRecord) -> io::Result<()> {
-        if record.len() == 1 && record[0].is_empty() {
-            // A lone empty cell, not a blank line (which readers skip).
-            return self.w.write_all(b"\"\"\n");
-        }
+        // Cells of nothing but spaces and tabs, not a blank line or an empty
+        // row (which readers skip): the first one is quoted.
+        let empty = record
+            .iter()
+            .all(|cell| cell.iter().all(|b| matches!(b, b' ' | b'\t')));
         let d = self.delimiter;
         for (i, cell) in record.iter().enumerate() {
             if i > 0 {
                 self.w.write_all(&[d])?;
             }
-            if cell
-                .iter()
-                .any(|b| *b == d || matches!(b, b'"' | b'\r' | b'\n'))
+            if (empty && i == 0)
+                || cell
+                    .iter()
+                    .any(|b| *b == d || matches!(b, b'"' | b'\r' | b'\n'))
             {
                 self.w.write_all(b"\"")?;
                 for part in cell.split_inclusive(|b| *b == b'"') {
@@ -159,10 +161,12 @@ mod tests {
         );
         let mut out = CsvOut::new(Vec::new(), b';');
         out.record(&ByteRecord::from(vec!["a,b", "c;d"])).unwrap();
+        out.record(&ByteRecord::from(vec!["", " ", "\t"])).unwrap();
         out.raw_line(b"=x;\"y").unwrap();
         assert_eq!(
             String::from_utf8(out.into_inner()).unwrap(),
-            "a,b;\"c;d\"\n'=x;\"y\n"
+            "a,b;\"c;d\"\n\"\"; ;\t\n'=x;\"y\n",
+            "cells that would read as an empty row are not one"
         );
     }
 }

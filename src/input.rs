@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use csv::ByteRecord;
 
 use crate::change::Invalid;
-pub use fingerprint::Fingerprint;
+pub use fingerprint::{Fingerprint, Fingerprinted};
 pub use header::Header;
 pub use held::{Held, grown};
 pub use mapping::{InputConfig, InputFlags, Layout};
@@ -294,6 +294,12 @@ impl<R: BufRead> Reader<R> {
         self.failed.as_deref()
     }
 
+    /// Whether an empty row (spaces, tabs and delimiters only) was skipped so
+    /// far: what the input's fingerprint must name ([`Fingerprint::finish`]).
+    pub fn skipped_empty_rows(&self) -> bool {
+        self.split.skipped_empty_rows()
+    }
+
     /// Bytes consumed so far, for progress on inputs whose row count is unknown.
     pub fn bytes_read(&self) -> u64 {
         self.split.consumed()
@@ -302,7 +308,7 @@ impl<R: BufRead> Reader<R> {
     /// The data rows from here to the end, counted by the very rule that
     /// reads them, without keeping them. An input that cannot be read to its
     /// end is an error naming the line and how many rows came before.
-    pub fn count_rows(mut self) -> Result<u64, InputError> {
+    pub fn count_rows(&mut self) -> Result<u64, InputError> {
         let mut n = 0;
         while let Some((line, flaw)) = self.step(false) {
             if let Some(Flaw::Unreadable(e)) = flaw {
@@ -400,14 +406,15 @@ impl<R: BufRead> Iterator for Reader<R> {
 }
 
 /// The input's fingerprint ([`Fingerprint`]: BLAKE3 of the row-numbering
-/// rule's name and of its bytes as given, compressed or not) and its number
-/// of data rows, in one pass: the count comes from the same reader that
+/// rule's name and of its bytes as given, compressed or not; by the earlier
+/// rule too when it numbered the rows otherwise) and its number of data
+/// rows, in one pass: the count comes from the same reader that
 /// reads the rows, so a run can always tell when it has recorded every one.
 /// A header the reader refuses counts no rows (it is reported where it is
 /// read); an input that cannot be read to its end (a truncated or damaged
 /// compressed file) is an error, before anything is sent. A path a run
 /// holds open reads the file it holds ([`Held`]).
-pub fn scan(path: &Path, layout: &Layout) -> Result<(String, u64), InputError> {
+pub fn scan(path: &Path, layout: &Layout) -> Result<(Fingerprinted, u64), InputError> {
     let raw = source::open_file(path).map_err(|e| {
         InputError(format!(
             "cannot read the input {}: {}",
@@ -423,18 +430,18 @@ pub fn scan_stream<R: Read + Send>(
     raw: R,
     name: &Path,
     layout: &Layout,
-) -> Result<(String, u64), InputError> {
+) -> Result<(Fingerprinted, u64), InputError> {
     let (through, fingerprint) = fingerprint::fingerprinted(raw);
-    let rows = match source::decoded(through) {
+    let (rows, skipped_empty_rows) = match source::decoded(through) {
         Ok((src, _)) => match Reader::from_source(name, src, layout) {
-            Ok(reader) => reader.count_rows()?,
-            Err(_) => 0,
+            Ok(mut reader) => (reader.count_rows()?, reader.skipped_empty_rows()),
+            Err(_) => (0, false),
         },
         // A stream that fails at once is reported where it is read.
-        Err(_) => 0,
+        Err(_) => (0, false),
     };
     // What the reader left unread (after a header it refused) is hashed too.
-    let fingerprint = fingerprint.finish().map_err(|e| {
+    let fingerprint = fingerprint.finish(skipped_empty_rows).map_err(|e| {
         InputError(format!(
             "cannot read the input {}: {}",
             name.display(),
@@ -499,6 +506,45 @@ mod tests {
         assert_eq!(Fields::from_record(&h, bad).unwrap_err().field, "status");
         let idx: Vec<u64> = rows.iter().map(|r| r.index).collect();
         assert_eq!(idx, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn empty_rows_are_neither_rows_nor_the_header_and_renumber_the_fingerprint() {
+        let text = b",,,\n \t\nvendor,scope,status\ngate,e1,sent\n,,\n\ngate,e2,sent\n , ,\r\n";
+        let (h, rows) = rows(text);
+        assert_eq!(
+            h.known[0],
+            Some(0),
+            "the header is the first line with names"
+        );
+        let at: Vec<(u64, u64)> = rows.iter().map(|r| (r.index, r.line)).collect();
+        assert_eq!(at, [(0, 4), (1, 7)]);
+        assert!(rows.iter().all(|r| r.problem.is_none()));
+
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text).unwrap();
+        let (fp, n) = scan(f.path(), &Layout::default()).unwrap();
+        assert_eq!(n, 2, "the count reads by the same rule");
+        let mut h = blake3::Hasher::new();
+        h.update(b"invitesync rows 2\0");
+        h.update(text);
+        let earlier = h.finalize().to_hex().to_string();
+        assert_eq!(fp.earlier.as_deref(), Some(earlier.as_str()));
+        assert_ne!(fp.now, earlier);
+
+        // Without empty rows (blank lines are no news), the fingerprint is
+        // the one the earlier rule gave.
+        let plain = b"vendor,scope,status\ngate,e1,sent\n\r\n\ngate,e2,sent\n";
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(plain).unwrap();
+        let (fp, n) = scan(f.path(), &Layout::default()).unwrap();
+        let mut h = blake3::Hasher::new();
+        h.update(b"invitesync rows 2\0");
+        h.update(plain);
+        assert_eq!(
+            (fp.now, fp.earlier, n),
+            (h.finalize().to_hex().to_string(), None, 2)
+        );
     }
 
     #[test]

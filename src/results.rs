@@ -168,7 +168,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             // another file's, unless the bytes are the same.
             Err(e) => {
                 return Err(match crate::input::scan(input, layout) {
-                    Ok((now, _)) if now != recorded => WriteError::InputChanged(e.0),
+                    Ok((now, _)) if !now.of_same_bytes(recorded) => WriteError::InputChanged(e.0),
                     _ => WriteError::InputUnreadable(e.0),
                 });
             }
@@ -255,11 +255,14 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         let (Some(e), Some(row)) = (self.input.failed(), &row) else {
             return Ok(row);
         };
-        Err(match self.read.take().map(Fingerprint::finish) {
-            Some(Ok(read)) if read != self.recorded => WriteError::InputChanged(format!(
-                "it cannot be read from line {} on: {e}",
-                row.line
-            )),
+        let skipped_empty_rows = self.input.skipped_empty_rows();
+        let read = self.read.take().map(|read| read.finish(skipped_empty_rows));
+        Err(match read {
+            // Whether the bytes are the run's, by either rule: the rows after
+            // this line were not read, nor their empty rows seen.
+            Some(Ok(read)) if !read.of_same_bytes(&self.recorded) => WriteError::InputChanged(
+                format!("it cannot be read from line {} on: {e}", row.line),
+            ),
             _ => WriteError::InputUnreadable(format!(
                 "cannot read the input {} from line {} on: {e}",
                 self.input_name.display(),
@@ -361,14 +364,14 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             }
         }
         if let Some(read) = self.read.take() {
-            let read = read.finish().map_err(|e| {
+            let read = read.finish(self.input.skipped_empty_rows()).map_err(|e| {
                 WriteError::InputUnreadable(format!(
                     "cannot read the input {}: {}",
                     self.input_name.display(),
                     crate::fs_error::reason(&e)
                 ))
             })?;
-            if read != self.recorded {
+            if read.now != self.recorded {
                 return Err(WriteError::InputChanged(
                     "its bytes are not the ones the run read: their fingerprint differs from \
                      the one recorded in the state file"
@@ -547,7 +550,10 @@ mod tests {
     fn writer(dir: &Path, text: &str, select: Select) -> (PathBuf, EveryRow) {
         let input = dir.join("in.csv");
         std::fs::write(&input, text).unwrap();
-        let (recorded, _) = crate::input::scan(&input, &Layout::default()).unwrap();
+        let recorded = crate::input::scan(&input, &Layout::default())
+            .unwrap()
+            .0
+            .now;
         let out = dir.join("out.csv");
         let all: fn(&InputRow) -> bool = |_| true;
         let w = ResultsWriter::create(&input, &Layout::default(), &recorded, &out, select, all)

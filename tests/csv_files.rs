@@ -1,5 +1,5 @@
 //! Input files as users really have them, through the built binary: blank
-//! lines and quoted line breaks, quotes left open anywhere, rows-to-fix files
+//! lines, a spreadsheet's empty rows and quoted line breaks, quotes left open anywhere, rows-to-fix files
 //! fed back round after round, control characters in cells, inputs with no
 //! rows, and any bytes at all (a property test). Every run finishes, every
 //! record is one line of the results, and the exit code is the documented one.
@@ -397,6 +397,135 @@ fn a_run_interrupted_under_another_row_numbering_is_not_resumed() {
     assert!(err.contains("--new-run"), "{err}");
     let o = s.run(&file, &["--new-run"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// `invitesync rows 2\0` and `bytes` hashed: the fingerprint a release
+/// before empty rows were skipped recorded for them.
+fn rows2_fingerprint(bytes: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"invitesync rows 2\0");
+    h.update(bytes);
+    h.finalize().to_hex().to_string()
+}
+
+/// Marks the latest run of the world's state file interrupted, as if it
+/// had been recorded with the input fingerprint `fp`.
+fn interrupt_latest_run(w: &common::World, fp: &str) {
+    let db = rusqlite::Connection::open(w.path("invitesync.db")).unwrap();
+    db.execute(
+        "UPDATE runs SET status = 'interrupted', input_fingerprint = ?1 \
+         WHERE id = (SELECT max(id) FROM runs)",
+        [fp],
+    )
+    .unwrap();
+}
+
+fn run_count(w: &common::World) -> i64 {
+    let db = rusqlite::Connection::open(w.path("invitesync.db")).unwrap();
+    db.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_spreadsheets_empty_rows_are_not_rows() {
+    let s = Setup::new();
+    let w = s.world();
+    for (name, text, flags) in [
+        (
+            "sheet.csv",
+            format!(
+                ",,,,\r\n{HEAD}\r\ngate,ev7,a,sent,x\r\n \t \r\ngate,ev7,b,sent,y\r\n,,,,\r\n,, ,,\r\n,,,,"
+            ),
+            &[][..],
+        ),
+        (
+            "sheet-semicolon.csv",
+            format!(
+                "{}\ngate;ev7;c;sent;x\n;;;;\n\t\ngate;ev7;d;sent;y\n;;;;\n",
+                HEAD.replace(',', ";")
+            ),
+            &["--delimiter", ";"][..],
+        ),
+        (
+            "sheet-tab.csv",
+            format!(
+                "{}\ngate\tev7\te\tsent\tx\n\t\t\t\t\n  \ngate\tev7\tf\tsent\ty\n\t\t\t\t\n",
+                HEAD.replace(',', "\t")
+            ),
+            &["--delimiter", "tab"][..],
+        ),
+    ] {
+        let input = w.write(name, &text);
+        let o = s.run(&input.display().to_string(), flags);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let results = std::fs::read_to_string(results_of(&input)).unwrap();
+        let d = if flags.is_empty() {
+            ','
+        } else if flags[1] == ";" {
+            ';'
+        } else {
+            '\t'
+        };
+        let outcomes: Vec<&str> = results
+            .lines()
+            .skip(1)
+            .map(|l| l.split(d).nth(5).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            outcomes, ["updated"; 2],
+            "{name}: only the real rows: {results}"
+        );
+        // Written again from the state file, the same rows.
+        let state = w.path("invitesync.db").display().to_string();
+        let o = s.bin(&["export", "--state", &state]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        assert_eq!(
+            std::fs::read_to_string(results_of(&input)).unwrap(),
+            results
+        );
+    }
+    let config = w.config.display().to_string();
+    let o = s.bin(&["validate", "sheet.csv", "--config", &config]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn a_run_recorded_before_empty_rows_were_skipped_is_not_resumed_with_other_numbers() {
+    let s = Setup::new();
+    let w = s.world();
+    let text = format!("{HEAD}\ngate,ev8,a,sent,x\n,,,,\ngate,ev8,b,sent,y\n");
+    let input = w.write("sheet.csv", &text);
+    let file = input.display().to_string();
+    let o = s.run(&file, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // As the earlier release recorded it: its fingerprint by the rule that
+    // read `,,,,` as row 2, interrupted.
+    interrupt_latest_run(w, &rows2_fingerprint(text.as_bytes()));
+    let o = s.run(&file, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("recorded by an earlier release of invitesync, which numbered this file's rows differently"),
+        "{err}"
+    );
+    assert!(err.contains("empty rows"), "{err}");
+    assert!(err.contains("--new-run"), "{err}");
+    assert!(!err.contains("changed since"), "{err}");
+    let o = s.run(&file, &["--new-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // A file without empty rows keeps the fingerprint that release gave it,
+    // so its run resumes.
+    let text = format!("{HEAD}\ngate,ev8,c,sent,x\n\r\n\ngate,ev8,d,sent,y\n");
+    let input = w.write("plain.csv", &text);
+    let file = input.display().to_string();
+    let o = s.run(&file, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    interrupt_latest_run(w, &rows2_fingerprint(text.as_bytes()));
+    let runs = run_count(w);
+    let o = s.run(&file, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(run_count(w), runs, "resumed, not a new run");
 }
 
 mod any_bytes {

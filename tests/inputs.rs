@@ -542,6 +542,56 @@ fn semicolon_and_tab_files_come_back_in_their_own_format_round_after_round() {
 }
 
 #[test]
+fn piped_data_with_empty_rows_interrupted_under_the_earlier_numbering_is_not_resumed() {
+    let s = Setup::new("");
+    let text = "vendor,scope,invite_id,status\ngate,pipe7,a,sent\n,,,\ngate,pipe7,b,sent\n,,,\n";
+    let o = s.bin(&["run", "-"], text.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows = read(&s.dir().join("stdin.results.csv"), b',');
+    assert_eq!(column(&rows, "outcome"), ["updated", "updated"]);
+
+    // As the earlier release left it: interrupted, with its copy named after
+    // the fingerprint of the rule that read `,,,` as rows.
+    let mut h = blake3::Hasher::new();
+    h.update(b"invitesync rows 2\0");
+    h.update(text.as_bytes());
+    let earlier = h.finalize().to_hex().to_string();
+    let dir = std::fs::canonicalize(s.dir()).unwrap();
+    let copy = dir.join(format!("invitesync.piped-{}.csv", &earlier[..16]));
+    std::fs::write(&copy, text).unwrap();
+    let db = rusqlite::Connection::open(s.dir().join("invitesync.db")).unwrap();
+    db.execute(
+        "UPDATE runs SET status = 'interrupted', input_fingerprint = ?1, input_path = ?2",
+        [&earlier, &copy.display().to_string()],
+    )
+    .unwrap();
+    drop(db);
+
+    let o = s.bin(&["run", "-"], text.as_bytes());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("recorded by an earlier release of invitesync, which numbered the rows"),
+        "{err}"
+    );
+    assert!(err.contains("--new-run"), "{err}");
+    assert!(!err.contains("is different"), "{err}");
+    let left: Vec<_> = files(&s, "invitesync.piped-")
+        .iter()
+        .map(|p| p.file_name().map(|n| n.to_owned()))
+        .collect();
+    assert_eq!(
+        left,
+        [copy.file_name().map(|n| n.to_owned())],
+        "the old copy only"
+    );
+
+    let o = s.bin(&["run", "-", "--new-run"], text.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(files(&s, "invitesync.piped-").is_empty());
+}
+
+#[test]
 fn another_systems_export_is_mapped_and_runs_end_to_end() {
     let s = Setup::new("\n[input.columns]\ninvite_id = \"Invitation ID\"\nscope = \"Event\"\n");
     let w = s.world();

@@ -1,6 +1,11 @@
 //! The input's fingerprint: BLAKE3 of the name of the rule that numbers its
 //! rows and of its bytes as given (compressed or not), each byte hashed once,
-//! as it is read.
+//! as it is read. An input with empty rows (lines of nothing but spaces, tabs
+//! and delimiters, which the record rule skips since `invitesync rows 3`,
+//! see `records.rs`) is numbered otherwise than the earlier rule numbered it,
+//! so its fingerprint is that rule's name hashed with the earlier
+//! fingerprint; any other input keeps the fingerprint it had, and a run of
+//! it recorded by an earlier release still resumes.
 //!
 //! One computation serves both reads that must agree: the count before a run
 //! ([`super::scan`]), whose fingerprint the run records, and every later read
@@ -16,6 +21,39 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// skipped) in every input fingerprint: a run recorded under another rule
 /// identifies its rows by other numbers, so it must not be resumed.
 const ROW_NUMBERING: &[u8] = b"invitesync rows 2\0";
+
+/// The rule that also skips empty rows: named, on top of the fingerprint by
+/// [`ROW_NUMBERING`], only for an input whose rows it numbers otherwise.
+const EMPTY_ROWS_SKIPPED: &[u8] = b"invitesync rows 3\0";
+
+/// A finished fingerprint of the input, by the rule that numbers its rows
+/// now and, when that numbers them otherwise, by the earlier rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprinted {
+    /// The fingerprint a run records and every later read compares.
+    pub now: String,
+    /// The fingerprint an earlier release gave the same bytes, when it
+    /// numbered their rows otherwise (it read their empty rows as rows).
+    pub earlier: Option<String>,
+}
+
+impl Fingerprinted {
+    /// Whether `recorded`, a fingerprint by either rule, is of these bytes
+    /// (whatever a read that stopped short saw of their empty rows).
+    pub fn of_same_bytes(&self, recorded: &str) -> bool {
+        let bytes = self.earlier.as_deref().unwrap_or(&self.now);
+        recorded == bytes || recorded == renumbered(bytes)
+    }
+}
+
+/// The fingerprint of an input whose earlier one was `earlier`, once empty
+/// rows were skipped in it.
+fn renumbered(earlier: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(EMPTY_ROWS_SKIPPED);
+    hasher.update(earlier.as_bytes());
+    hasher.finalize().to_hex().to_string()
+}
 
 /// The raw stream and the hash of what was read of it, shared by the
 /// [`Through`] a reader reads and the [`Fingerprint`] that finishes it.
@@ -64,11 +102,23 @@ impl Read for Through<'_> {
 impl Fingerprint<'_> {
     /// Reads what the reader left of the stream (after a header it refused,
     /// past the end of compressed data) and gives the fingerprint of all of
-    /// it, as hex.
-    pub fn finish(self) -> io::Result<String> {
+    /// it, as hex: `skipped_empty_rows` is whether the reader's record rule
+    /// skipped an empty row (`Reader::skipped_empty_rows`).
+    pub fn finish(self, skipped_empty_rows: bool) -> io::Result<Fingerprinted> {
         let mut rest = Through(self.0.clone());
         io::copy(&mut rest, &mut io::sink())?;
-        Ok(lock(&self.0).hasher.finalize().to_hex().to_string())
+        let earlier = lock(&self.0).hasher.finalize().to_hex().to_string();
+        Ok(if skipped_empty_rows {
+            Fingerprinted {
+                now: renumbered(&earlier),
+                earlier: Some(earlier),
+            }
+        } else {
+            Fingerprinted {
+                now: earlier,
+                earlier: None,
+            }
+        })
     }
 }
 
@@ -77,11 +127,15 @@ mod tests {
     use super::*;
 
     fn of(bytes: &[u8], read_first: usize) -> String {
+        finished(bytes, read_first, false).now
+    }
+
+    fn finished(bytes: &[u8], read_first: usize, skipped: bool) -> Fingerprinted {
         let (mut through, fp) = fingerprinted(bytes);
         let mut head = vec![0; read_first];
         through.read_exact(&mut head).unwrap();
         drop(through);
-        fp.finish().unwrap()
+        fp.finish(skipped).unwrap()
     }
 
     #[test]
@@ -95,5 +149,29 @@ mod tests {
         h.update(bytes);
         assert_eq!(whole, h.finalize().to_hex().to_string());
         assert_ne!(whole, of(b"vendor,status\ngate,sent\ngate,x\n", 5));
+    }
+
+    #[test]
+    fn empty_rows_skipped_name_the_new_rule_and_keep_the_earlier_fingerprint() {
+        let bytes = b"vendor,status\ngate,sent\n,\n";
+        let plain = finished(bytes, 3, false);
+        assert_eq!(plain.earlier, None, "nothing renumbered: as before");
+        let mut h = blake3::Hasher::new();
+        h.update(ROW_NUMBERING);
+        h.update(bytes);
+        assert_eq!(plain.now, h.finalize().to_hex().to_string());
+
+        let skipped = finished(bytes, 3, true);
+        assert_eq!(skipped.earlier.as_deref(), Some(plain.now.as_str()));
+        let mut h = blake3::Hasher::new();
+        h.update(b"invitesync rows 3\0");
+        h.update(plain.now.as_bytes());
+        assert_eq!(skipped.now, h.finalize().to_hex().to_string());
+        assert_ne!(skipped.now, plain.now);
+
+        for fp in [&plain, &skipped] {
+            assert!(fp.of_same_bytes(&plain.now) && fp.of_same_bytes(&skipped.now));
+            assert!(!fp.of_same_bytes(&of(b"vendor,status\n", 0)));
+        }
     }
 }

@@ -4,7 +4,13 @@
 //!
 //! - Lines end at `\n`; a `\r` before it (CRLF) belongs to the line end,
 //!   except inside quotes. A UTF-8 byte order mark at the start is skipped.
-//! - A blank line (nothing, or only `\r`, before the line end) is not a record.
+//! - A blank line (nothing, or only `\r`, before the line end) is not a
+//!   record, and neither is an empty row: an unquoted line of nothing but
+//!   spaces, tabs and delimiters (`,,,` as spreadsheets leave after the last
+//!   row). Skipping an empty row numbers the rows after it otherwise than
+//!   the earlier rule did, which read it as a row; the splitter says whether
+//!   it skipped one ([`Splitter::skipped_empty_rows`]), and the fingerprint
+//!   names the rule by it (`fingerprint.rs`).
 //! - A field that starts with `"` is quoted: `""` inside it is one quote, and
 //!   it may hold delimiters and line breaks, so one record may span lines.
 //! - A quote left open is told apart from a line break inside a quoted cell
@@ -91,6 +97,8 @@ pub struct Splitter<R> {
     delimiter: u8,
     /// Whether the source started with a UTF-8 byte order mark.
     had_bom: bool,
+    /// Whether an empty row (not a blank line) was skipped.
+    skipped_empty: bool,
 }
 
 impl<R: BufRead> Splitter<R> {
@@ -108,6 +116,7 @@ impl<R: BufRead> Splitter<R> {
             consumed: 0,
             delimiter,
             had_bom: false,
+            skipped_empty: false,
         }
     }
 
@@ -120,6 +129,13 @@ impl<R: BufRead> Splitter<R> {
     /// written back for the same tool gets one too).
     pub fn had_bom(&self) -> bool {
         self.had_bom
+    }
+
+    /// Whether a line of nothing but spaces, tabs and delimiters (and not
+    /// nothing at all) was skipped so far: a line an earlier release read
+    /// as a row, so the rows after it are numbered otherwise than it did.
+    pub fn skipped_empty_rows(&self) -> bool {
+        self.skipped_empty
     }
 
     /// Bytes taken from the source so far.
@@ -160,6 +176,10 @@ impl<R: BufRead> Splitter<R> {
                     }));
                 }
                 Got::Line | Got::Last if is_blank(&self.buf) => continue,
+                Got::Line | Got::Last if is_empty_row(&self.buf, self.delimiter) => {
+                    self.skipped_empty = true;
+                    continue;
+                }
                 Got::Line | Got::Last => break line,
             }
         };
@@ -369,6 +389,14 @@ fn is_blank(line: &[u8]) -> bool {
     matches!(line, b"\n" | b"\r\n" | b"\r")
 }
 
+/// An unquoted line of nothing but spaces, tabs and `delimiter`s before its
+/// line end: a row left empty, not a row.
+fn is_empty_row(line: &[u8], delimiter: u8) -> bool {
+    trim_line_end(line)
+        .iter()
+        .all(|&b| b == b' ' || b == b'\t' || b == delimiter)
+}
+
 /// A line without its `\n` or `\r\n`.
 fn trim_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -380,7 +408,11 @@ mod tests {
     use super::*;
 
     fn split(text: &[u8]) -> Vec<(Span, Vec<String>, String)> {
-        let mut s = Splitter::new(text, b',');
+        split_by(text, b',')
+    }
+
+    fn split_by(text: &[u8], delimiter: u8) -> Vec<(Span, Vec<String>, String)> {
+        let mut s = Splitter::new(text, delimiter);
         let mut rec = ByteRecord::new();
         let mut out = Vec::new();
         while let Some(span) = s.next(&mut rec, true).unwrap() {
@@ -395,13 +427,86 @@ mod tests {
     }
 
     fn counted(text: &[u8]) -> usize {
-        let mut s = Splitter::new(text, b',');
+        counted_by(text, b',').0
+    }
+
+    /// The records counted without splitting them, and whether an empty row
+    /// was skipped on the way.
+    fn counted_by(text: &[u8], delimiter: u8) -> (usize, bool) {
+        let mut s = Splitter::new(text, delimiter);
         let mut rec = ByteRecord::new();
         let mut n = 0;
         while s.next(&mut rec, false).unwrap().is_some() {
             n += 1;
         }
-        n
+        (n, s.skipped_empty_rows())
+    }
+
+    #[test]
+    fn empty_rows_are_skipped_like_blank_lines_in_any_delimiter() {
+        for d in [b',', b';', b'\t', b'|'] {
+            let d_ = char::from(d).to_string();
+            let text = [
+                "a,b,c\n",
+                ",,\n",
+                "d,e,f\r\n",
+                " \t \n",
+                ",, \t,\r\n",
+                "\t\n",
+                "g,h,i\n",
+                ",,,",
+            ]
+            .concat()
+            .replace(',', &d_);
+            let got = split_by(text.as_bytes(), d);
+            let seen: Vec<(u64, Vec<String>)> =
+                got.into_iter().map(|(span, f, _)| (span.line, f)).collect();
+            let row = |line, f: [&str; 3]| (line, f.map(String::from).to_vec());
+            assert_eq!(
+                seen,
+                [
+                    row(1, ["a", "b", "c"]),
+                    row(3, ["d", "e", "f"]),
+                    row(7, ["g", "h", "i"])
+                ],
+                "delimiter {d_:?}: the real rows, at their own lines"
+            );
+            assert_eq!(counted_by(text.as_bytes(), d), (3, true), "{d_:?}");
+        }
+        // The lines a broken record gives back are read by the same rule.
+        let text = b"a,\"b\n,,\nc,d\n";
+        let lines: Vec<u64> = split(text).iter().map(|g| g.0.line).collect();
+        assert_eq!(lines, [1, 3]);
+        assert_eq!(counted_by(text, b','), (2, true));
+    }
+
+    #[test]
+    fn only_blank_lines_leave_the_numbering_as_it_was() {
+        let text = b"a,b\n\r\n\nc,d\n\n";
+        assert_eq!(counted_by(text, b','), (2, false));
+        assert_eq!(counted_by(b"a,b\nc,d\n", b','), (2, false));
+        // A comma is no delimiter in a `;` file: `,,` is a row of one field.
+        assert_eq!(counted_by(b"a;b\n,,\n", b';'), (2, false));
+        assert_eq!(split_by(b"a;b\n,,\n", b';')[1].1, [",,"]);
+    }
+
+    #[test]
+    fn a_line_with_quotes_is_a_row_however_empty() {
+        for text in [&b"a,b\n\"\",\"\"\n"[..], b"a,b\n ,\"\"\n", b"a,b\n\"\"\n"] {
+            let got = split(text);
+            assert_eq!(got.len(), 2, "{:?}", String::from_utf8_lossy(text));
+            assert_eq!(got[1].0.line, 2);
+            assert!(got[1].1.iter().all(|f| f.trim().is_empty()));
+            assert_eq!(counted_by(text, b','), (2, false));
+        }
+    }
+
+    #[test]
+    fn a_line_with_anything_else_is_a_row() {
+        for text in [&b"a,b\n,x\n"[..], b"a,b\n\r,\n", b"a,b\n\x0b\n"] {
+            assert_eq!(counted_by(text, b','), (2, false));
+            assert_eq!(split(text).len(), 2);
+        }
     }
 
     #[test]

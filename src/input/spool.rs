@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{InputError, Layout, source};
+use super::{Fingerprinted, InputError, Layout, source};
 use crate::state::{RunInfo, RunStatus, StateFile};
 
 /// A copy of piped input, removed when dropped unless it is still needed.
@@ -25,7 +25,7 @@ use crate::state::{RunInfo, RunStatus, StateFile};
 pub struct Spooled {
     pub path: PathBuf,
     /// The fingerprint of the bytes piped, as [`super::scan`] gives it.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprinted,
     pub rows: u64,
     keep: bool,
 }
@@ -137,7 +137,10 @@ pub fn spool(
     if !locked {
         return Ok(spooled);
     }
-    let copy = dir.join(format!("{stem}.piped-{}.csv", &spooled.fingerprint[..16]));
+    let copy = dir.join(format!(
+        "{stem}.piped-{}.csv",
+        &spooled.fingerprint.now[..16]
+    ));
     if copy.exists() {
         // The same data, piped before: its copy may belong to a run to resume.
         let _ = std::fs::remove_file(&tmp);
@@ -216,6 +219,18 @@ pub fn settle_other_runs(
         .filter(|r| r.input_path != this && is_copy_for(&r.input_path, state_path))
         .collect();
     for run in others {
+        if !new_run && spooled.fingerprint.earlier.as_ref() == Some(&run.input_fingerprint) {
+            return Err(format!(
+                "run {id} of piped input was recorded by an earlier release of invitesync, which \
+                 numbered the rows of the same data differently: the data has empty rows (lines \
+                 of nothing but spaces, tabs or delimiters), which that release read as rows \
+                 and this one skips, so run {id} cannot be resumed safely by this release. \
+                 Finish it with the release that started it (its copy is {}), or pass \
+                 --new-run to start afresh: rows the ledger already holds will end `unchanged`.",
+                run.input_path.display(),
+                id = run.id.0
+            ));
+        }
         if !new_run {
             return Err(format!(
                 "run {} of piped input was interrupted, and the data piped now is different \

@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::input::spool::Spooled;
-use crate::input::{Layout, Reader};
+use crate::input::{Fingerprinted, Layout, Reader};
 use crate::outputs::Named;
 use crate::send::Target;
 use crate::shutdown::Shutdown;
@@ -230,7 +230,7 @@ pub(super) async fn prepare(
 /// The input's fingerprint (of its bytes as given and the rule that numbers
 /// its rows) and its number of data rows, counted by the reader that reads
 /// them with `layout` (see [`crate::input::scan`]).
-pub fn scan_input(path: &Path, layout: &Layout) -> Result<(String, u64), JobError> {
+pub fn scan_input(path: &Path, layout: &Layout) -> Result<(Fingerprinted, u64), JobError> {
     crate::input::scan(path, layout).map_err(|e| usage(e.0))
 }
 

@@ -4,7 +4,7 @@
 use super::{JobError, RunOptions, usage};
 use crate::config::Config;
 use crate::exit::Exit;
-use crate::input::Layout;
+use crate::input::{Fingerprinted, Layout};
 use crate::state::{DoneSet, NewRun, RunId, RunStatus, StateFile};
 
 mod meaning;
@@ -37,7 +37,7 @@ pub(super) fn choose_run(
     state: &StateFile,
     opts: &RunOptions,
     layout: &Layout,
-    input_fp: &str,
+    input_fp: &Fingerprinted,
     config_fp: &str,
     names: &[String],
     total_rows: u64,
@@ -49,7 +49,10 @@ pub(super) fn choose_run(
     match previous {
         Some(prev) if !opts.new_run => {
             let input = crate::input::shown(&opts.input.display().to_string()).into_owned();
-            if prev.input_fingerprint != input_fp {
+            if prev.input_fingerprint != input_fp.now {
+                if input_fp.earlier.as_ref() == Some(&prev.input_fingerprint) {
+                    return Err(usage(renumbered(&input, prev.id)));
+                }
                 return Err(usage(format!(
                     "{input} changed since run {id} was interrupted, so it cannot be resumed safely \
                      (row numbers may no longer match). Put the file back as run {id} read it to \
@@ -105,7 +108,7 @@ pub(super) fn choose_run(
             let id = state
                 .create_run(&NewRun {
                     input_path: opts.input.clone(),
-                    input_fingerprint: input_fp.to_string(),
+                    input_fingerprint: input_fp.now.clone(),
                     config_fingerprint: config_fp.to_string(),
                     options: options.clone(),
                     vendors: names.to_vec(),
@@ -119,6 +122,21 @@ pub(super) fn choose_run(
             })
         }
     }
+}
+
+/// Why a run of the same bytes, recorded by a release that read the input's
+/// empty rows as rows, is not resumed: its row numbers are not this
+/// release's.
+fn renumbered(input: &str, prev: RunId) -> String {
+    format!(
+        "run {id} of {input} was recorded by an earlier release of invitesync, which numbered \
+         this file's rows differently: the file has empty rows (lines of nothing but spaces, \
+         tabs or delimiters), which that release read as rows and this one skips, so run {id} \
+         cannot be resumed safely by this release. Finish it with the release that started \
+         it, or {}",
+        new_run_means(prev),
+        id = prev.0
+    )
 }
 
 /// The other way out of a refused resume, and what it means for the ledger:

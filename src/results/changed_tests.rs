@@ -25,7 +25,10 @@ fn updated() -> Ending<'static> {
 fn writer(dir: &Path, name: &str, read: &[u8], now: Option<&[u8]>) -> (PathBuf, EveryRow) {
     let input = dir.join(name);
     std::fs::write(&input, read).unwrap();
-    let (recorded, _) = crate::input::scan(&input, &Layout::default()).unwrap();
+    let recorded = crate::input::scan(&input, &Layout::default())
+        .unwrap()
+        .0
+        .now;
     if let Some(now) = now {
         std::fs::write(&input, now).unwrap();
     }
@@ -167,7 +170,10 @@ fn an_input_emptied_in_place_is_a_change() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
     std::fs::write(&input, FOUR).unwrap();
-    let (recorded, _) = crate::input::scan(&input, &Layout::default()).unwrap();
+    let recorded = crate::input::scan(&input, &Layout::default())
+        .unwrap()
+        .0
+        .now;
     std::fs::write(&input, "").unwrap();
     let out = dir.path().join("out.csv");
     let all: fn(&InputRow) -> bool = |_| true;
@@ -193,7 +199,10 @@ fn a_file_moved_over_a_held_input_is_not_the_one_read() {
     let input = dir.path().join("in.csv");
     std::fs::write(&input, FOUR).unwrap();
     let held = Held::open(&input).unwrap();
-    let (recorded, _) = crate::input::scan(&input, &Layout::default()).unwrap();
+    let recorded = crate::input::scan(&input, &Layout::default())
+        .unwrap()
+        .0
+        .now;
     let other = dir.path().join("other.csv");
     std::fs::write(&other, FOUR.replace("gate,", "gate,new-")).unwrap();
     std::fs::rename(&other, &input).unwrap();

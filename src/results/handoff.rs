@@ -214,7 +214,10 @@ mod tests {
             text += &format!("gate,inv-{i}\n");
         }
         std::fs::write(&input, text).unwrap();
-        let (input_fingerprint, _) = crate::input::scan(&input, &Layout::default()).unwrap();
+        let input_fingerprint = crate::input::scan(&input, &Layout::default())
+            .unwrap()
+            .0
+            .now;
         let path = dir.join("state.db");
         let state = StateFile::open(&path).unwrap();
         let run = state
