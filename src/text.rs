@@ -1,5 +1,16 @@
 //! Text shown to people: a foreign message cut down to one line, a value
-//! quoted so that it cannot break the line that reports it.
+//! quoted so that it cannot break the line that reports it, a count of
+//! things in words.
+
+/// The word for `n` things: `one` for 1, `many` for any other number.
+pub fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+/// `1 row`, `2 rows`, `1,200 rows`: `n` things, in words.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", indicatif::HumanCount(n), plural(n, one, many))
+}
 
 /// A message (a vendor's error body, a server's challenge) cut down to one
 /// line of reasonable length, for the results file and logs.
@@ -42,6 +53,14 @@ pub fn shown(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_singular_for_one_only() {
+        assert_eq!(counted(0, "row", "rows"), "0 rows");
+        assert_eq!(counted(1, "row", "rows"), "1 row");
+        assert_eq!(counted(1_200, "answer", "answers"), "1,200 answers");
+        assert_eq!(plural(2, "row", "rows"), "rows");
+    }
 
     #[test]
     fn messages_fit_on_one_line() {

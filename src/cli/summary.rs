@@ -79,9 +79,7 @@ fn path_shown(path: &Path) -> String {
 }
 
 /// `1 row`, `2 rows`, `1,200 rows`.
-pub fn counted(n: u64, one: &str, many: &str) -> String {
-    format!("{} {}", HumanCount(n), if n == 1 { one } else { many })
-}
+pub use crate::text::counted;
 
 /// The table printed at the end of a run, then the lines that say what next.
 pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {

@@ -178,9 +178,9 @@ pub(super) async fn prepare(
             None => String::new(),
         };
         tracing::info!(
-            "resuming run {}{from}: {} rows already done",
+            "resuming run {}{from}: {} already done",
             run_id.map_or(0, |r| r.0),
-            done.len()
+            crate::text::counted(done.len(), "row", "rows")
         );
     }
 

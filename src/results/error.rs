@@ -41,7 +41,6 @@ impl From<String> for WriteError {
 pub(super) fn rows(n: u64) -> String {
     match n {
         0 => "no rows".into(),
-        1 => "1 row".into(),
-        n => format!("{n} rows"),
+        n => format!("{n} {}", crate::text::plural(n, "row", "rows")),
     }
 }

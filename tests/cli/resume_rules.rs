@@ -329,3 +329,17 @@ fn a_vendor_column_mapped_away_is_named_as_mapped() {
     );
     assert!(!err.contains("no `vendor` column"), "{err}");
 }
+
+#[test]
+fn a_resume_says_how_many_rows_were_done_in_words() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    // One row each: hub's is done when gate is stopped.
+    rows(w, 1);
+    let key = stop_gate_on_credentials(w);
+    std::fs::write(w.path("secrets/gate"), &key).expect("secret");
+    let o = cli(w, RUN, &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("resuming run 1: 1 row already done"), "{err}");
+}
