@@ -38,7 +38,8 @@ pub struct Answer {
 /// against the row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
-    Timeout,
+    /// No answer within the request's timeout (`request_timeout`), this long.
+    Timeout(Duration),
     /// No connection could be made: the vendor (or its proxy) cannot be reached.
     Connect(String),
     Broken(String),
@@ -51,14 +52,14 @@ pub enum SendError {
 
 impl SendError {
     pub fn is_timeout(&self) -> bool {
-        matches!(self, SendError::Timeout)
+        matches!(self, SendError::Timeout(_))
     }
 }
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Timeout => f.write_str("timed out"),
+            SendError::Timeout(_) => f.write_str("timed out"),
             SendError::Connect(e) => write!(f, "cannot connect: {e}"),
             SendError::Broken(e) => write!(f, "connection failed: {e}"),
             SendError::Unsendable(e) => write!(f, "cannot send this request: {e}"),
@@ -247,7 +248,7 @@ async fn read_answer(
 fn map_err(e: TransportError, context: &crate::net::classify::Context) -> SendError {
     use crate::net::classify::{Class, classify, innermost};
     let is_connect = match &e {
-        TransportError::Timeout => return SendError::Timeout,
+        TransportError::Timeout(after) => return SendError::Timeout(*after),
         TransportError::Unsendable(why) => return SendError::Unsendable(why.clone()),
         TransportError::Failed { is_connect, .. } => *is_connect,
     };

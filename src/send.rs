@@ -329,14 +329,15 @@ pub async fn send(
                     let trips = crate::limits::circuit::UNREACHABLE_TRIPS;
                     // A timeout is not "could not be reached": the vendor may
                     // accept every connection and answer too slowly.
-                    target.stop(if failure.is_timeout() {
+                    target.stop(if let SendError::Timeout(limit) = failure {
                         format!(
                             "[vendors.{}] did not answer in time: {trips} requests in a row got \
-                             no answer, the last none within `request_timeout` (set in [run]). \
-                             Fix: if the vendor is slow rather than down, raise \
+                             no answer, the last none within `request_timeout` ({}, set in \
+                             [run]). Fix: if the vendor is slow rather than down, raise \
                              `request_timeout`; otherwise check that it is up. Its rows stay \
                              pending: run the same command again to resume.",
-                            target.name
+                            target.name,
+                            humantime::format_duration(limit)
                         )
                     } else {
                         format!(

@@ -58,8 +58,8 @@ pub struct Transport {
 /// Why a request got no answer.
 #[derive(Debug)]
 pub enum TransportError {
-    /// The whole request took longer than its timeout.
-    Timeout,
+    /// The whole request took longer than its timeout, this long.
+    Timeout(Duration),
     /// The request cannot be sent as it is (its URI is not absolute, which
     /// is how an adapter marks a request it could not build); sending it
     /// again cannot help.
@@ -72,7 +72,7 @@ pub enum TransportError {
 impl std::fmt::Display for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TransportError::Timeout => f.write_str("timed out"),
+            TransportError::Timeout(_) => f.write_str("timed out"),
             TransportError::Unsendable(why) => f.write_str(why),
             TransportError::Failed { error, .. } => write!(f, "{error}"),
         }
@@ -82,7 +82,7 @@ impl std::fmt::Display for TransportError {
 impl std::error::Error for TransportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TransportError::Timeout | TransportError::Unsendable(_) => None,
+            TransportError::Timeout(_) | TransportError::Unsendable(_) => None,
             TransportError::Failed { error, .. } => Some(&**error),
         }
     }
@@ -126,7 +126,7 @@ impl Transport {
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout),
+            Err(_) => Err(TransportError::Timeout(self.timeout)),
         }
     }
 

@@ -292,7 +292,7 @@ fn a_vendor_that_answers_too_late_is_not_called_unreachable() {
     assert!(
         err.contains(
             "stopped gate: [vendors.gate] did not answer in time: 20 requests in a row got no \
-             answer, the last none within `request_timeout` (set in [run])"
+             answer, the last none within `request_timeout` (50ms, set in [run])"
         ),
         "{err}"
     );
