@@ -25,7 +25,8 @@ impl Named {
     }
 
     fn describe(&self) -> String {
-        format!("{} {}", self.label, self.path.display())
+        let path = self.path.display().to_string();
+        format!("{} {}", self.label, crate::input::shown(&path))
     }
 }
 
@@ -125,20 +126,21 @@ pub fn check_writable(out: &Named) -> Result<(), String> {
         }
     }
     let dir = parent_dir(path);
+    let dir_shown = crate::input::shown(&dir.display().to_string()).into_owned();
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
             return Err(format!(
                 "cannot write {}: {} is not a directory",
                 out.describe(),
-                dir.display()
+                dir_shown
             ));
         }
         Err(e) => {
             return Err(format!(
                 "cannot write {}: its directory {}: {}; create it first or choose another place",
                 out.describe(),
-                dir.display(),
+                dir_shown,
                 crate::fs_error::reason(&e)
             ));
         }
@@ -175,7 +177,7 @@ pub fn check_writable(out: &Named) -> Result<(), String> {
             Err(format!(
                 "cannot write {} (in {}): {why}; {fix}",
                 out.describe(),
-                dir.display(),
+                dir_shown,
             ))
         }
     }

@@ -592,6 +592,90 @@ fn piped_data_with_empty_rows_interrupted_under_the_earlier_numbering_is_not_res
 }
 
 #[test]
+fn a_finished_run_of_piped_input_is_exported_from_the_same_data_given_again() {
+    let s = Setup::new("");
+    let text = "vendor,scope,invite_id,status\ngate,pipe8,a,sent\ngate,pipe8,b,sent\n";
+    let o = s.bin(&["run", "-"], text.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        files(&s, "invitesync.piped-").is_empty(),
+        "removed at the end"
+    );
+
+    let o = s.bin(&["export"], b"");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for said in [
+        "run 1 read piped input, and the copy it kept of it (",
+        ") was removed when the run finished, so export has no input to read its rows from: \
+         give it the same data again, as a file (`--input FILE`) or on standard input \
+         (`--input -`",
+    ] {
+        assert!(err.contains(said), "`{said}` in: {err}");
+    }
+    assert!(!err.contains("no such file"), "{err}");
+
+    // The same data on standard input, or in a file: the file `run` wrote.
+    let results = std::fs::read(s.dir().join("stdin.results.csv")).unwrap();
+    std::fs::remove_file(s.dir().join("stdin.results.csv")).unwrap();
+    let o = s.bin(&["export", "--input", "-"], text.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("wrote stdin.results.csv"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(s.dir().join("stdin.results.csv")).unwrap(),
+        results
+    );
+    s.world().write("again.csv", text);
+    let o = s.bin(
+        &["export", "--input", "again.csv", "-o", "from-file.csv"],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(s.dir().join("from-file.csv")).unwrap(),
+        results
+    );
+
+    // Other data is refused, and the output is shown escaped.
+    let out = "out\u{1b}[31m.csv";
+    let o = s.bin(
+        &["export", "--input", "-", "-o", out],
+        &text.as_bytes()[..60],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the standard input is not the input run 1 read ("),
+        "{err}"
+    );
+    assert!(
+        err.contains("so out\\u{1b}[31m.csv was not written"),
+        "{err}"
+    );
+    assert!(err.contains("give export the data run 1 read"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let o = s.bin(&["export", "--input", "-", "-o", "no\u{1b}[2J/x.csv"], b"");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot write --output no\\u{1b}[2J/x.csv"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let o = s.bin(&["export", "--input", "-", "-o", out], text.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("wrote out\\u{1b}[31m.csv"),
+        "{:?}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn another_systems_export_is_mapped_and_runs_end_to_end() {
     let s = Setup::new("\n[input.columns]\ninvite_id = \"Invitation ID\"\nscope = \"Event\"\n");
     let w = s.world();

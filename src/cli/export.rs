@@ -1,7 +1,7 @@
 //! `invitesync export`: a run's results file, or its failed rows in the
 //! input's format, written again from the state file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
@@ -15,11 +15,18 @@ const EXPORT_HELP: &str = "\
 The state file is found as `run` finds it: --state, else [run] state in the
 config, else invitesync.db in the current directory.
 
+The input is read again from where the run read it, unless --input says
+where it is now; either way it must be the same bytes (its fingerprint is
+checked). The copy a run keeps of piped input is removed when the run
+finishes: to export such a run, give the same data again.
+
 Examples:
   invitesync export                           # the latest run's results again
   invitesync export 3 --only failed --output fix-me.csv
   # fix fix-me.csv, then feed it back:
-  invitesync run fix-me.csv --config invitesync.toml";
+  invitesync run fix-me.csv --config invitesync.toml
+  # a finished run of piped input, its data piped again:
+  zcat invites.csv.gz | invitesync export 4 --input -";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Only {
@@ -40,9 +47,15 @@ pub struct ExportArgs {
     #[arg(long, value_enum)]
     pub only: Option<Only>,
 
-    /// Where to write (default: INPUT.results.csv, or INPUT.failed.csv with --only failed)
+    /// Where to write (default: INPUT.results.csv, or INPUT.failed.csv with --only failed;
+    /// stdin.results.csv, stdin.failed.csv for piped input)
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// The run's input, read from here instead of where the run read it
+    /// (`-`: standard input); it must hold the same bytes
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }
 
 pub fn execute(args: ExportArgs) -> i32 {
@@ -74,7 +87,18 @@ pub fn execute(args: ExportArgs) -> i32 {
     } else {
         Select::All
     };
-    let default_results = crate::results::default_path(&run.input_path, shard);
+    let input = args.input.clone().unwrap_or_else(|| run.input_path.clone());
+    let piped = crate::input::spool::is_copy_for(&run.input_path, &state_path);
+    if piped && args.input.is_none() && !run.input_path.exists() {
+        return fail(exit::USAGE, copy_gone(&run));
+    }
+    // Named as `run` named them: piped input's after standard input.
+    let named_after = if piped {
+        Path::new("-")
+    } else {
+        run.input_path.as_path()
+    };
+    let default_results = crate::results::default_path(named_after, shard);
     let output = args.output.clone().unwrap_or_else(|| match select {
         Select::All => default_results.clone(),
         Select::Failed => crate::results::failed_path(&default_results),
@@ -84,6 +108,9 @@ pub fn execute(args: ExportArgs) -> i32 {
         format!("run {}'s input", run.id),
         &run.input_path,
     )];
+    if args.input.is_some() && !crate::input::source::is_stdin(&input) {
+        protected.push(Named::new("--input", &input));
+    }
     protected.extend(crate::outputs::state_files(&state_path));
     protected.extend(config_files(&args.state));
     let out = Named::new(
@@ -100,44 +127,74 @@ pub fn execute(args: ExportArgs) -> i32 {
     {
         return fail(exit::USAGE, e);
     }
-    match crate::results::export_file(
-        &state,
-        run.id,
-        &run.input_path,
-        &layout,
-        &output,
-        select,
-        shard,
-    ) {
+    let input_shown = match &args.input {
+        Some(_) if crate::input::source::is_stdin(&input) => "the standard input".to_string(),
+        _ => format!("the input {}", shown(&input)),
+    };
+    match crate::results::export_file(&state, run.id, &input, &layout, &output, select, shard) {
         Ok(path) => {
-            crate::logs::notice(
-                crate::logs::Level::Info,
-                &format!("wrote {}", path.display()),
-            );
+            crate::logs::notice(crate::logs::Level::Info, &format!("wrote {}", shown(&path)));
             exit::OK
         }
+        Err(WriteError::InputChanged(how)) if args.input.is_some() => fail(
+            exit::USAGE,
+            format!(
+                "{input_shown} is not the input run {id} read ({how}), so {} was not written; \
+                 the run's rows are recorded in {}: give export the data run {id} read",
+                shown(&output),
+                shown(&state_path),
+                id = run.id.0
+            ),
+        ),
         Err(WriteError::InputChanged(how)) => fail(
             exit::USAGE,
             format!(
-                "the input {} changed since run {} read it (it is not the file the rows were \
+                "{input_shown} changed since run {} read it (it is not the file the rows were \
                  read from: {how}), so {} was not written; the run's rows are recorded in {}: \
                  put back the file run {} read and export again",
-                run.input_path.display(),
                 run.id.0,
-                output.display(),
-                state_path.display(),
+                shown(&output),
+                shown(&state_path),
                 run.id.0
             ),
         ),
         Err(WriteError::InputUnreadable(e)) => fail(
             exit::USAGE,
             format!(
-                "{e} (the input of run {} is needed to write its rows)",
-                run.id.0
+                "{e} (the input of run {} is needed to write its rows{})",
+                run.id.0,
+                if args.input.is_none() {
+                    "; if it moved, --input gives its new place"
+                } else {
+                    ""
+                }
             ),
         ),
         Err(WriteError::Failed(e)) => fail(exit::USAGE, e),
     }
+}
+
+/// A path as messages show it: control characters escaped, as everywhere.
+fn shown(path: &Path) -> String {
+    crate::input::shown(&path.display().to_string()).into_owned()
+}
+
+/// Why a run of piped input cannot be exported as it is: the copy it read
+/// is gone (removed when the run finished), and the data must be given again.
+fn copy_gone(run: &crate::state::RunInfo) -> String {
+    let id = run.id.0;
+    let when = if run.status == crate::state::RunStatus::Finished {
+        "was removed when the run finished"
+    } else {
+        "is missing"
+    };
+    format!(
+        "run {id} read piped input, and the copy it kept of it ({}) {when}, so export has no \
+         input to read its rows from: give it the same data again, as a file (`--input FILE`) \
+         or on standard input (`--input -`, e.g. `... | invitesync export {id} --input -`); \
+         export checks that it is the data run {id} read",
+        shown(&run.input_path)
+    )
 }
 
 /// The config `--config` (or `INVITESYNC_CONFIG`, or `invitesync.toml` here)
