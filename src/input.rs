@@ -67,25 +67,10 @@ impl<'a> Fields<'a> {
             if let Some(i) = header.known[k]
                 && let Some(raw) = record.get(i)
             {
-                let text = std::str::from_utf8(raw)
-                    .map_err(|_| Invalid::new(KNOWN_COLUMNS[k], "not valid UTF-8"))?
-                    .trim();
-                // A rows-to-fix file fed back reads as the values it was written from.
-                *slot = crate::cells::unneutralise(text).trim();
+                *slot = cell(raw).map_err(|e| not_utf8(KNOWN_COLUMNS[k], i, raw, &e))?;
             }
         }
-        if let Some(fixed) = &header.fixed_vendor {
-            if !v[0].is_empty() && !v[0].eq_ignore_ascii_case(fixed) {
-                return Err(Invalid::new(
-                    "vendor",
-                    format!(
-                        "`{}` here, but every row's vendor is `{fixed}` (--vendor or [input] vendor)",
-                        v[0]
-                    ),
-                ));
-            }
-            v[0] = fixed;
-        }
+        v[0] = vendor(header, v[0])?;
         Ok(Fields {
             vendor: v[0],
             scope: v[1],
@@ -98,6 +83,64 @@ impl<'a> Fields<'a> {
             roles: v[8],
         })
     }
+
+    /// The vendor a row names, as [`Fields::from_record`] reads it, when its
+    /// vendor cell can be read, whatever its other cells hold: a row invalid
+    /// for another column still counts under its vendor.
+    pub fn vendor_of(header: &'a Header, record: &'a ByteRecord) -> Option<&'a str> {
+        let given = match header.known[0].and_then(|i| record.get(i)) {
+            Some(raw) => cell(raw).ok()?,
+            None => "",
+        };
+        vendor(header, given).ok()
+    }
+}
+
+/// A known column's cell as text: trimmed, and read back as the value it was
+/// written from if invitesync wrote it (a rows-to-fix file fed back).
+fn cell(raw: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    let text = std::str::from_utf8(raw)?.trim();
+    Ok(crate::cells::unneutralise(text).trim())
+}
+
+/// Why the cell `raw` of `column` (at 0-based position `at`) is not read:
+/// which bytes are not UTF-8, and where.
+fn not_utf8(column: &str, at: usize, raw: &[u8], e: &std::str::Utf8Error) -> Invalid {
+    let from = e.valid_up_to();
+    let len = e.error_len().unwrap_or(raw.len() - from).clamp(1, 4);
+    let bad: Vec<String> = raw[from..]
+        .iter()
+        .take(len)
+        .map(|b| format!("0x{b:02X}"))
+        .collect();
+    Invalid::new(
+        column,
+        format!(
+            "not valid UTF-8: column {} holds {} {} (at byte {} of the cell), which UTF-8 text \
+             cannot; save the file as UTF-8 (in Excel: CSV UTF-8)",
+            at + 1,
+            crate::text::plural(bad.len() as u64, "the byte", "the bytes"),
+            bad.join(" "),
+            from + 1
+        ),
+    )
+}
+
+/// The vendor of a row whose vendor cell reads `given`: the fixed vendor,
+/// if there is one, which the cell may only repeat or leave empty.
+fn vendor<'a>(header: &'a Header, given: &'a str) -> Result<&'a str, Invalid> {
+    let Some(fixed) = &header.fixed_vendor else {
+        return Ok(given);
+    };
+    if !given.is_empty() && !given.eq_ignore_ascii_case(fixed) {
+        return Err(Invalid::new(
+            "vendor",
+            format!(
+                "`{given}` here, but every row's vendor is `{fixed}` (--vendor or [input] vendor)"
+            ),
+        ));
+    }
+    Ok(fixed)
 }
 
 /// A problem with the file as a whole (unreadable, no header).

@@ -77,8 +77,10 @@ impl<'a> Router<'a> {
                 invalid: Invalid::new("csv", reason.clone()),
             });
         }
+        // A row whose vendor can be read counts under it, whatever else is
+        // wrong with it (a cell that is not UTF-8).
         let fields = Fields::from_record(header, &row.record).map_err(|invalid| Problem {
-            vendor: None,
+            vendor: Fields::vendor_of(header, &row.record).and_then(|v| self.route(v).ok()),
             invalid,
         })?;
         let vendor = self.route(fields.vendor).map_err(|invalid| Problem {
@@ -91,5 +93,61 @@ impl<'a> Router<'a> {
             invalid,
         })?;
         Ok(Change::new(vendor, self.name(vendor), planned))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::input::{Layout, Reader};
+
+    #[test]
+    fn a_row_whose_vendor_can_be_read_counts_under_it_whatever_else_is_wrong() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/sandbox.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::parse(&text, &path, true).unwrap();
+        let adapters = crate::vendors::build::adapters(&config).unwrap();
+        let router = Router::new(
+            config
+                .vendors
+                .iter()
+                .map(|(v, _)| v.name.as_str())
+                .zip(adapters.iter().map(|a| &**a)),
+        );
+        let gate = router.route("gate").unwrap();
+        let csv = b"vendor,scope,invite_id,status\ngate,ev1,a,\xff\ng\xffate,ev1,b,sent\ngaet,ev1,c,\xc3\ngate,ev1,d,bogus\n";
+        let reader = Reader::from_source(&path, &csv[..], &Layout::default()).unwrap();
+        let header = reader.header().clone();
+        let problems: Vec<Problem> = reader
+            .map(|row| router.plan(&header, &row).unwrap_err())
+            .collect();
+        let seen: Vec<(Option<VendorId>, &str)> = problems
+            .iter()
+            .map(|p| (p.vendor, p.invalid.field.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some(gate), "status"),
+                (None, "vendor"),
+                (None, "status"),
+                (Some(gate), "status"),
+            ],
+            "as a row whose status is only wrong, not unreadable"
+        );
+        assert_eq!(
+            problems[1].invalid.reason,
+            "not valid UTF-8: column 1 holds the byte 0xFF (at byte 2 of the cell), which UTF-8 \
+             text cannot; save the file as UTF-8 (in Excel: CSV UTF-8)"
+        );
+        assert!(
+            problems[2]
+                .invalid
+                .reason
+                .starts_with("not valid UTF-8: column 4 holds the byte 0xC3 (at byte 1 "),
+            "{}",
+            problems[2].invalid
+        );
     }
 }

@@ -528,6 +528,40 @@ fn a_run_recorded_before_empty_rows_were_skipped_is_not_resumed_with_other_numbe
     assert_eq!(run_count(w), runs, "resumed, not a new run");
 }
 
+#[test]
+fn a_cell_that_is_not_utf8_is_named_and_counted_under_the_rows_vendor_if_it_can_be_read() {
+    let s = Setup::new();
+    let w = s.world();
+    let input = w.path("latin1.csv");
+    let mut bytes = format!("{HEAD}\ngate,ev9,a,sent,x\n").into_bytes();
+    bytes.extend_from_slice(b"g\xe9ate,ev9,b,sent,x\ngate,ev9,c,\xe9,x\n");
+    std::fs::write(&input, bytes).unwrap();
+    let o = s.run(
+        &input.display().to_string(),
+        &["--summary-json", "summary.json"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path("summary.json")).unwrap()).unwrap();
+    let vendors = &summary["vendors"];
+    assert_eq!(vendors["gate"]["updated"], 1, "{summary}");
+    assert_eq!(
+        vendors["gate"]["invalid"], 1,
+        "the status is unreadable, not the vendor: {summary}"
+    );
+    assert_eq!(vendors["(no vendor)"]["invalid"], 1, "{summary}");
+    let errors = column(&read_csv(&results_of(&input)), "error");
+    assert_eq!(
+        errors[1],
+        "line 3: vendor: not valid UTF-8: column 1 holds the byte 0xE9 (at byte 2 of the cell), \
+         which UTF-8 text cannot; save the file as UTF-8 (in Excel: CSV UTF-8)"
+    );
+    assert!(
+        errors[2].starts_with("line 4: status: not valid UTF-8: column 4 holds the byte 0xE9"),
+        "{errors:?}"
+    );
+}
+
 mod any_bytes {
     //! Whatever the bytes, a run ends with 0, 1 or 2, never 3 and never a
     //! panic, and the results file has one line per record of the input.
