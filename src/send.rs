@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 
 use crate::change::{Change, VendorId};
@@ -176,23 +176,39 @@ pub async fn send(
         if stop.is_cancelled() || target.circuit.is_open() {
             return None;
         }
-        let slot = tokio::select! {
-            s = target.limit.acquire() => s?,
-            _ = stop.cancelled() => return None,
+        // Each wait is tried at once first, and the stop is listened for
+        // only while one has to wait: listening registers with the run's
+        // stop token, which every row's task shares.
+        let slot = match target.limit.try_acquire() {
+            Ok(s) => s,
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => tokio::select! {
+                biased;
+                s = target.limit.acquire() => s?,
+                _ = stop.cancelled() => return None,
+            },
         };
-        let global_slot = tokio::select! {
-            g = global.acquire() => g.ok(),
-            _ = stop.cancelled() => None,
+        let global_slot = match global.try_acquire() {
+            Ok(g) => Some(g),
+            Err(TryAcquireError::Closed) => None,
+            Err(TryAcquireError::NoPermits) => tokio::select! {
+                biased;
+                g = global.acquire() => g.ok(),
+                _ = stop.cancelled() => None,
+            },
         };
         let Some(global_slot) = global_slot else {
             target.limit.release(slot, Signal::Ignore);
             return None;
         };
-        let paced = tokio::select! {
-            _ = target.pace.ready() => true,
-            _ = stop.cancelled() => false,
-        };
-        if !paced || target.circuit.is_open() {
+        let paced = target.pace.free_now()
+            || tokio::select! {
+                biased;
+                _ = target.pace.ready() => true,
+                _ = stop.cancelled() => false,
+            };
+        // A stop that came while a wait ended sends nothing more.
+        if !paced || target.circuit.is_open() || stop.is_cancelled() {
             target.limit.release(slot, Signal::Ignore);
             return None;
         }

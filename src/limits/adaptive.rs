@@ -21,7 +21,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use super::controller::Controller;
 
@@ -104,6 +104,16 @@ impl AdaptiveLimit {
     pub async fn acquire(&self) -> Option<VendorPermit> {
         let permit = self.semaphore.clone().acquire_owned().await.ok()?;
         Some(VendorPermit {
+            permit,
+            started: Instant::now(),
+            sent_with: 0,
+        })
+    }
+
+    /// A slot if one is free now, without waiting.
+    pub fn try_acquire(&self) -> Result<VendorPermit, TryAcquireError> {
+        let permit = self.semaphore.clone().try_acquire_owned()?;
+        Ok(VendorPermit {
             permit,
             started: Instant::now(),
             sent_with: 0,

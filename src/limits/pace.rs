@@ -124,6 +124,12 @@ impl Pace {
         self.learned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a request may leave now without waiting: no rate configured
+    /// and none learnt (the usual case, which then costs one lock).
+    pub fn free_now(&self) -> bool {
+        self.configured.is_none() && self.learned().rate.is_none()
+    }
+
     /// Waits until a request may leave.
     pub async fn ready(&self) {
         if let Some(c) = &self.configured {
