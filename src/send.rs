@@ -30,6 +30,7 @@ use crate::outcome::Outcome;
 use crate::redact::Redactor;
 use crate::retry::{Backoff, Class, classify, is_unavailable};
 use crate::tally::Tally;
+use crate::vendors::answer::not_an_api_answer;
 use crate::vendors::{Adapter, Reply};
 
 /// A vendor account ready to send: its adapter and its limits.
@@ -257,7 +258,16 @@ pub async fn send(
                 target.limit.release(slot, Signal::of_status(status));
                 target.pace.on_answer(status, on_wire, sent_with);
                 let class = classify(status);
-                let trip = if class == Class::Credentials {
+                // A success whose body is a web page or text, not the JSON
+                // every vendor answers with, came from something else at
+                // the vendor's address and confirms nothing.
+                let not_the_api = match class {
+                    Class::Success => not_an_api_answer(&answer.body),
+                    _ => None,
+                };
+                let trip = if not_the_api.is_some() {
+                    Trip::NotTheApi
+                } else if class == Class::Credentials {
                     Trip::Credentials
                 } else if is_unavailable(status) {
                     Trip::Unavailable
@@ -269,14 +279,44 @@ pub async fn send(
                     _ => None,
                 };
                 if target.circuit.record(trip, answered_at) {
-                    target.stop(format!(
-                        "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}",
-                        crate::limits::circuit::CREDENTIAL_TRIPS,
-                        target.credentials
-                    ));
+                    target.stop(match &not_the_api {
+                        Some(what) => format!(
+                            "[vendors.{}] answered {} times in a row with something that is not \
+                             its API (last: HTTP {status}, {}). Fix: check that `base_url` is the \
+                             API's address, not a web site's, and what any proxy in between \
+                             answers. Its rows stay pending: run the same command again once \
+                             fixed.",
+                            target.name,
+                            crate::limits::circuit::NOT_THE_API_TRIPS,
+                            target.redactor.text(what)
+                        ),
+                        None => format!(
+                            "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}",
+                            crate::limits::circuit::CREDENTIAL_TRIPS,
+                            target.credentials
+                        ),
+                    });
                 }
                 let reply = redacted(&target.redactor, target.adapter.read(status, &answer.body));
                 match class {
+                    Class::Success if not_the_api.is_some() => {
+                        if target.circuit.is_open() {
+                            return None;
+                        }
+                        // Tried again: what answered may be passing (a
+                        // proxy's page), and a row is never recorded
+                        // updated on its word.
+                        let what = not_the_api.as_deref().unwrap_or_default();
+                        let reply = Reply {
+                            error: Some(format!(
+                                "HTTP {status}, but not an answer of the vendor's API: {}; \
+                                 check `base_url` and any proxy in between",
+                                target.redactor.text(what)
+                            )),
+                            ..Reply::default()
+                        };
+                        (None, (Some(status), reply))
+                    }
                     Class::Success => {
                         return Some(Sent {
                             outcome: Outcome::Updated,

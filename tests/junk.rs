@@ -82,11 +82,23 @@ async fn junk_answers_end_as_clear_outcomes() {
     let report = world.run(&input).await;
     assert_eq!(report.exit_code, 1);
     let rows = read_csv(&world.path("in.results.csv"));
+    // A success that is not the API's JSON confirms nothing: tried again,
+    // then failed, never `updated` (the ledger would skip it from then on).
     assert_eq!(
         column(&rows, "outcome"),
-        ["updated", "rejected", "updated", "failed"]
+        ["failed", "rejected", "failed", "failed"]
     );
     let errors = column(&rows, "error");
+    assert_eq!(
+        errors[0],
+        "gave up after 2 attempts: HTTP 200, but not an answer of the vendor's API: \
+         6 bytes of binary data, not JSON; check `base_url` and any proxy in between"
+    );
+    assert!(
+        errors[2].contains("text, not JSON: \"xxxx"),
+        "{}",
+        errors[2]
+    );
     assert!(errors[1].starts_with("HTTP 400"), "{}", errors[1]);
     assert!(!errors[1].contains('\n'), "one line: {}", errors[1]);
     assert!(
@@ -94,4 +106,54 @@ async fn junk_answers_end_as_clear_outcomes() {
         "{}",
         errors[3]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_at_the_vendors_address_stops_it_and_a_resume_finishes_it() {
+    // What a `base_url` that points at a web site (or a proxy's sign-in
+    // page) answers to every request: 200 and HTML.
+    let page = "<!DOCTYPE html><html><head><title>Welcome to\n Example Corp</title></head><body>Hi</body></html>";
+    let site = canned(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+            page.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    // The default attempts: a row cannot use them all up before the
+    // vendor's first three answers have come.
+    let table = vendor("site", site).replace("max_attempts = 2\n", "");
+    let world = World::start(None, &table).await;
+    let mut text = String::from("vendor,scope,invite_id,status\n");
+    for i in 0..30 {
+        text.push_str(&format!("site,e,i{i},sent\ngate,e,j{i},sent\n"));
+    }
+    let input = world.write("in.csv", &text);
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 3, "stopped, resumable");
+    let said = report.stopped.join("\n");
+    assert!(
+        said.contains(
+            "[vendors.site] answered 3 times in a row with something that is not its API \
+             (last: HTTP 200, an HTML page titled \"Welcome to Example Corp\")"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("check that `base_url` is the API's address"),
+        "{said}"
+    );
+    let rows = read_csv(&world.path("in.results.csv"));
+    for (v, o) in column(&rows, "vendor").iter().zip(column(&rows, "outcome")) {
+        assert_eq!(o, if v == "site" { "pending" } else { "updated" }, "{v}");
+    }
+
+    // `base_url` fixed: the same command finishes the run.
+    world.edit_config(&[(&format!("http://127.0.0.1:{site}"), &world.base_url())]);
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 0, "{:?}", report.stopped);
+    assert!(report.resumed);
+    let rows = read_csv(&world.path("in.results.csv"));
+    assert!(column(&rows, "outcome").iter().all(|o| o == "updated"));
 }

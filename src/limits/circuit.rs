@@ -27,6 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 /// 401/403 in a row, with no success between, before the circuit opens.
 pub const CREDENTIAL_TRIPS: u32 = 3;
+/// Successes in a row that are not an answer of the vendor's API (a web
+/// page, plain text: see `vendors::answer::not_an_api_answer`), with no
+/// answer of its own between, before it opens: a `base_url` that points at
+/// a web site, or a proxy answering for the vendor, answers every row so.
+pub const NOT_THE_API_TRIPS: u32 = 3;
 /// Connection failures in a row, with no answer between, before it opens.
 pub const UNREACHABLE_TRIPS: u32 = 20;
 /// 502/503/504 answers in a row, with no other answer between, before a row
@@ -44,6 +49,8 @@ pub enum Trip {
     Answered,
     /// 401 or 403.
     Credentials,
+    /// A success (2xx) whose body is not an answer of a JSON API.
+    NotTheApi,
     /// 502, 503 or 504: unavailable, for now or for good.
     Unavailable,
     /// No answer: refused, reset, timed out.
@@ -54,6 +61,7 @@ pub enum Trip {
 pub struct Circuit {
     open: AtomicBool,
     credentials: AtomicU32,
+    not_the_api: AtomicU32,
     unreachable: AtomicU32,
     unavailable: AtomicU32,
     reason: Mutex<Option<String>>,
@@ -71,6 +79,7 @@ impl Default for Circuit {
         Circuit {
             open: AtomicBool::new(false),
             credentials: AtomicU32::new(0),
+            not_the_api: AtomicU32::new(0),
             unreachable: AtomicU32::new(0),
             unavailable: AtomicU32::new(0),
             reason: Mutex::new(None),
@@ -117,11 +126,18 @@ impl Circuit {
             Trip::Answered => {
                 self.answered(at);
                 reset(&self.credentials);
+                reset(&self.not_the_api);
                 false
             }
             Trip::Credentials => {
                 self.answered(at);
                 self.credentials.fetch_add(1, Ordering::Relaxed) + 1 >= CREDENTIAL_TRIPS
+            }
+            Trip::NotTheApi => {
+                // Something answered at the vendor's address, if not the
+                // vendor: not unreachable, not unavailable.
+                self.answered(at);
+                self.not_the_api.fetch_add(1, Ordering::Relaxed) + 1 >= NOT_THE_API_TRIPS
             }
             Trip::Unavailable => {
                 reset(&self.unreachable);
@@ -196,6 +212,16 @@ mod tests {
         assert!(!c.record(Trip::Unavailable, now), "an answer, though a 503");
         assert!(!(0..UNREACHABLE_TRIPS - 1).any(|_| c.record(Trip::Unreachable, now)));
         assert!(c.record(Trip::Unreachable, now));
+
+        let c = Circuit::default();
+        let record = |trip| c.record(trip, Instant::now());
+        assert!(!record(Trip::NotTheApi));
+        assert!(!record(Trip::NotTheApi));
+        assert!(!record(Trip::Answered), "an answer of its own between");
+        assert!(!record(Trip::NotTheApi));
+        assert!(!record(Trip::Credentials), "counted apart");
+        assert!(!record(Trip::NotTheApi));
+        assert!(record(Trip::NotTheApi));
     }
 
     #[test]

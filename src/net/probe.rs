@@ -298,9 +298,20 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
             {
                 return r.fail("http", p);
             }
-            let meaning = match status.as_u16() {
-                401 | 403 => "the vendor answers; `check` sends no credentials",
-                _ => "the vendor answers",
+            let page = status
+                .is_success()
+                .then(|| crate::vendors::answer::not_an_api_answer(&body))
+                .flatten();
+            let meaning = match (status.as_u16(), page) {
+                (401 | 403, _) => "the vendor answers; `check` sends no credentials".to_string(),
+                // An API's root may well be a page of its own; a web site at
+                // `base_url` answers every request so, and a run then stops
+                // the vendor (docs/ARCHITECTURE.md, §4: circuit).
+                (_, Some(page)) => format!(
+                    "something answers, with {page}: if that is a web site's page rather than \
+                     the API's, `base_url` is wrong"
+                ),
+                _ => "the vendor answers".to_string(),
             };
             r.step(
                 "http",

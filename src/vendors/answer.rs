@@ -12,6 +12,50 @@ pub fn fallback_error(status: u16, body: &[u8]) -> String {
     }
 }
 
+/// What a successful (2xx) answer is, when it is not an answer of a JSON
+/// API: every vendor documents a JSON body (or none) for a success, so an
+/// HTML page, plain text or binary data came from something else at that
+/// address, such as a web site at a `base_url` that is not the API's, or a
+/// proxy answering for the vendor (a block or sign-in page). Such an answer
+/// confirms nothing, and the row is not recorded as updated on its word
+/// (docs/ARCHITECTURE.md, §4: circuit). `None` for an empty body or one
+/// that opens as JSON does (`{` or `[`, after any byte order mark and
+/// white space); this costs a look at the first bytes, not a parse.
+pub fn not_an_api_answer(body: &[u8]) -> Option<String> {
+    const MAX: usize = 80;
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    let body = &body[start..];
+    if matches!(body[0], b'{' | b'[') {
+        return None;
+    }
+    let short = |text: &str| {
+        let text = one_line(text);
+        match text.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        }
+    };
+    let head = &body[..body.len().min(64 * 1024)];
+    let text = String::from_utf8_lossy(head);
+    if body[0] == b'<' {
+        let lower = text.to_ascii_lowercase();
+        let title = lower.find("<title").and_then(|at| {
+            let open = at + lower[at..].find('>')? + 1;
+            let close = open + lower[open..].find("</title")?;
+            Some(short(&text[open..close]))
+        });
+        return Some(match title {
+            Some(t) if !t.is_empty() => format!("an HTML page titled \"{t}\""),
+            _ => "an HTML page".to_string(),
+        });
+    }
+    match std::str::from_utf8(head) {
+        Ok(t) => Some(format!("text, not JSON: \"{}\"", short(t))),
+        Err(_) => Some(format!("{} bytes of binary data, not JSON", body.len())),
+    }
+}
+
 /// An id from a vendor's answer, whether it came as a string or a number.
 pub fn id_text(v: &serde_json::Value) -> Option<String> {
     match v {
@@ -84,6 +128,44 @@ fn json_text(value: &serde_json::Value, depth: u8) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_success_that_is_not_json_says_what_it_is() {
+        let t = |b: &[u8]| not_an_api_answer(b);
+        for json in [
+            &b""[..],
+            b"  \r\n",
+            b"{}",
+            b"\xef\xbb\xbf {\"id\":1}",
+            b"\n[1]",
+        ] {
+            assert_eq!(t(json), None, "{:?}", String::from_utf8_lossy(json));
+        }
+        assert_eq!(
+            t(b"<!DOCTYPE html>\n<html><head><TITLE>\n  Access   denied\n</TITLE></head>")
+                .as_deref(),
+            Some("an HTML page titled \"Access denied\"")
+        );
+        assert_eq!(
+            t(b"<html><body>hi</body></html>").as_deref(),
+            Some("an HTML page")
+        );
+        assert_eq!(t(b"<title></title>").as_deref(), Some("an HTML page"));
+        assert_eq!(t(b"OK\n").as_deref(), Some("text, not JSON: \"OK\""));
+        let long = "word ".repeat(100);
+        let said = t(long.as_bytes()).unwrap();
+        assert!(said.ends_with("…\""), "{said}");
+        assert!(said.chars().count() < 120, "{said}");
+        assert_eq!(
+            t(b"\x00\x01{{[\xff").as_deref(),
+            Some("6 bytes of binary data, not JSON")
+        );
+        // A title that never closes is no title; a multi-byte title is cut
+        // at a character.
+        assert_eq!(t(b"<title>never closed").as_deref(), Some("an HTML page"));
+        let title = format!("<title>{}</title>", "é".repeat(200));
+        assert!(t(title.as_bytes()).unwrap().ends_with("é…\""));
+    }
 
     #[test]
     fn fallback_errors_fit_on_one_line() {

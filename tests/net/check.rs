@@ -118,3 +118,46 @@ fn a_server_asking_for_a_client_certificate_is_told_apart() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("client certificate asked for"), "{out}");
 }
+
+/// A web site on 127.0.0.1 that answers every request with a 200 page:
+/// what `base_url` reaches when it names the vendor's site, not its API.
+fn web_site() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("port").port();
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().flatten() {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match sock.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let page = "<html><head><title>Securegate - Sign in</title></head></html>";
+            let _ = write!(
+                sock,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn a_web_page_at_base_url_is_named_as_one() {
+    let net = Net::new();
+    net.config(&web_site(), "", "");
+    let (code, out) = check(&net, &[]);
+    // Reachable (an API's root may be a page of its own), but said.
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "→ HTTP 200 (something answers, with an HTML page titled \"Securegate - Sign in\": \
+             if that is a web site's page rather than the API's, `base_url` is wrong)"
+        ),
+        "{out}"
+    );
+}
