@@ -7,9 +7,102 @@ use crate::text::one_line;
 /// (if it is text) or just the status.
 pub fn fallback_error(status: u16, body: &[u8]) -> String {
     match std::str::from_utf8(body) {
+        Ok(t) if t.trim_start().starts_with('<') => match page_text(t) {
+            Some(text) => format!("HTTP {status}: {}", one_line(&text)),
+            None => format!("HTTP {status}"),
+        },
         Ok(t) if !t.trim().is_empty() => format!("HTTP {status}: {}", one_line(t)),
         _ => format!("HTTP {status}"),
     }
+}
+
+/// What a person reads on an HTML page (a web server's, a proxy's or a load
+/// balancer's error page, where an API's JSON was expected): its text
+/// without tags, scripts or styles, the title first unless the text starts
+/// with it. `None` when nothing is left.
+fn page_text(html: &str) -> Option<String> {
+    // An error page says what matters early; a hostile body is read no
+    // further than this.
+    let mut cut = html.len().min(64 * 1024);
+    while !html.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let html = &html[..cut];
+    // Lower case keeps every byte where it is: tags are found in `lower`,
+    // text is taken from `html` at the same offsets.
+    let lower = html.to_ascii_lowercase();
+    let mut title = String::new();
+    let mut text = String::new();
+    let mut at = 0;
+    // The element whose text is being read: its text goes to the title,
+    // nowhere (script, style) or the text.
+    let mut inside = "";
+    loop {
+        // A script's or style's text may hold `<` of its own: it ends only
+        // at its closing tag.
+        let open = match inside {
+            "script" => lower[at..].find("</script"),
+            "style" => lower[at..].find("</style"),
+            _ => lower[at..].find('<'),
+        };
+        let Some(open) = open.map(|o| at + o) else {
+            if inside.is_empty() {
+                text.push_str(&html[at..]);
+            }
+            break;
+        };
+        let words = &html[at..open];
+        match inside {
+            "title" => title.push_str(words),
+            "script" | "style" => {}
+            _ => text.push_str(words),
+        }
+        text.push(' ');
+        let Some(close) = lower[open..].find('>').map(|c| open + c) else {
+            break;
+        };
+        let tag = lower[open + 1..close].trim();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let special = match name.as_str() {
+            "title" => "title",
+            "script" => "script",
+            "style" => "style",
+            _ => "",
+        };
+        inside = match (tag.starts_with('/'), special) {
+            (_, "") => inside,
+            (false, element) => element,
+            (true, _) => "",
+        };
+        at = close + 1;
+    }
+    let title = one_line(&entities(&title));
+    let text = one_line(&entities(&text));
+    let both = match (title.is_empty(), text.is_empty()) {
+        (true, true) => return None,
+        (false, false) if !text.starts_with(&title) => format!("{title}: {text}"),
+        (false, true) => title,
+        _ => text,
+    };
+    Some(both)
+}
+
+/// The few character references error pages use.
+fn entities(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_string();
+    }
+    text.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
 }
 
 /// What a successful (2xx) answer is, when it is not an answer of a JSON
@@ -171,6 +264,44 @@ mod tests {
     fn fallback_errors_fit_on_one_line() {
         assert_eq!(fallback_error(500, b""), "HTTP 500");
         assert_eq!(fallback_error(404, b"not\nfound"), "HTTP 404: not found");
+    }
+
+    #[test]
+    fn an_error_page_is_read_as_a_person_reads_it() {
+        // Python's http.server, asked to PUT.
+        let page = b"<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+            <title>Error response</title>\n</head>\n<body>\n<h1>Error response</h1>\n\
+            <p>Error code: 501</p>\n<p>Message: Unsupported method (&#x27;PUT&#x27;).</p>\n</body>\n</html>\n";
+        assert_eq!(
+            fallback_error(501, page),
+            "HTTP 501: Error response Error code: 501 Message: Unsupported method ('PUT')."
+        );
+        // nginx's, and a page whose scripts and styles are no text.
+        assert_eq!(
+            fallback_error(
+                404,
+                b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n\
+                  <center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>"
+            ),
+            "HTTP 404: 404 Not Found nginx"
+        );
+        assert_eq!(
+            fallback_error(
+                403,
+                b"<html><head><title>Access denied</title><style>p{color:red}</style>\
+                  <script>var a = 1 < 2;</script></head><body><p>Blocked by policy &amp; rules</p></body></html>"
+            ),
+            "HTTP 403: Access denied: Blocked by policy & rules"
+        );
+        assert_eq!(
+            fallback_error(502, b"<html><body></body></html>"),
+            "HTTP 502"
+        );
+        assert_eq!(fallback_error(500, b"<p>cut off <b"), "HTTP 500: cut off");
+        // A page of a million unclosed scripts is read once, as far as the
+        // first 64 KiB.
+        let scripts = "<script>".repeat(1 << 17);
+        assert_eq!(fallback_error(500, scripts.as_bytes()), "HTTP 500");
     }
 
     #[test]
