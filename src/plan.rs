@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::change::{Change, Invalid, VendorId};
+use crate::config::Config;
 use crate::input::{Fields, Header, InputRow};
 use crate::vendors::Adapter;
 
@@ -23,6 +24,18 @@ pub struct Problem {
 }
 
 impl<'a> Router<'a> {
+    /// The router of a config's vendor tables, each with the adapter built
+    /// for it (`vendors::build::adapters`, in the config's order).
+    pub fn of(config: &'a Config, adapters: &'a [Box<dyn Adapter>]) -> Self {
+        Router::new(
+            config
+                .vendors
+                .iter()
+                .map(|(v, _)| v.name.as_str())
+                .zip(adapters.iter().map(|a| &**a)),
+        )
+    }
+
     pub fn new(vendors: impl IntoIterator<Item = (&'a str, &'a dyn Adapter)>) -> Self {
         let mut names = Vec::new();
         let mut adapters = Vec::new();
@@ -99,7 +112,6 @@ impl<'a> Router<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::input::{Layout, Reader};
 
     #[test]
@@ -108,13 +120,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let config = Config::parse(&text, &path, true).unwrap();
         let adapters = crate::vendors::build::adapters(&config).unwrap();
-        let router = Router::new(
-            config
-                .vendors
-                .iter()
-                .map(|(v, _)| v.name.as_str())
-                .zip(adapters.iter().map(|a| &**a)),
-        );
+        let router = Router::of(&config, &adapters);
         let gate = router.route("gate").unwrap();
         let csv = b"vendor,scope,invite_id,status\ngate,ev1,a,\xff\ng\xffate,ev1,b,sent\ngaet,ev1,c,\xc3\ngate,ev1,d,bogus\n";
         let reader = Reader::from_source(&path, &csv[..], &Layout::default()).unwrap();

@@ -76,13 +76,7 @@ pub fn execute(args: ValidateArgs) -> i32 {
         Ok(a) => a,
         Err(e) => return fail(exit::USAGE, e),
     };
-    let router = Router::new(
-        config
-            .vendors
-            .iter()
-            .map(|(v, _)| v.name.as_str())
-            .zip(adapters.iter().map(|a| &**a)),
-    );
+    let router = Router::of(&config, &adapters);
     let names: Vec<&str> = config
         .vendors
         .iter()

@@ -56,13 +56,7 @@ async fn samples_apply_as_documented() {
     let t = Kit::with(options).await;
     let config = sample_config(&t.sandbox.base_url());
     let adapters = crate::vendors::build::adapters(&config).unwrap();
-    let router = Router::new(
-        config
-            .vendors
-            .iter()
-            .map(|(v, _)| v.name.as_str())
-            .zip(adapters.iter().map(|a| &**a)),
-    );
+    let router = Router::of(&config, &adapters);
     let digests: Vec<Option<DigestAuth>> = adapters
         .iter()
         .map(|a| {
