@@ -250,10 +250,40 @@ pub(super) fn stopped_on(problem: String, state: Option<&crate::state::StateFile
     {
         return super::usage(e.to_string());
     }
+    // The state file's own hint may already say to run again (a full disk).
+    let message = if problem.ends_with("to resume") {
+        format!("{problem} (what was committed is safe)")
+    } else {
+        format!("{problem}; what was committed is safe: run the same command again to resume")
+    };
     JobError {
         code: crate::exit::Exit::Resumable.code(),
-        message: format!(
-            "{problem}; what was committed is safe: run the same command again to resume"
-        ),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stopped_on;
+
+    #[test]
+    fn a_stop_says_to_run_again_once() {
+        let full = stopped_on(
+            "state file st.db: cannot commit rows: database or disk is full; free some disk \
+             space, then run the same command again to resume"
+                .into(),
+            None,
+        );
+        assert_eq!(full.code, crate::exit::Exit::Resumable.code());
+        assert_eq!(
+            full.message.matches("run the same command again").count(),
+            1
+        );
+        assert!(full.message.ends_with("(what was committed is safe)"));
+        let other = stopped_on("the state writer stopped".into(), None);
+        assert_eq!(
+            other.message,
+            "the state writer stopped; what was committed is safe: run the same command again to resume"
+        );
     }
 }

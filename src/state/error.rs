@@ -264,7 +264,7 @@ fn io_hint(path: &Path, e: &std::io::Error) -> String {
             format!("; {dir_shown} is on a read-only file system: pass another --state file")
         }
         std::io::ErrorKind::StorageFull => {
-            "; free some disk space and run again to resume".to_string()
+            "; free some disk space, then run the same command again to resume".to_string()
         }
         _ => String::new(),
     }
@@ -272,14 +272,18 @@ fn io_hint(path: &Path, e: &std::io::Error) -> String {
 
 fn sqlite_hint(e: &rusqlite::Error) -> &'static str {
     match e.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => "; free some disk space and run again to resume",
+        Some(ErrorCode::DiskFull) => {
+            "; free some disk space, then run the same command again to resume"
+        }
         Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
             "; check that the file and its directory are writable, or pass another --state file"
         }
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             "; another program is holding the file, wait for it to finish"
         }
-        Some(ErrorCode::SystemIoFailure) => "; check the disk, then run again to resume",
+        Some(ErrorCode::SystemIoFailure) => {
+            "; check the disk, then run the same command again to resume"
+        }
         _ => "",
     }
 }
