@@ -111,15 +111,19 @@ fn entities(text: &str) -> String {
 /// address, such as a web site at a `base_url` that is not the API's, or a
 /// proxy answering for the vendor (a block or sign-in page). Such an answer
 /// confirms nothing, and the row is not recorded as updated on its word
-/// (docs/ARCHITECTURE.md, §4: circuit). `None` for an empty body or one
-/// that opens as JSON does (`{` or `[`, after any byte order mark and
-/// white space); this costs a look at the first bytes, not a parse.
+/// (docs/ARCHITECTURE.md, §4: circuit). `None` for an empty body or a JSON
+/// one: an object or an array costs a look at the first byte (after any
+/// byte order mark and white space), anything else a parse.
 pub fn not_an_api_answer(body: &[u8]) -> Option<String> {
     const MAX: usize = 80;
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
     let body = &body[start..];
-    if matches!(body[0], b'{' | b'[') {
+    // A JSON scalar (`null`, `"ok"`, `true`) is an API's too: parsed only
+    // in the rare case it is not an object or an array.
+    if matches!(body[0], b'{' | b'[')
+        || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+    {
         return None;
     }
     let short = |text: &str| {
@@ -231,6 +235,10 @@ mod tests {
             b"{}",
             b"\xef\xbb\xbf {\"id\":1}",
             b"\n[1]",
+            b"null",
+            b" \"ok\"\n",
+            b"true",
+            b"204",
         ] {
             assert_eq!(t(json), None, "{:?}", String::from_utf8_lossy(json));
         }
