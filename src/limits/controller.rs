@@ -190,9 +190,9 @@ pub struct Controller {
     steady: bool,
     judged: bool,
     /// The second window looked jittery and a third, at half the limit, is
-    /// judging again (see `EARLY_SAMPLES`): the limit and the 90th
-    /// percentile before it.
-    rejudging: Option<(usize, Duration)>,
+    /// judging again (see `EARLY_SAMPLES`): the limit, the 90th percentile
+    /// and the most requests in flight before it.
+    rejudging: Option<(usize, Duration, usize)>,
     /// Round trips of a vendor judged steady, each sent alone (nothing of
     /// ours in flight beside it), to check that judgement (see `SOLO_SAMPLES`).
     solo: Vec<Duration>,
@@ -386,18 +386,19 @@ impl Controller {
                     // Perhaps a knee under the starting limit rather than
                     // jitter: judged again at half the limit, and nothing
                     // learnt from this window's queue.
-                    self.rejudging = Some((self.limit, stats.p90));
+                    self.rejudging = Some((self.limit, stats.p90, self.window.peak_in_flight));
                     let half = self.limit / 2;
                     self.set(half, now);
                     return;
                 }
                 // Steady below the starting limit, and the slowest answers
                 // of the window before were a queue's, not jitter's.
-                Some((_, p90)) if steady && stats.p90.mul_f64(WAVES) <= p90 => true,
-                Some((from, _)) => {
-                    // Jitter after all: the climb goes on from where it was
-                    // (this window was as full as it could be).
-                    self.window.peak_in_flight = from;
+                Some((_, p90, _)) if steady && stats.p90.mul_f64(WAVES) <= p90 => true,
+                Some((from, _, peak)) => {
+                    // Jitter after all: the climb goes on from where it was,
+                    // as full as that window was (requests the pace sent one
+                    // at a time did not fill it, and do not grow it).
+                    self.window.peak_in_flight = peak;
                     self.limit = from;
                     false
                 }

@@ -672,3 +672,24 @@ fn a_jittery_vendor_judged_steady_by_chance_is_found_out() {
         );
     }
 }
+
+#[test]
+fn jittery_requests_sent_one_at_a_time_never_grow_the_limit() {
+    // A paced vendor: its requests leave one at a time, whatever the limit,
+    // and their round trips jitter (2 to 12 ms), so the second window is
+    // judged again at half the limit and found jittery. The limit goes
+    // back to where it was, never past it: nothing ever filled it.
+    for seed in 0..20 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let t0 = Instant::now();
+        let mut c = Controller::new(256, true, t0);
+        let mut now = Duration::ZERO;
+        for _ in 0..2_000 {
+            c.on_start(1);
+            let rtt = Duration::from_micros(2_000 + rng.u64(0..10_000));
+            c.on_answer(t0 + now, 1, t0 + now + rtt, Signal::Ok);
+            now += rtt;
+            assert!(c.limit() <= INITIAL, "grew to {} (seed {seed})", c.limit());
+        }
+    }
+}
