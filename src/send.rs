@@ -291,9 +291,16 @@ pub async fn send(
                             target.redactor.text(what)
                         ),
                         None => format!(
-                            "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}",
+                            "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}{}",
                             crate::limits::circuit::CREDENTIAL_TRIPS,
-                            target.credentials
+                            target.credentials,
+                            // A firewall's or proxy's block page is no
+                            // verdict on the credentials: say what it was.
+                            not_an_api_answer(&answer.body).map_or(String::new(), |page| format!(
+                                ". The last refusal was {}, not an answer of the API: a firewall \
+                                 or proxy in front of the vendor may be refusing this machine",
+                                target.redactor.text(&page)
+                            ))
                         ),
                     });
                 }

@@ -157,3 +157,41 @@ async fn a_web_page_at_the_vendors_address_stops_it_and_a_resume_finishes_it() {
     let rows = read_csv(&world.path("in.results.csv"));
     assert!(column(&rows, "outcome").iter().all(|o| o == "updated"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firewalls_block_page_is_named_when_it_stops_a_vendor() {
+    // What a web application firewall in front of a vendor answers a
+    // machine it blocks: 403 and its own page, not the API's refusal.
+    let page = "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head><body>blocked</body></html>";
+    let waf = canned(
+        format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+            page.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let world = World::start(None, &vendor("waf", waf)).await;
+    let mut text = String::from("vendor,scope,invite_id,status\n");
+    for i in 0..10 {
+        text.push_str(&format!("waf,e,i{i},sent\n"));
+    }
+    let input = world.write("in.csv", &text);
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 3);
+    let said = report.stopped.join("\n");
+    assert!(
+        said.contains(
+            "refused our credentials (HTTP 403) 3 times in a row; check vendors.waf.api_key"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "The last refusal was an HTML page titled \"Attention Required! | Cloudflare\", \
+             not an answer of the API: a firewall or proxy in front of the vendor may be \
+             refusing this machine"
+        ),
+        "{said}"
+    );
+}
