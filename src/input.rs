@@ -28,7 +28,7 @@ pub use header::Header;
 pub use held::{Held, grown};
 pub use mapping::{InputConfig, InputFlags, Layout};
 use records::{Broken, MAX_RECORD_BYTES, Splitter};
-pub use shown::shown;
+pub use shown::{shown, shown_path};
 pub use source::{Compression, Source};
 
 /// The columns invitesync reads; others are carried to the results untouched.
@@ -150,7 +150,7 @@ pub struct InputError(pub String);
 
 impl InputError {
     pub(crate) fn at(path: &Path, line: u64, msg: String) -> Self {
-        InputError(format!("{}:{line}: {msg}", path.display()))
+        InputError(format!("{}:{line}: {msg}", shown_path(path)))
     }
 }
 
@@ -291,7 +291,7 @@ impl<R: BufRead> Reader<R> {
         let Some(span) = span else {
             return Err(InputError(format!(
                 "{}: the file is empty; it needs a header line naming the columns",
-                path.display()
+                shown_path(path)
             )));
         };
         if let Some(broken) = span.broken {
@@ -461,7 +461,7 @@ pub fn scan(path: &Path, layout: &Layout) -> Result<(Fingerprinted, u64), InputE
     let raw = source::open_file(path).map_err(|e| {
         InputError(format!(
             "cannot read the input {}: {}",
-            path.display(),
+            shown_path(path),
             crate::fs_error::reason(&e)
         ))
     })?;
@@ -487,7 +487,7 @@ pub fn scan_stream<R: Read + Send>(
     let fingerprint = fingerprint.finish(skipped_empty_rows).map_err(|e| {
         InputError(format!(
             "cannot read the input {}: {}",
-            name.display(),
+            shown_path(name),
             crate::fs_error::reason(&e)
         ))
     })?;

@@ -49,7 +49,7 @@ impl Held {
         let unreadable = |e: io::Error| {
             InputError(format!(
                 "cannot read the input {}: {}",
-                path.display(),
+                super::shown_path(path),
                 crate::fs_error::reason(&e)
             ))
         };

@@ -9,6 +9,12 @@
 
 use std::borrow::Cow;
 
+/// A path as `shown` shows text: a file name holding an escape sequence or
+/// a line break cannot rewrite the terminal or forge a log line either.
+pub fn shown_path(path: &std::path::Path) -> String {
+    shown(&path.display().to_string()).into_owned()
+}
+
 /// `text` with control and invisible formatting characters escaped.
 pub fn shown(text: &str) -> Cow<'_, str> {
     if !text.chars().any(hidden) {

@@ -71,14 +71,14 @@ pub fn is_piped(path: &Path) -> Result<bool, String> {
     let meta = std::fs::metadata(path).map_err(|e| {
         format!(
             "cannot read the input {}: {}",
-            path.display(),
+            super::shown_path(path),
             crate::fs_error::reason(&e)
         )
     })?;
     if meta.is_dir() {
         return Err(format!(
             "the input {} is a directory; give the CSV file",
-            path.display()
+            super::shown_path(path)
         ));
     }
     Ok(!meta.is_file())
@@ -98,7 +98,7 @@ pub fn open_raw(path: &Path) -> Result<Box<dyn Read + Send>, String> {
     open_file(path).map_err(|e| {
         format!(
             "cannot open the input {}: {}",
-            path.display(),
+            super::shown_path(path),
             crate::fs_error::reason(&e)
         )
     })

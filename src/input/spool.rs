@@ -102,8 +102,8 @@ pub fn spool(
         InputError(format!(
             "cannot write the copy of {} at {}: {}; `run` keeps piped input beside the state \
              file (--state) to read it again and to resume",
-            source::display_name(given).display(),
-            tmp.display(),
+            super::shown_path(&source::display_name(given)),
+            super::shown_path(&tmp),
             crate::fs_error::reason(e)
         ))
     };
@@ -227,7 +227,7 @@ pub fn settle_other_runs(
                  and this one skips, so run {id} cannot be resumed safely by this release. \
                  Finish it with the release that started it (its copy is {}), or pass \
                  --new-run to start afresh: rows the ledger already holds will end `unchanged`.",
-                run.input_path.display(),
+                super::shown_path(&run.input_path),
                 id = run.id.0
             ));
         }
@@ -239,7 +239,7 @@ pub fn settle_other_runs(
                  ledger already holds will end `unchanged`.",
                 run.id.0,
                 run.id.0,
-                run.input_path.display(),
+                super::shown_path(&run.input_path),
                 run.id.0
             ));
         }

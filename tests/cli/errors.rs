@@ -397,3 +397,29 @@ fn numbers_out_of_range_are_usage_errors_naming_the_key_and_the_range() {
         }
     }
 }
+
+#[test]
+fn an_input_name_is_shown_escaped_in_every_message_about_it() {
+    let s = Setup::new(None, "");
+    let w = s.world();
+    // A name with a line break and an escape sequence: neither may reach
+    // the terminal or the log as it is.
+    let missing = "in\n\u{1b}[2Jmissing.csv";
+    let o = cli(w, &["validate", missing, "-c", "invitesync.toml"], &[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("in\\n\\u{1b}[2Jmissing.csv"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err}");
+    let empty = "empty\u{1b}.csv";
+    w.write(empty, "");
+    let o = cli(w, &["run", empty, "-c", "invitesync.toml"], &[]);
+    let err = stderr(&o);
+    assert!(err.contains("empty\\u{1b}.csv"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err}");
+    let dir = "dir\u{7}";
+    std::fs::create_dir(w.path(dir)).expect("dir");
+    let o = cli(w, &["run", dir, "-c", "invitesync.toml"], &[]);
+    let err = stderr(&o);
+    assert!(err.contains("dir\\u{7}"), "{err}");
+    assert!(!err.contains('\u{7}'), "{err}");
+}
