@@ -30,7 +30,7 @@ use crate::outcome::Outcome;
 use crate::redact::Redactor;
 use crate::retry::{Backoff, Class, classify, is_unavailable};
 use crate::tally::Tally;
-use crate::vendors::answer::not_an_api_answer;
+use crate::vendors::answer::{NotJson, not_an_api_answer};
 use crate::vendors::{Adapter, Reply};
 
 /// A vendor account ready to send: its adapter and its limits.
@@ -288,7 +288,7 @@ pub async fn send(
                              fixed.",
                             target.name,
                             crate::limits::circuit::NOT_THE_API_TRIPS,
-                            target.redactor.text(what)
+                            target.redactor.text(&what.to_string())
                         ),
                         None => format!(
                             "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}{}",
@@ -296,11 +296,16 @@ pub async fn send(
                             target.credentials,
                             // A firewall's or proxy's block page is no
                             // verdict on the credentials: say what it was.
-                            not_an_api_answer(&answer.body).map_or(String::new(), |page| format!(
-                                ". The last refusal was {}, not an answer of the API: a firewall \
-                                 or proxy in front of the vendor may be refusing this machine",
-                                target.redactor.text(&page)
-                            ))
+                            // (Plain text is how many an API refuses.)
+                            match not_an_api_answer(&answer.body) {
+                                Some(page @ NotJson::Page(_)) => format!(
+                                    ". The last refusal was {}, not an answer of the API: a \
+                                     firewall or proxy in front of the vendor may be refusing \
+                                     this machine",
+                                    target.redactor.text(&page.to_string())
+                                ),
+                                _ => String::new(),
+                            }
                         ),
                     });
                 }
@@ -313,12 +318,12 @@ pub async fn send(
                         // Tried again: what answered may be passing (a
                         // proxy's page), and a row is never recorded
                         // updated on its word.
-                        let what = not_the_api.as_deref().unwrap_or_default();
+                        let what = not_the_api.as_ref().map(ToString::to_string);
                         let reply = Reply {
                             error: Some(format!(
                                 "HTTP {status}, but not an answer of the vendor's API: {}; \
                                  check `base_url` and any proxy in between",
-                                target.redactor.text(what)
+                                target.redactor.text(what.as_deref().unwrap_or_default())
                             )),
                             ..Reply::default()
                         };

@@ -171,10 +171,16 @@ async fn a_firewalls_block_page_is_named_when_it_stops_a_vendor() {
         .into_bytes(),
     )
     .await;
-    let world = World::start(None, &vendor("waf", waf)).await;
+    // How many APIs refuse a key: plain text, which is no block page.
+    let plain = canned(
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nUnauthorized"
+            .to_vec(),
+    )
+    .await;
+    let world = World::start(None, &[vendor("waf", waf), vendor("plain", plain)].concat()).await;
     let mut text = String::from("vendor,scope,invite_id,status\n");
     for i in 0..10 {
-        text.push_str(&format!("waf,e,i{i},sent\n"));
+        text.push_str(&format!("waf,e,i{i},sent\nplain,e,i{i},sent\n"));
     }
     let input = world.write("in.csv", &text);
     let report = world.run(&input).await;
@@ -193,5 +199,15 @@ async fn a_firewalls_block_page_is_named_when_it_stops_a_vendor() {
              refusing this machine"
         ),
         "{said}"
+    );
+    let plain = report
+        .stopped
+        .iter()
+        .find(|s| s.contains("vendors.plain.api_key"))
+        .expect("plain stopped");
+    assert!(
+        plain.contains("3 times in a row; check vendors.plain.api_key (file ")
+            && !plain.contains("The last refusal"),
+        "{plain}"
     );
 }

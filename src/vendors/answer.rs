@@ -114,7 +114,7 @@ fn entities(text: &str) -> String {
 /// (docs/ARCHITECTURE.md, §4: circuit). `None` for an empty body or a JSON
 /// one: an object or an array costs a look at the first byte (after any
 /// byte order mark and white space), anything else a parse.
-pub fn not_an_api_answer(body: &[u8]) -> Option<String> {
+pub fn not_an_api_answer(body: &[u8]) -> Option<NotJson> {
     const MAX: usize = 80;
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -142,14 +142,33 @@ pub fn not_an_api_answer(body: &[u8]) -> Option<String> {
             let close = open + lower[open..].find("</title")?;
             Some(short(&text[open..close]))
         });
-        return Some(match title {
-            Some(t) if !t.is_empty() => format!("an HTML page titled \"{t}\""),
-            _ => "an HTML page".to_string(),
-        });
+        return Some(NotJson::Page(title.filter(|t| !t.is_empty())));
     }
-    match std::str::from_utf8(head) {
-        Ok(t) => Some(format!("text, not JSON: \"{}\"", short(t))),
-        Err(_) => Some(format!("{} bytes of binary data, not JSON", body.len())),
+    Some(match std::str::from_utf8(head) {
+        Ok(t) => NotJson::Text(short(t)),
+        Err(_) => NotJson::Binary(body.len()),
+    })
+}
+
+/// A body where a JSON API's was expected: see [`not_an_api_answer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotJson {
+    /// An HTML page, with its title if it has one.
+    Page(Option<String>),
+    /// Text, its start on one line.
+    Text(String),
+    /// Bytes that are not text, this many.
+    Binary(usize),
+}
+
+impl std::fmt::Display for NotJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotJson::Page(Some(title)) => write!(f, "an HTML page titled \"{title}\""),
+            NotJson::Page(None) => f.write_str("an HTML page"),
+            NotJson::Text(text) => write!(f, "text, not JSON: \"{text}\""),
+            NotJson::Binary(n) => write!(f, "{n} bytes of binary data, not JSON"),
+        }
     }
 }
 
@@ -228,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_success_that_is_not_json_says_what_it_is() {
-        let t = |b: &[u8]| not_an_api_answer(b);
+        let t = |b: &[u8]| not_an_api_answer(b).map(|n| n.to_string());
         for json in [
             &b""[..],
             b"  \r\n",
