@@ -260,10 +260,11 @@ pub async fn send(
                 let class = classify(status);
                 // A success whose body is a web page or text, not the JSON
                 // every vendor answers with, came from something else at
-                // the vendor's address and confirms nothing.
+                // the vendor's address and confirms nothing; a redirect
+                // says the API answers elsewhere (it is not followed).
                 let not_the_api = match class {
-                    Class::Success => not_an_api_answer(&answer.body),
-                    _ => None,
+                    Class::Success => not_an_api_answer(&answer.body).map(Foreign::Page),
+                    _ => answer.moved_to.clone().map(Foreign::Moved),
                 };
                 let trip = if not_the_api.is_some() {
                     Trip::NotTheApi
@@ -282,13 +283,12 @@ pub async fn send(
                     target.stop(match &not_the_api {
                         Some(what) => format!(
                             "[vendors.{}] answered {} times in a row with something that is not \
-                             its API (last: HTTP {status}, {}). Fix: check that `base_url` is the \
-                             API's address, not a web site's, and what any proxy in between \
-                             answers. Its rows stay pending: run the same command again once \
-                             fixed.",
+                             its API (last: HTTP {status}, {}). Fix: {}. Its rows stay pending: \
+                             run the same command again once fixed.",
                             target.name,
                             crate::limits::circuit::NOT_THE_API_TRIPS,
-                            target.redactor.text(&what.to_string())
+                            target.redactor.text(&what.to_string()),
+                            what.fix()
                         ),
                         None => format!(
                             "the vendor refused our credentials (HTTP {status}) {} times in a row; check {}{}",
@@ -310,26 +310,25 @@ pub async fn send(
                     });
                 }
                 let reply = redacted(&target.redactor, target.adapter.read(status, &answer.body));
-                match class {
-                    Class::Success if not_the_api.is_some() => {
+                match (class, &not_the_api) {
+                    (_, Some(what)) => {
                         if target.circuit.is_open() {
                             return None;
                         }
                         // Tried again: what answered may be passing (a
                         // proxy's page), and a row is never recorded
-                        // updated on its word.
-                        let what = not_the_api.as_ref().map(ToString::to_string);
+                        // updated, or rejected, on its word.
                         let reply = Reply {
                             error: Some(format!(
-                                "HTTP {status}, but not an answer of the vendor's API: {}; \
-                                 check `base_url` and any proxy in between",
-                                target.redactor.text(what.as_deref().unwrap_or_default())
+                                "HTTP {status}, but not an answer of the vendor's API: {}; {}",
+                                target.redactor.text(&what.to_string()),
+                                what.fix()
                             )),
                             ..Reply::default()
                         };
                         (None, (Some(status), reply))
                     }
-                    Class::Success => {
+                    (Class::Success, None) => {
                         return Some(Sent {
                             outcome: Outcome::Updated,
                             http_status: Some(status),
@@ -337,7 +336,7 @@ pub async fn send(
                             reply,
                         });
                     }
-                    Class::Final => {
+                    (Class::Final, None) => {
                         return Some(Sent {
                             outcome: Outcome::Rejected,
                             http_status: Some(status),
@@ -345,7 +344,7 @@ pub async fn send(
                             reply,
                         });
                     }
-                    Class::Credentials => {
+                    (Class::Credentials, None) => {
                         if target.circuit.is_open() {
                             return None;
                         }
@@ -360,7 +359,7 @@ pub async fn send(
                         ));
                         (None, (Some(status), reply))
                     }
-                    Class::Transient => (answer.retry_after, (Some(status), reply)),
+                    (Class::Transient, None) => (answer.retry_after, (Some(status), reply)),
                 }
             }
             Err((SendError::Blocked(message), _)) => {
@@ -483,6 +482,39 @@ pub async fn send(
         vt.retrying.fetch_sub(1, Ordering::Relaxed);
         if !slept {
             return None;
+        }
+    }
+}
+
+/// An answer that is not the API's to the change sent.
+enum Foreign {
+    /// A success whose body is a web page, text or binary data.
+    Page(NotJson),
+    /// A redirect, to this address.
+    Moved(String),
+}
+
+impl Foreign {
+    /// What to do about it, for the row's error and the stop.
+    fn fix(&self) -> &'static str {
+        match self {
+            Foreign::Page(_) => {
+                "check that `base_url` is the API's address, not a web site's, and what any \
+                 proxy in between answers"
+            }
+            Foreign::Moved(_) => {
+                "if the vendor's API has moved there, set `base_url` to its new address \
+                 (redirects are not followed: a change goes only where the config says)"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Foreign {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Foreign::Page(page) => page.fmt(f),
+            Foreign::Moved(to) => write!(f, "a redirect to {to}"),
         }
     }
 }

@@ -92,7 +92,8 @@ async fn junk_answers_end_as_clear_outcomes() {
     assert_eq!(
         errors[0],
         "gave up after 2 attempts: HTTP 200, but not an answer of the vendor's API: \
-         6 bytes of binary data, not JSON; check `base_url` and any proxy in between"
+         6 bytes of binary data, not JSON; check that `base_url` is the API's address, not a \
+         web site's, and what any proxy in between answers"
     );
     assert!(
         errors[2].contains("text, not JSON: \"xxxx"),
@@ -210,4 +211,33 @@ async fn a_firewalls_block_page_is_named_when_it_stops_a_vendor() {
             && !plain.contains("The last refusal"),
         "{plain}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_that_moved_is_stopped_with_where_it_went_and_nothing_follows_it() {
+    // Every request redirected: the API moved (or a sign-in redirect).
+    let moved = canned(
+        b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://api.example.com/v2/events/e/invites/i\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    let table = vendor("moved", moved).replace("max_attempts = 2\n", "");
+    let world = World::start(None, &table).await;
+    let mut text = String::from("vendor,scope,invite_id,status\n");
+    for i in 0..10 {
+        text.push_str(&format!("moved,e,i{i},sent\n"));
+    }
+    let input = world.write("in.csv", &text);
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 3, "stopped, resumable, not rejected");
+    let said = report.stopped.join("\n");
+    assert!(
+        said.contains(
+            "(last: HTTP 301, a redirect to https://api.example.com/v2/events/e/invites/i). \
+             Fix: if the vendor's API has moved there, set `base_url` to its new address"
+        ),
+        "{said}"
+    );
+    let rows = read_csv(&world.path("in.results.csv"));
+    assert!(column(&rows, "outcome").iter().all(|o| o == "pending"));
 }

@@ -27,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 /// 401/403 in a row, with no success between, before the circuit opens.
 pub const CREDENTIAL_TRIPS: u32 = 3;
-/// Successes in a row that are not an answer of the vendor's API (a web
-/// page, plain text: see `vendors::answer::not_an_api_answer`), with no
-/// answer of its own between, before it opens: a `base_url` that points at
-/// a web site, or a proxy answering for the vendor, answers every row so.
+/// Answers in a row that are not the vendor's API's (a success that is a
+/// web page or plain text: see `vendors::answer::not_an_api_answer`; a
+/// redirect, which is not followed), with no answer of its own between,
+/// before it opens: a `base_url` that points at a web site or at an API
+/// that has moved, or a proxy answering for the vendor, answers every row so.
 pub const NOT_THE_API_TRIPS: u32 = 3;
 /// Connection failures in a row, with no answer between, before it opens.
 pub const UNREACHABLE_TRIPS: u32 = 20;
@@ -49,7 +50,8 @@ pub enum Trip {
     Answered,
     /// 401 or 403.
     Credentials,
-    /// A success (2xx) whose body is not an answer of a JSON API.
+    /// A success (2xx) whose body is not an answer of a JSON API, or a
+    /// redirect.
     NotTheApi,
     /// 502, 503 or 504: unavailable, for now or for good.
     Unavailable,
