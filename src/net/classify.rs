@@ -122,7 +122,8 @@ pub fn innermost(e: &(dyn StdError + 'static)) -> String {
     while let Some(next) = inner.source() {
         inner = next;
     }
-    inner.to_string()
+    // `Connection reset by peer (os error 104)` → `connection reset by peer`.
+    crate::fs_error::plain(&inner.to_string())
 }
 
 /// The first error of type `T` in `err`'s chain (see [`chain`]).
@@ -522,6 +523,13 @@ fn alert_failure(alert: AlertDescription, ctx: &Context) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_innermost_cause_reads_as_plain_words() {
+        let reset = std::io::Error::from_raw_os_error(104);
+        let outer = std::io::Error::other(reset);
+        assert_eq!(innermost(&outer), "connection reset by peer");
+    }
     use crate::net::proxy::{Credentials, Proxy};
 
     fn ctx(route: Route) -> Context {
