@@ -248,7 +248,16 @@ async fn read_answer(
     } else {
         Vec::new()
     };
+    let encoding = resp.headers().get(http::header::CONTENT_ENCODING).map(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .trim()
+            .to_ascii_lowercase()
+    });
     let body = crate::net::transport::body_up_to(resp.into_body(), BODY_CAP).await?;
+    let body = match encoding.as_deref() {
+        None | Some("" | "identity") => body,
+        Some(coding) => decoded(coding, &body),
+    };
     Ok((
         Answer {
             status,
@@ -278,5 +287,61 @@ fn map_err(e: TransportError, context: &crate::net::classify::Context) -> SendEr
         SendError::Connect(format!("{}: {}", context.host, innermost(&e)))
     } else {
         SendError::Broken(innermost(&e))
+    }
+}
+
+/// A body the vendor compressed although none was asked for (no
+/// `Accept-Encoding` is sent), decompressed as far as [`BODY_CAP`]: its
+/// JSON holds the ids the results report. One that cannot be read (a coding
+/// not known here, or broken data) reads as no body: it says nothing for
+/// or against the change, and is not taken for a page that is not the API's.
+fn decoded(coding: &str, body: &[u8]) -> Bytes {
+    use std::io::Read;
+    let reader: Box<dyn Read + '_> = match coding {
+        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(body)),
+        "deflate" => Box::new(flate2::read::ZlibDecoder::new(body)),
+        "zstd" => match zstd::stream::read::Decoder::new(body) {
+            Ok(d) => Box::new(d),
+            Err(_) => return Bytes::new(),
+        },
+        _ => return Bytes::new(),
+    };
+    let mut out = Vec::new();
+    match reader.take(BODY_CAP as u64).read_to_end(&mut out) {
+        Ok(_) => Bytes::from(out),
+        Err(_) => Bytes::new(),
+    }
+}
+
+#[cfg(test)]
+mod decoding_tests {
+    use std::io::Write;
+
+    use super::decoded;
+
+    #[test]
+    fn a_compressed_answer_is_read_and_an_unreadable_one_is_no_body() {
+        let json = br#"{"id":"inv-1"}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(&decoded("gzip", &gz)[..], json);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(json).unwrap();
+        assert_eq!(&decoded("deflate", &z.finish().unwrap())[..], json);
+        let zst = zstd::stream::encode_all(&json[..], 1).unwrap();
+        assert_eq!(&decoded("zstd", &zst)[..], json);
+        assert!(
+            decoded("br", b"\x0b\x02\x80").is_empty(),
+            "a coding not known here"
+        );
+        assert!(decoded("gzip", b"not gzip").is_empty(), "broken data");
+        // A bomb stops at the cap.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b' '; 4 * super::BODY_CAP]).unwrap();
+        assert_eq!(
+            decoded("gzip", &gz.finish().unwrap()).len(),
+            super::BODY_CAP
+        );
     }
 }

@@ -241,3 +241,28 @@ async fn a_vendor_that_moved_is_stopped_with_where_it_went_and_nothing_follows_i
     let rows = read_csv(&world.path("in.results.csv"));
     assert!(column(&rows, "outcome").iter().all(|o| o == "pending"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_compressed_unasked_is_read() {
+    use std::io::Write;
+    // A vendor (or a gateway in front of it) that compresses its answers
+    // although no Accept-Encoding asked for it.
+    let json = br#"{"id":"remote-7","updated_at":"2026-01-02T03:04:05Z"}"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        gz.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&gz);
+    let zipped = canned(answer).await;
+    let world = World::start(None, &vendor("zipped", zipped)).await;
+    let input = world.write("in.csv", "vendor,scope,invite_id,status\nzipped,e,i,sent\n");
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 0, "{:?}", report.stopped);
+    let rows = read_csv(&world.path("in.results.csv"));
+    assert_eq!(column(&rows, "outcome"), ["updated"]);
+    assert_eq!(column(&rows, "remote_id"), ["remote-7"]);
+}
