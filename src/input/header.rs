@@ -259,6 +259,27 @@ fn listed(record: &ByteRecord) -> String {
 /// columns it should: which `--delimiter` to pass.
 fn delimiter_hint(layout: &Layout, keys: &[Vec<u8>]) -> String {
     let line = keys.join(&layout.delimiter);
+    // Excel's hint line (`sep=;`), which some exports put above the header.
+    if let Some(&[d]) = line.trim_ascii().strip_prefix(b"sep=") {
+        let value = match d {
+            b'\t' => "tab".to_string(),
+            d => char::from(d).to_string(),
+        };
+        return format!(
+            ": the first line `sep={}` is a spreadsheet's note of the delimiter, not a \
+             header; remove that line{}",
+            shown(&char::from(d).to_string()),
+            if d == layout.delimiter {
+                String::new()
+            } else {
+                format!(
+                    " and pass --delimiter {} (or set `delimiter = \"{value}\"` in the \
+                     config's [input] table)",
+                    delimiter_flag(d)
+                )
+            }
+        );
+    }
     let wanted = |name: &[u8]| {
         KNOWN_COLUMNS.iter().any(|c| c.as_bytes() == name)
             || layout
@@ -328,6 +349,29 @@ mod tests {
 
     fn record(names: &str) -> ByteRecord {
         ByteRecord::from(names.split(',').collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_spreadsheets_sep_line_is_named_for_what_it_is() {
+        let parse = |names: &str| {
+            Header::parse(Path::new("a.csv"), 1, record(names), &Layout::default())
+                .unwrap_err()
+                .0
+        };
+        let e = parse("sep=;");
+        assert!(
+            e.ends_with(
+                "the first line `sep=;` is a spreadsheet's note of the delimiter, not a header; \
+                 remove that line and pass --delimiter ';' (or set `delimiter = \";\"` in the \
+                 config's [input] table)"
+            ),
+            "{e}"
+        );
+        // The file's delimiter already: only the line is in the way.
+        assert!(
+            parse("sep=,").ends_with("not a header; remove that line"),
+            "{e}"
+        );
     }
 
     #[test]
