@@ -44,6 +44,16 @@ pub fn is_unavailable(status: u16) -> bool {
     matches!(status, 502..=504)
 }
 
+/// Whether a status refuses every request for now, whatever it holds: a
+/// vendor unavailable (502, 503, 504) or one that takes no more (429: a
+/// quota used up, a rate limit). Both are retried; only an unbroken run of
+/// them, to every request, for all of a row's attempts, stops the vendor
+/// (see `limits::circuit`): a vendor that throttles yet serves some is
+/// busy, one that serves none would otherwise see every row's every retry.
+pub fn is_refused_for_now(status: u16) -> bool {
+    is_unavailable(status) || status == 429
+}
+
 /// Reads `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
 /// A date in the past means "now"; an unreadable value is ignored.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {

@@ -28,7 +28,7 @@ use crate::latency::Histogram;
 use crate::limits::{AdaptiveLimit, Circuit, Pace, Signal, Trip};
 use crate::outcome::Outcome;
 use crate::redact::Redactor;
-use crate::retry::{Backoff, Class, classify, is_unavailable};
+use crate::retry::{Backoff, Class, classify, is_refused_for_now};
 use crate::tally::Tally;
 use crate::vendors::answer::{NotJson, not_an_api_answer};
 use crate::vendors::{Adapter, Reply};
@@ -270,7 +270,7 @@ pub async fn send(
                     Trip::NotTheApi
                 } else if class == Class::Credentials {
                     Trip::Credentials
-                } else if is_unavailable(status) {
+                } else if is_refused_for_now(status) {
                     Trip::Unavailable
                 } else {
                     Trip::Answered
@@ -436,15 +436,30 @@ pub async fn send(
                 return None;
             }
             if let (Some(status), Some(since)) = (last.0, unavailable_since)
-                && is_unavailable(status)
+                && is_refused_for_now(status)
                 && target.circuit.unavailable_throughout(since)
             {
-                // Not this row's fault: nothing but 502/503/504 from the
-                // vendor, to any request, for all of this row's attempts.
+                // Not this row's fault: nothing but 502/503/504 (or 429)
+                // from the vendor, to any request, for all of this row's
+                // attempts.
+                let (what, meaning, when) = if status == 429 {
+                    (
+                        "429 (too many requests)",
+                        "it takes no more for now (a quota used up, or a rate limit far under \
+                         the pace kept; `rate_limit` in its table keeps under a known one)",
+                        "later, once its quota or limit allows",
+                    )
+                } else {
+                    (
+                        "502, 503 or 504",
+                        "it is unavailable (down, or behind a gateway that cannot reach it)",
+                        "once it is back",
+                    )
+                };
                 target.stop(format!(
-                    "[vendors.{}] answered nothing but 502, 503 or 504 (last: HTTP {status}) to every request for {}, through all {attempts} attempts of a row: \
-                     it is unavailable (down, or behind a gateway that cannot reach it). \
-                     Its rows stay pending: run the same command again once it is back.",
+                    "[vendors.{}] answered nothing but {what} (last: HTTP {status}) to every \
+                     request for {}, through all {attempts} attempts of a row: {meaning}. Its \
+                     rows stay pending: run the same command again {when}.",
                     target.name,
                     crate::latency::human(since.elapsed()),
                 ));

@@ -266,3 +266,54 @@ async fn an_answer_compressed_unasked_is_read() {
     assert_eq!(column(&rows, "outcome"), ["updated"]);
     assert_eq!(column(&rows, "remote_id"), ["remote-7"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_that_takes_no_more_is_stopped_not_hammered_row_by_row() {
+    // A quota used up for the day: every request answered 429.
+    let body = r#"{"error":"daily quota exceeded"}"#;
+    let spent = canned(
+        format!(
+            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let table = vendor("spent", spent).replace(
+        "max_attempts = 2\n",
+        "max_attempts = 3\nbackoff_base = \"1ms\"\nbackoff_cap = \"5ms\"\n",
+    );
+    let world = World::start(None, &table).await;
+    let mut text = String::from("vendor,scope,invite_id,status\n");
+    for i in 0..300 {
+        text.push_str(&format!("spent,e,i{i},sent\ngate,e,j{i},sent\n"));
+    }
+    let input = world.write("in.csv", &text);
+    let report = world.run(&input).await;
+    assert_eq!(report.exit_code, 3, "stopped, resumable");
+    let said = report.stopped.join("\n");
+    assert!(
+        said.contains(
+            "[vendors.spent] answered nothing but 429 (too many requests) (last: HTTP 429)"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("run the same command again later"), "{said}");
+    let rows = read_csv(&world.path("in.results.csv"));
+    let outcomes: Vec<(String, String)> = column(&rows, "vendor")
+        .into_iter()
+        .zip(column(&rows, "outcome"))
+        .collect();
+    // The other vendor is not held back; most of this one's rows never went.
+    assert!(
+        outcomes
+            .iter()
+            .filter(|(v, _)| v == "gate")
+            .all(|(_, o)| o == "updated")
+    );
+    let pending = outcomes
+        .iter()
+        .filter(|(v, o)| v == "spent" && o == "pending")
+        .count();
+    assert!(pending >= 250, "{pending} of 300 pending");
+}

@@ -17,7 +17,12 @@
 //! its own retries, against a vendor that is down. The vendor's last
 //! [`UNAVAILABLE_TRIPS`] answers must be such answers too: the last row of a
 //! run, alone in flight, may meet a busy vendor's 503s on all its attempts,
-//! and that alone says nothing of the vendor.
+//! and that alone says nothing of the vendor. A vendor that answers only
+//! 429 (its quota used up for the day, say) is told apart from one that
+//! throttles yet serves some the same way, and stopped the same way.
+//!
+//! Answers that are not the vendor's API's (a web page at its address, a
+//! redirect) are counted like refused credentials: three in a row stop it.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -46,14 +51,15 @@ const ANSWERED_STEP: u64 = 1_000_000;
 /// What a round trip says to the circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trip {
-    /// The vendor answered for itself (any status but 401/403 and 502/503/504).
+    /// The vendor answered for itself (any status but 401/403, 429 and 502/503/504).
     Answered,
     /// 401 or 403.
     Credentials,
     /// A success (2xx) whose body is not an answer of a JSON API, or a
     /// redirect.
     NotTheApi,
-    /// 502, 503 or 504: unavailable, for now or for good.
+    /// 502, 503 or 504: unavailable, for now or for good; or 429: taking no
+    /// more, for now (a quota used up).
     Unavailable,
     /// No answer: refused, reset, timed out.
     Unreachable,
@@ -168,7 +174,7 @@ impl Circuit {
     }
 
     /// True if the vendor has not answered for itself at or after `since`
-    /// (every answer from then on was 502, 503 or 504), and its last
+    /// (every answer from then on was 502, 503, 504 or 429), and its last
     /// [`UNAVAILABLE_TRIPS`] answers were all such; see the module docs.
     pub fn unavailable_throughout(&self, since: Instant) -> bool {
         let known = self.answered_at.load(Ordering::Relaxed);
