@@ -52,6 +52,29 @@ fn vendor(name: &str, port: u16) -> String {
     )
 }
 
+/// An answer with `status` ("200 OK"), more header lines (each ending in
+/// CRLF) and `body`, after which the connection closes.
+fn answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// An input of `n` rows for each vendor named, one of each in turn.
+fn rows(vendors: &[&str], n: usize) -> String {
+    let mut text = String::from("vendor,scope,invite_id,status\n");
+    for i in 0..n {
+        for v in vendors {
+            text.push_str(&format!("{v},e,{v}{i},sent\n"));
+        }
+    }
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_answers_end_as_clear_outcomes() {
     let ok_junk = canned(
@@ -114,22 +137,17 @@ async fn a_web_page_at_the_vendors_address_stops_it_and_a_resume_finishes_it() {
     // What a `base_url` that points at a web site (or a proxy's sign-in
     // page) answers to every request: 200 and HTML.
     let page = "<!DOCTYPE html><html><head><title>Welcome to\n Example Corp</title></head><body>Hi</body></html>";
-    let site = canned(
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-            page.len()
-        )
-        .into_bytes(),
-    )
+    let site = canned(answer(
+        "200 OK",
+        "Content-Type: text/html\r\n",
+        page.as_bytes(),
+    ))
     .await;
     // The default attempts: a row cannot use them all up before the
     // vendor's first three answers have come.
     let table = vendor("site", site).replace("max_attempts = 2\n", "");
     let world = World::start(None, &table).await;
-    let mut text = String::from("vendor,scope,invite_id,status\n");
-    for i in 0..30 {
-        text.push_str(&format!("site,e,i{i},sent\ngate,e,j{i},sent\n"));
-    }
+    let text = rows(&["site", "gate"], 30);
     let input = world.write("in.csv", &text);
     let report = world.run(&input).await;
     assert_eq!(report.exit_code, 3, "stopped, resumable");
@@ -164,25 +182,21 @@ async fn a_firewalls_block_page_is_named_when_it_stops_a_vendor() {
     // What a web application firewall in front of a vendor answers a
     // machine it blocks: 403 and its own page, not the API's refusal.
     let page = "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head><body>blocked</body></html>";
-    let waf = canned(
-        format!(
-            "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-            page.len()
-        )
-        .into_bytes(),
-    )
+    let waf = canned(answer(
+        "403 Forbidden",
+        "Content-Type: text/html\r\n",
+        page.as_bytes(),
+    ))
     .await;
     // How many APIs refuse a key: plain text, which is no block page.
-    let plain = canned(
-        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nUnauthorized"
-            .to_vec(),
-    )
+    let plain = canned(answer(
+        "401 Unauthorized",
+        "Content-Type: text/plain\r\n",
+        b"Unauthorized",
+    ))
     .await;
     let world = World::start(None, &[vendor("waf", waf), vendor("plain", plain)].concat()).await;
-    let mut text = String::from("vendor,scope,invite_id,status\n");
-    for i in 0..10 {
-        text.push_str(&format!("waf,e,i{i},sent\nplain,e,i{i},sent\n"));
-    }
+    let text = rows(&["waf", "plain"], 10);
     let input = world.write("in.csv", &text);
     let report = world.run(&input).await;
     assert_eq!(report.exit_code, 3);
@@ -216,17 +230,15 @@ async fn a_firewalls_block_page_is_named_when_it_stops_a_vendor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vendor_that_moved_is_stopped_with_where_it_went_and_nothing_follows_it() {
     // Every request redirected: the API moved (or a sign-in redirect).
-    let moved = canned(
-        b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://api.example.com/v2/events/e/invites/i\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            .to_vec(),
-    )
+    let moved = canned(answer(
+        "301 Moved Permanently",
+        "Location: https://api.example.com/v2/events/e/invites/i\r\n",
+        b"",
+    ))
     .await;
     let table = vendor("moved", moved).replace("max_attempts = 2\n", "");
     let world = World::start(None, &table).await;
-    let mut text = String::from("vendor,scope,invite_id,status\n");
-    for i in 0..10 {
-        text.push_str(&format!("moved,e,i{i},sent\n"));
-    }
+    let text = rows(&["moved"], 10);
     let input = world.write("in.csv", &text);
     let report = world.run(&input).await;
     assert_eq!(report.exit_code, 3, "stopped, resumable, not rejected");
@@ -250,14 +262,12 @@ async fn an_answer_compressed_unasked_is_read() {
     let json = br#"{"id":"remote-7","updated_at":"2026-01-02T03:04:05Z"}"#;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(json).unwrap();
-    let gz = gz.finish().unwrap();
-    let mut answer = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        gz.len()
-    )
-    .into_bytes();
-    answer.extend_from_slice(&gz);
-    let zipped = canned(answer).await;
+    let zipped = canned(answer(
+        "200 OK",
+        "Content-Type: application/json\r\nContent-Encoding: gzip\r\n",
+        &gz.finish().unwrap(),
+    ))
+    .await;
     let world = World::start(None, &vendor("zipped", zipped)).await;
     let input = world.write("in.csv", "vendor,scope,invite_id,status\nzipped,e,i,sent\n");
     let report = world.run(&input).await;
@@ -270,24 +280,18 @@ async fn an_answer_compressed_unasked_is_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vendor_that_takes_no_more_is_stopped_not_hammered_row_by_row() {
     // A quota used up for the day: every request answered 429.
-    let body = r#"{"error":"daily quota exceeded"}"#;
-    let spent = canned(
-        format!(
-            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes(),
-    )
+    let spent = canned(answer(
+        "429 Too Many Requests",
+        "Content-Type: application/json\r\n",
+        br#"{"error":"daily quota exceeded"}"#,
+    ))
     .await;
     let table = vendor("spent", spent).replace(
         "max_attempts = 2\n",
         "max_attempts = 3\nbackoff_base = \"1ms\"\nbackoff_cap = \"5ms\"\n",
     );
     let world = World::start(None, &table).await;
-    let mut text = String::from("vendor,scope,invite_id,status\n");
-    for i in 0..300 {
-        text.push_str(&format!("spent,e,i{i},sent\ngate,e,j{i},sent\n"));
-    }
+    let text = rows(&["spent", "gate"], 300);
     let input = world.write("in.csv", &text);
     let report = world.run(&input).await;
     assert_eq!(report.exit_code, 3, "stopped, resumable");
