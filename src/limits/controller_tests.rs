@@ -693,3 +693,30 @@ fn jittery_requests_sent_one_at_a_time_never_grow_the_limit() {
         }
     }
 }
+
+#[test]
+fn settles_at_the_knee_of_a_pool_whose_service_times_are_exponential() {
+    // The textbook server (M/M/c): `workers` workers, each request an
+    // exponential draw of 20 ms mean, a first-come queue in front. Its
+    // round trips jitter widely, yet a queue there moves every percentile.
+    let mean = Duration::from_millis(20);
+    for workers in [8, 24] {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut free: BinaryHeap<Reverse<Duration>> =
+            (0..workers).map(|_| Reverse(Duration::ZERO)).collect();
+        let (answers, _) = drive(256, 60_000, |now, _, _| {
+            let service = mean.mul_f64(-(1.0 - rng.f64()).ln());
+            let at = free.pop().map_or(now, |Reverse(at)| at);
+            let done = at.max(now) + service;
+            free.push(Reverse(done));
+            done
+        });
+        good_citizen(
+            &answers[20_000..],
+            workers,
+            mean,
+            workers as f64 / mean.as_secs_f64(),
+            &format!("{workers} workers of exponential service"),
+        );
+    }
+}
