@@ -10,6 +10,14 @@ cp samples/invites.csv "$WORK/invites.csv"
 # Git keeps no file modes but the executable bit: make the sample credentials
 # private, as invitesync asks of any secret file.
 chmod 600 samples/secrets/*
+# The sample config names port 8787; for another PORT, a copy that names it
+# (its secret files still the samples', which it names relative to itself).
+CONFIG=samples/sandbox.toml
+if [ "$PORT" != 8787 ]; then
+  CONFIG="$WORK/sandbox.toml"
+  sed -e "s#127.0.0.1:8787#127.0.0.1:$PORT#" \
+      -e "s#file = \"secrets/#file = \"$PWD/samples/secrets/#" samples/sandbox.toml >"$CONFIG"
+fi
 
 "$BIN" sandbox --port "$PORT" --seed samples/seed.csv >"$WORK/sandbox.log" 2>&1 &
 SANDBOX=$!
@@ -21,9 +29,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "== invitesync run $WORK/invites.csv --config samples/sandbox.toml"
+echo "== invitesync run $WORK/invites.csv --config $CONFIG"
 set +e
-"$BIN" run "$WORK/invites.csv" --config samples/sandbox.toml --state "$WORK/invitesync.db"
+"$BIN" run "$WORK/invites.csv" --config "$CONFIG" --state "$WORK/invitesync.db"
 code=$?
 set -e
 echo "(exit code $code: 1 means some rows need attention, as the sample intends)"
@@ -40,5 +48,5 @@ echo
 echo "== the same command again: the ledger knows every applied change, so only the invites"
 echo "   the file changes twice are sent again (their two changes, in file order)"
 set +e
-"$BIN" run "$WORK/invites.csv" --config samples/sandbox.toml --state "$WORK/invitesync.db" --quiet
+"$BIN" run "$WORK/invites.csv" --config "$CONFIG" --state "$WORK/invitesync.db" --quiet
 set -e
