@@ -286,13 +286,18 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
     let answer = client
         .send(get, |resp| async move {
             let status = resp.status();
+            let moved_to = status
+                .is_redirection()
+                .then(|| resp.headers().get(http::header::LOCATION))
+                .flatten()
+                .map(|v| crate::text::one_line(&String::from_utf8_lossy(v.as_bytes())));
             // Enough of the body to read a refusal in it (see `cert_answer`).
             let body = super::transport::body_up_to(resp.into_body(), super::cert_answer::LOOK_AT);
-            Ok((status, body.await?))
+            Ok((status, moved_to, body.await?))
         })
         .await;
     match answer {
-        Ok((status, body)) => {
+        Ok((status, moved_to, body)) => {
             if let Some(p) =
                 super::cert_answer::refused_client_certificate(status.as_u16(), &body, ctx)
             {
@@ -310,6 +315,14 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
                 (_, Some(page)) => format!(
                     "something answers, with {page}: if that is a web site's page rather than \
                      the API's, `base_url` is wrong"
+                ),
+                // The API's root may redirect to its documents; a run does
+                // not follow redirects, and stops a vendor that sends every
+                // request elsewhere.
+                _ if moved_to.is_some() => format!(
+                    "something answers, with a redirect to {}: a run does not follow \
+                     redirects; if the API has moved there, set `base_url` to it",
+                    crate::input::shown(moved_to.as_deref().unwrap_or_default())
                 ),
                 _ => "the vendor answers".to_string(),
             };

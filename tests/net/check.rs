@@ -119,9 +119,9 @@ fn a_server_asking_for_a_client_certificate_is_told_apart() {
     assert!(out.contains("client certificate asked for"), "{out}");
 }
 
-/// A web site on 127.0.0.1 that answers every request with a 200 page:
-/// what `base_url` reaches when it names the vendor's site, not its API.
-fn web_site() -> String {
+/// A server on 127.0.0.1 that answers every request with `answer` (status
+/// line and headers; a page follows when `page` is not empty).
+fn web_site(answer: &'static str, page: &'static str) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("port").port();
@@ -135,10 +135,9 @@ fn web_site() -> String {
                     Ok(n) => seen.extend_from_slice(&buf[..n]),
                 }
             }
-            let page = "<html><head><title>Securegate - Sign in</title></head></html>";
             let _ = write!(
                 sock,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                "{answer}Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
                 page.len()
             );
         }
@@ -149,7 +148,15 @@ fn web_site() -> String {
 #[test]
 fn a_web_page_at_base_url_is_named_as_one() {
     let net = Net::new();
-    net.config(&web_site(), "", "");
+    // What `base_url` reaches when it names the vendor's site, not its API.
+    net.config(
+        &web_site(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n",
+            "<html><head><title>Securegate - Sign in</title></head></html>",
+        ),
+        "",
+        "",
+    );
     let (code, out) = check(&net, &[]);
     // Reachable (an API's root may be a page of its own), but said.
     assert_eq!(code, Some(0), "{out}");
@@ -157,6 +164,28 @@ fn a_web_page_at_base_url_is_named_as_one() {
         out.contains(
             "→ HTTP 200 (something answers, with an HTML page titled \"Securegate - Sign in\": \
              if that is a web site's page rather than the API's, `base_url` is wrong)"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_redirect_at_base_url_says_where_it_points() {
+    let net = Net::new();
+    net.config(
+        &web_site(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: https://api.example.com/v2/\r\n",
+            "",
+        ),
+        "",
+        "",
+    );
+    let (code, out) = check(&net, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "→ HTTP 301 (something answers, with a redirect to https://api.example.com/v2/: a run \
+             does not follow redirects; if the API has moved there, set `base_url` to it)"
         ),
         "{out}"
     );
