@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::{World, column, read_csv};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -47,8 +49,13 @@ async fn canned(answer: Vec<u8>) -> u16 {
 }
 
 fn vendor(name: &str, port: u16) -> String {
+    vendor_with(name, port, "max_attempts = 2\n")
+}
+
+/// A Securegate table for the server on `port`, with `keys` (lines) of its own.
+fn vendor_with(name: &str, port: u16, keys: &str) -> String {
     format!(
-        "\n[vendors.{name}]\nkind = \"securegate\"\nbase_url = \"http://127.0.0.1:{port}\"\napi_key = {{ file = \"secrets/gate\" }}\nmax_attempts = 2\n"
+        "\n[vendors.{name}]\nkind = \"securegate\"\nbase_url = \"http://127.0.0.1:{port}\"\napi_key = {{ file = \"secrets/gate\" }}\n{keys}"
     )
 }
 
@@ -62,6 +69,31 @@ fn answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     .into_bytes();
     bytes.extend_from_slice(body);
     bytes
+}
+
+/// Runs `n` rows for each vendor named against the vendor `tables` (the
+/// sandbox's too), expecting the run to stop early (exit 3): the world,
+/// the input, and what the run said of the vendors it stopped.
+async fn a_run_that_stops(tables: &str, vendors: &[&str], n: usize) -> (World, PathBuf, String) {
+    let world = World::start(None, tables).await;
+    let input = world.write("in.csv", &rows(vendors, n));
+    let report = world.run(&input).await;
+    assert_eq!(
+        report.exit_code, 3,
+        "stopped, resumable: {:?}",
+        report.stopped
+    );
+    let said = report.stopped.join("\n");
+    (world, input, said)
+}
+
+/// Each result's vendor and outcome, in input order.
+fn outcomes(world: &World) -> Vec<(String, String)> {
+    let rows = read_csv(&world.path("in.results.csv"));
+    column(&rows, "vendor")
+        .into_iter()
+        .zip(column(&rows, "outcome"))
+        .collect()
 }
 
 /// An input of `n` rows for each vendor named, one of each in turn.
@@ -145,13 +177,8 @@ async fn a_web_page_at_the_vendors_address_stops_it_and_a_resume_finishes_it() {
     .await;
     // The default attempts: a row cannot use them all up before the
     // vendor's first three answers have come.
-    let table = vendor("site", site).replace("max_attempts = 2\n", "");
-    let world = World::start(None, &table).await;
-    let text = rows(&["site", "gate"], 30);
-    let input = world.write("in.csv", &text);
-    let report = world.run(&input).await;
-    assert_eq!(report.exit_code, 3, "stopped, resumable");
-    let said = report.stopped.join("\n");
+    let (world, input, said) =
+        a_run_that_stops(&vendor_with("site", site, ""), &["site", "gate"], 30).await;
     assert!(
         said.contains(
             "[vendors.site] answered 3 times in a row with something that is not its API \
@@ -163,8 +190,7 @@ async fn a_web_page_at_the_vendors_address_stops_it_and_a_resume_finishes_it() {
         said.contains("check that `base_url` is the API's address"),
         "{said}"
     );
-    let rows = read_csv(&world.path("in.results.csv"));
-    for (v, o) in column(&rows, "vendor").iter().zip(column(&rows, "outcome")) {
+    for (v, o) in outcomes(&world) {
         assert_eq!(o, if v == "site" { "pending" } else { "updated" }, "{v}");
     }
 
@@ -195,12 +221,8 @@ async fn a_firewalls_block_page_is_named_when_it_stops_a_vendor() {
         b"Unauthorized",
     ))
     .await;
-    let world = World::start(None, &[vendor("waf", waf), vendor("plain", plain)].concat()).await;
-    let text = rows(&["waf", "plain"], 10);
-    let input = world.write("in.csv", &text);
-    let report = world.run(&input).await;
-    assert_eq!(report.exit_code, 3);
-    let said = report.stopped.join("\n");
+    let tables = [vendor("waf", waf), vendor("plain", plain)].concat();
+    let (_, _, said) = a_run_that_stops(&tables, &["waf", "plain"], 10).await;
     assert!(
         said.contains(
             "refused our credentials (HTTP 403) 3 times in a row; check vendors.waf.api_key"
@@ -215,9 +237,8 @@ async fn a_firewalls_block_page_is_named_when_it_stops_a_vendor() {
         ),
         "{said}"
     );
-    let plain = report
-        .stopped
-        .iter()
+    let plain = said
+        .lines()
         .find(|s| s.contains("vendors.plain.api_key"))
         .expect("plain stopped");
     assert!(
@@ -236,13 +257,8 @@ async fn a_vendor_that_moved_is_stopped_with_where_it_went_and_nothing_follows_i
         b"",
     ))
     .await;
-    let table = vendor("moved", moved).replace("max_attempts = 2\n", "");
-    let world = World::start(None, &table).await;
-    let text = rows(&["moved"], 10);
-    let input = world.write("in.csv", &text);
-    let report = world.run(&input).await;
-    assert_eq!(report.exit_code, 3, "stopped, resumable, not rejected");
-    let said = report.stopped.join("\n");
+    // Stopped, resumable, not rejected.
+    let (world, _, said) = a_run_that_stops(&vendor_with("moved", moved, ""), &["moved"], 10).await;
     assert!(
         said.contains(
             "(last: HTTP 301, a redirect to https://api.example.com/v2/events/e/invites/i). \
@@ -250,8 +266,7 @@ async fn a_vendor_that_moved_is_stopped_with_where_it_went_and_nothing_follows_i
         ),
         "{said}"
     );
-    let rows = read_csv(&world.path("in.results.csv"));
-    assert!(column(&rows, "outcome").iter().all(|o| o == "pending"));
+    assert!(outcomes(&world).iter().all(|(_, o)| o == "pending"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,16 +301,12 @@ async fn a_vendor_that_takes_no_more_is_stopped_not_hammered_row_by_row() {
         br#"{"error":"daily quota exceeded"}"#,
     ))
     .await;
-    let table = vendor("spent", spent).replace(
-        "max_attempts = 2\n",
+    let table = vendor_with(
+        "spent",
+        spent,
         "max_attempts = 3\nbackoff_base = \"1ms\"\nbackoff_cap = \"5ms\"\n",
     );
-    let world = World::start(None, &table).await;
-    let text = rows(&["spent", "gate"], 300);
-    let input = world.write("in.csv", &text);
-    let report = world.run(&input).await;
-    assert_eq!(report.exit_code, 3, "stopped, resumable");
-    let said = report.stopped.join("\n");
+    let (world, _, said) = a_run_that_stops(&table, &["spent", "gate"], 300).await;
     assert!(
         said.contains(
             "[vendors.spent] answered nothing but 429 (too many requests) (last: HTTP 429)"
@@ -303,11 +314,7 @@ async fn a_vendor_that_takes_no_more_is_stopped_not_hammered_row_by_row() {
         "{said}"
     );
     assert!(said.contains("run the same command again later"), "{said}");
-    let rows = read_csv(&world.path("in.results.csv"));
-    let outcomes: Vec<(String, String)> = column(&rows, "vendor")
-        .into_iter()
-        .zip(column(&rows, "outcome"))
-        .collect();
+    let outcomes = outcomes(&world);
     // The other vendor is not held back; most of this one's rows never went.
     assert!(
         outcomes

@@ -119,6 +119,14 @@ fn a_server_asking_for_a_client_certificate_is_told_apart() {
     assert!(out.contains("client certificate asked for"), "{out}");
 }
 
+/// `check` of a vendor whose `base_url` is a server on 127.0.0.1 that
+/// answers every request with `answer` (status line and headers) and `page`.
+fn check_against(answer: &'static str, page: &'static str) -> (Option<i32>, String) {
+    let net = Net::new();
+    net.config(&web_site(answer, page), "", "");
+    check(&net, &[])
+}
+
 /// A server on 127.0.0.1 that answers every request with `answer` (status
 /// line and headers; a page follows when `page` is not empty).
 fn web_site(answer: &'static str, page: &'static str) -> String {
@@ -147,17 +155,11 @@ fn web_site(answer: &'static str, page: &'static str) -> String {
 
 #[test]
 fn a_web_page_at_base_url_is_named_as_one() {
-    let net = Net::new();
     // What `base_url` reaches when it names the vendor's site, not its API.
-    net.config(
-        &web_site(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n",
-            "<html><head><title>Securegate - Sign in</title></head></html>",
-        ),
-        "",
-        "",
+    let (code, out) = check_against(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n",
+        "<html><head><title>Securegate - Sign in</title></head></html>",
     );
-    let (code, out) = check(&net, &[]);
     // Reachable (an API's root may be a page of its own), but said.
     assert_eq!(code, Some(0), "{out}");
     assert!(
@@ -171,16 +173,10 @@ fn a_web_page_at_base_url_is_named_as_one() {
 
 #[test]
 fn a_redirect_at_base_url_says_where_it_points() {
-    let net = Net::new();
-    net.config(
-        &web_site(
-            "HTTP/1.1 301 Moved Permanently\r\nLocation: https://api.example.com/v2/\r\n",
-            "",
-        ),
-        "",
+    let (code, out) = check_against(
+        "HTTP/1.1 301 Moved Permanently\r\nLocation: https://api.example.com/v2/\r\n",
         "",
     );
-    let (code, out) = check(&net, &[]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains(
