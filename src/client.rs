@@ -30,9 +30,7 @@ pub const BODY_CAP: usize = 1024 * 1024;
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<Duration>,
-    /// Where a redirect (301, 302, 303, 307, 308) points, as sent
-    /// (`Location`, at most 300 characters on one line): redirects are not
-    /// followed, so a change is sent only where the config says.
+    /// Where a redirect points (`vendors::answer::redirect_target`).
     pub moved_to: Option<String>,
     pub body: Bytes,
 }
@@ -229,16 +227,8 @@ async fn read_answer(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    let moved_to = matches!(status, 301 | 302 | 303 | 307 | 308)
-        .then(|| resp.headers().get(http::header::LOCATION))
-        .flatten()
-        .map(|v| {
-            let text = crate::text::one_line(&String::from_utf8_lossy(v.as_bytes()));
-            match text.char_indices().nth(300) {
-                Some((cut, _)) => format!("{}…", &text[..cut]),
-                None => text,
-            }
-        });
+    let moved_to =
+        crate::vendors::answer::redirect_target(status, resp.headers().get(http::header::LOCATION));
     let challenges = if status == 401 {
         resp.headers()
             .get_all(WWW_AUTHENTICATE)

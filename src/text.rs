@@ -28,6 +28,16 @@ pub fn one_line(text: &str) -> String {
     s
 }
 
+/// [`one_line`], at most `max` characters long (`…` marks a cut): a part of
+/// a longer message, such as a page's title or where a redirect points.
+pub fn one_line_within(text: &str, max: usize) -> String {
+    let text = one_line(text);
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 /// A value quoted in a reason for the results file: shortened, and with control
 /// characters shown escaped, so that a hostile cell cannot bloat or break the
 /// line that reports it.
@@ -66,6 +76,12 @@ mod tests {
     fn messages_fit_on_one_line() {
         assert_eq!(one_line("a\n  b\tc"), "a b c");
         assert!(one_line(&"é".repeat(400)).ends_with('…'));
+    }
+
+    #[test]
+    fn a_part_of_a_message_is_cut_at_a_character() {
+        assert_eq!(one_line_within("a\n b", 3), "a b");
+        assert_eq!(one_line_within(&"é".repeat(10), 4), "éééé…");
     }
 
     #[test]

@@ -286,11 +286,10 @@ pub async fn probe(network: &Network, i: usize, wait: Duration) -> Report {
     let answer = client
         .send(get, |resp| async move {
             let status = resp.status();
-            let moved_to = status
-                .is_redirection()
-                .then(|| resp.headers().get(http::header::LOCATION))
-                .flatten()
-                .map(|v| crate::text::one_line(&String::from_utf8_lossy(v.as_bytes())));
+            let moved_to = crate::vendors::answer::redirect_target(
+                status.as_u16(),
+                resp.headers().get(http::header::LOCATION),
+            );
             // Enough of the body to read a refusal in it (see `cert_answer`).
             let body = super::transport::body_up_to(resp.into_body(), super::cert_answer::LOOK_AT);
             Ok((status, moved_to, body.await?))

@@ -115,7 +115,6 @@ fn entities(text: &str) -> String {
 /// one: an object or an array costs a look at the first byte (after any
 /// byte order mark and white space), anything else a parse.
 pub fn not_an_api_answer(body: &[u8]) -> Option<NotJson> {
-    const MAX: usize = 80;
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
     let body = &body[start..];
@@ -126,13 +125,7 @@ pub fn not_an_api_answer(body: &[u8]) -> Option<NotJson> {
     {
         return None;
     }
-    let short = |text: &str| {
-        let text = one_line(text);
-        match text.char_indices().nth(MAX) {
-            Some((cut, _)) => format!("{}…", &text[..cut]),
-            None => text,
-        }
-    };
+    let short = |text: &str| crate::text::one_line_within(text, 80);
     let head = &body[..body.len().min(64 * 1024)];
     let text = String::from_utf8_lossy(head);
     if body[0] == b'<' {
@@ -170,6 +163,21 @@ impl std::fmt::Display for NotJson {
             NotJson::Binary(n) => write!(f, "{n} bytes of binary data, not JSON"),
         }
     }
+}
+
+/// Where a redirect (301, 302, 303, 307, 308) points, from its `Location`:
+/// on one line, at most 300 characters. Redirects are never followed, so a
+/// change is sent only where the config says; this says where the vendor
+/// would have had it go.
+pub fn redirect_target(status: u16, location: Option<&http::HeaderValue>) -> Option<String> {
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = location?;
+    Some(crate::text::one_line_within(
+        &String::from_utf8_lossy(location.as_bytes()),
+        300,
+    ))
 }
 
 /// An id from a vendor's answer, whether it came as a string or a number.
