@@ -148,6 +148,16 @@ fn vendor<'a>(header: &'a Header, given: &'a str) -> Result<&'a str, Invalid> {
 #[error("{0}")]
 pub struct InputError(pub String);
 
+/// `cannot read the input NAME: why`, the name shown escaped: what every
+/// read of the input says when the file itself fails it.
+pub fn unreadable(path: &Path, e: &std::io::Error) -> String {
+    format!(
+        "cannot read the input {}: {}",
+        shown_path(path),
+        crate::fs_error::reason(e)
+    )
+}
+
 impl InputError {
     pub(crate) fn at(path: &Path, line: u64, msg: String) -> Self {
         InputError(format!("{}:{line}: {msg}", shown_path(path)))
@@ -458,13 +468,7 @@ impl<R: BufRead> Iterator for Reader<R> {
 /// compressed file) is an error, before anything is sent. A path a run
 /// holds open reads the file it holds ([`Held`]).
 pub fn scan(path: &Path, layout: &Layout) -> Result<(Fingerprinted, u64), InputError> {
-    let raw = source::open_file(path).map_err(|e| {
-        InputError(format!(
-            "cannot read the input {}: {}",
-            shown_path(path),
-            crate::fs_error::reason(&e)
-        ))
-    })?;
+    let raw = source::open_file(path).map_err(|e| InputError(unreadable(path, &e)))?;
     scan_stream(raw, path, layout)
 }
 
@@ -484,13 +488,9 @@ pub fn scan_stream<R: Read + Send>(
         Err(_) => (0, false),
     };
     // What the reader left unread (after a header it refused) is hashed too.
-    let fingerprint = fingerprint.finish(skipped_empty_rows).map_err(|e| {
-        InputError(format!(
-            "cannot read the input {}: {}",
-            shown_path(name),
-            crate::fs_error::reason(&e)
-        ))
-    })?;
+    let fingerprint = fingerprint
+        .finish(skipped_empty_rows)
+        .map_err(|e| InputError(unreadable(name, &e)))?;
     Ok((fingerprint, rows))
 }
 

@@ -265,7 +265,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
             ),
             _ => WriteError::InputUnreadable(format!(
                 "cannot read the input {} from line {} on: {e}",
-                self.input_name.display(),
+                crate::input::shown_path(&self.input_name),
                 row.line
             )),
         })
@@ -365,11 +365,7 @@ impl<F: FnMut(&InputRow) -> bool> ResultsWriter<F> {
         }
         if let Some(read) = self.read.take() {
             let read = read.finish(self.input.skipped_empty_rows()).map_err(|e| {
-                WriteError::InputUnreadable(format!(
-                    "cannot read the input {}: {}",
-                    self.input_name.display(),
-                    crate::fs_error::reason(&e)
-                ))
+                WriteError::InputUnreadable(crate::input::unreadable(&self.input_name, &e))
             })?;
             if read.now != self.recorded {
                 return Err(WriteError::InputChanged(

@@ -46,13 +46,7 @@ impl Held {
     /// Opens `path` and holds it: from now on, reading `path` (as given,
     /// not resolved) reads this file.
     pub fn open(path: &Path) -> Result<Held, InputError> {
-        let unreadable = |e: io::Error| {
-            InputError(format!(
-                "cannot read the input {}: {}",
-                super::shown_path(path),
-                crate::fs_error::reason(&e)
-            ))
-        };
+        let unreadable = |e: io::Error| InputError(super::unreadable(path, &e));
         let file = File::open(path).map_err(unreadable)?;
         let len = file.metadata().map_err(unreadable)?.len();
         let file = Arc::new(file);

@@ -68,13 +68,7 @@ pub fn is_piped(path: &Path) -> Result<bool, String> {
     if is_stdin(path) {
         return Ok(true);
     }
-    let meta = std::fs::metadata(path).map_err(|e| {
-        format!(
-            "cannot read the input {}: {}",
-            super::shown_path(path),
-            crate::fs_error::reason(&e)
-        )
-    })?;
+    let meta = std::fs::metadata(path).map_err(|e| super::unreadable(path, &e))?;
     if meta.is_dir() {
         return Err(format!(
             "the input {} is a directory; give the CSV file",
