@@ -25,8 +25,7 @@ impl Named {
     }
 
     fn describe(&self) -> String {
-        let path = self.path.display().to_string();
-        format!("{} {}", self.label, crate::input::shown(&path))
+        format!("{} {}", self.label, crate::input::shown_path(&self.path))
     }
 }
 
@@ -126,7 +125,7 @@ pub fn check_writable(out: &Named) -> Result<(), String> {
         }
     }
     let dir = parent_dir(path);
-    let dir_shown = crate::input::shown(&dir.display().to_string()).into_owned();
+    let dir_shown = crate::input::shown_path(dir);
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

@@ -104,7 +104,7 @@ pub struct ResultsWriter<F: FnMut(&InputRow) -> bool> {
 fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
     format!(
         "cannot write {}: {}",
-        crate::input::shown(&path.display().to_string()),
+        crate::input::shown_path(path),
         crate::fs_error::plain(&e.to_string())
     )
 }

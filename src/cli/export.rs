@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
+use crate::input::shown_path;
 use crate::outputs::Named;
 use crate::results::{Select, WriteError};
 use crate::state::RunId;
@@ -129,11 +130,14 @@ pub fn execute(args: ExportArgs) -> i32 {
     }
     let input_shown = match &args.input {
         Some(_) if crate::input::source::is_stdin(&input) => "the standard input".to_string(),
-        _ => format!("the input {}", shown(&input)),
+        _ => format!("the input {}", shown_path(&input)),
     };
     match crate::results::export_file(&state, run.id, &input, &layout, &output, select, shard) {
         Ok(path) => {
-            crate::logs::notice(crate::logs::Level::Info, &format!("wrote {}", shown(&path)));
+            crate::logs::notice(
+                crate::logs::Level::Info,
+                &format!("wrote {}", shown_path(&path)),
+            );
             exit::OK
         }
         Err(WriteError::InputChanged(how)) if args.input.is_some() => fail(
@@ -141,8 +145,8 @@ pub fn execute(args: ExportArgs) -> i32 {
             format!(
                 "{input_shown} is not the input run {id} read ({how}), so {} was not written; \
                  the run's rows are recorded in {}: give export the data run {id} read",
-                shown(&output),
-                shown(&state_path),
+                shown_path(&output),
+                shown_path(&state_path),
                 id = run.id.0
             ),
         ),
@@ -153,8 +157,8 @@ pub fn execute(args: ExportArgs) -> i32 {
                  read from: {how}), so {} was not written; the run's rows are recorded in {}: \
                  put back the file run {} read and export again",
                 run.id.0,
-                shown(&output),
-                shown(&state_path),
+                shown_path(&output),
+                shown_path(&state_path),
                 run.id.0
             ),
         ),
@@ -174,11 +178,6 @@ pub fn execute(args: ExportArgs) -> i32 {
     }
 }
 
-/// A path as messages show it: control characters escaped, as everywhere.
-fn shown(path: &Path) -> String {
-    crate::input::shown(&path.display().to_string()).into_owned()
-}
-
 /// Why a run of piped input cannot be exported as it is: the copy it read
 /// is gone (removed when the run finished), and the data must be given again.
 fn copy_gone(run: &crate::state::RunInfo) -> String {
@@ -193,7 +192,7 @@ fn copy_gone(run: &crate::state::RunInfo) -> String {
          input to read its rows from: give it the same data again, as a file (`--input FILE`) \
          or on standard input (`--input -`, e.g. `... | invitesync export {id} --input -`); \
          export checks that it is the data run {id} read",
-        shown(&run.input_path)
+        shown_path(&run.input_path)
     )
 }
 

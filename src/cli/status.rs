@@ -1,5 +1,6 @@
 //! `invitesync status`: the runs in a state file and where each stands.
 
+use crate::input::shown_path;
 use crate::outcome::{Outcome, format_millis};
 use crate::state::{RunStatus, StateLock};
 
@@ -35,7 +36,7 @@ pub fn execute(args: StatusArgs) -> i32 {
         Err(e) => return fail(exit::USAGE, e),
     };
     if runs.is_empty() {
-        println!("no runs in {}", shown(&path));
+        println!("no runs in {}", shown_path(&path));
         return exit::OK;
     }
     // A run still marked running is alive only if a process holds the lock,
@@ -68,7 +69,7 @@ pub fn execute(args: StatusArgs) -> i32 {
             run.finished_at
                 .map(|f| format!("  ended {}", format_millis(f)))
                 .unwrap_or_default(),
-            shown(&run.input_path)
+            shown_path(&run.input_path)
         );
         let pending = run.total_rows.map(|t| t.saturating_sub(done));
         println!(
@@ -99,10 +100,4 @@ pub fn execute(args: StatusArgs) -> i32 {
         }
     }
     exit::OK
-}
-
-/// A path as `validate` shows a name: an input named with an escape sequence
-/// or a line break cannot rewrite the terminal or forge a line of the list.
-fn shown(path: &std::path::Path) -> String {
-    crate::input::shown(&path.display().to_string()).into_owned()
 }

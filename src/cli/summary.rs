@@ -8,6 +8,7 @@ use std::path::Path;
 
 use indicatif::HumanCount;
 
+use crate::input::shown_path;
 use crate::job::RunReport;
 use crate::latency::{Latency, human};
 use crate::outcome::Outcome;
@@ -72,12 +73,6 @@ fn typed(word: &str) -> String {
     s
 }
 
-/// A path as a line of the summary shows it: control characters escaped, as
-/// `validate` shows names ([`crate::input::shown`]).
-fn path_shown(path: &Path) -> String {
-    crate::input::shown(&path.display().to_string()).into_owned()
-}
-
 /// `1 row`, `2 rows`, `1,200 rows`.
 pub use crate::text::counted;
 
@@ -116,14 +111,14 @@ pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {
         );
     }
     if let Some(p) = &r.results {
-        let _ = writeln!(s, "results: {}", path_shown(p));
+        let _ = writeln!(s, "results: {}", shown_path(p));
     }
     if let Some(p) = &r.failed_rows {
-        let _ = writeln!(s, "rows to fix: {}", path_shown(p));
+        let _ = writeln!(s, "rows to fix: {}", shown_path(p));
         let _ = writeln!(s, "  fix them, then: {}", fix_command(p, r, how));
     }
     if r.run_id.is_some() {
-        let _ = writeln!(s, "state: {}", path_shown(&absolute(&r.state)));
+        let _ = writeln!(s, "state: {}", shown_path(&absolute(&r.state)));
     }
     if r.exit_code == exit::RESUMABLE {
         let how_to = if how.input == "-" {

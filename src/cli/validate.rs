@@ -95,7 +95,7 @@ pub fn execute(args: ValidateArgs) -> i32 {
     }
     let header = reader.header().clone();
     let name = crate::input::source::display_name(&args.input);
-    let path = shown(&name.display().to_string()).into_owned();
+    let path = crate::input::shown_path(&name);
     if layout != Layout::default() || reader.compression() != Compression::None {
         print!(
             "{}",

@@ -48,7 +48,7 @@ pub(super) fn choose_run(
         .map_err(|e| usage(e.to_string()))?;
     match previous {
         Some(prev) if !opts.new_run => {
-            let input = crate::input::shown(&opts.input.display().to_string()).into_owned();
+            let input = crate::input::shown_path(&opts.input);
             if prev.input_fingerprint != input_fp.now {
                 if input_fp.earlier.as_ref() == Some(&prev.input_fingerprint) {
                     return Err(usage(renumbered(&input, prev.id)));
@@ -63,7 +63,7 @@ pub(super) fn choose_run(
             }
             let changed = meaning::changes(&prev.config_fingerprint, &prev.vendors, config_fp);
             if !changed.is_empty() {
-                let config = crate::input::shown(&opts.config.display().to_string()).into_owned();
+                let config = crate::input::shown_path(&opts.config);
                 return Err(usage(format!(
                     "{config} changed what the rows of {input} become since run {id} was \
                      interrupted ({}), so it cannot be resumed safely; only connection and pacing \

@@ -89,7 +89,7 @@ pub enum StateError {
 
     /// The path cannot hold a state file: a directory, a device, a missing
     /// directory (see `usable.rs`).
-    #[error("cannot use {} as the state file: {why}; {fix}", super::usable::shown(.path))]
+    #[error("cannot use {} as the state file: {why}; {fix}", crate::input::shown_path(.path))]
     Unusable {
         path: PathBuf,
         why: String,
@@ -99,7 +99,7 @@ pub enum StateError {
     /// A file-system operation failed (creating the file, the lock, permissions).
     #[error(
         "cannot {action} {}: {}{}",
-        super::usable::shown(.path),
+        crate::input::shown_path(.path),
         crate::fs_error::reason(.source),
         io_hint(.path, .source)
     )]
@@ -249,7 +249,7 @@ fn holder_text(pid: &Option<u32>, host: &Option<String>) -> String {
 /// it is not the advice.
 fn io_hint(path: &Path, e: &std::io::Error) -> String {
     let dir = super::usable::directory(path);
-    let dir_shown = super::usable::shown(&dir);
+    let dir_shown = crate::input::shown_path(&dir);
     match e.kind() {
         std::io::ErrorKind::NotFound if !dir.is_dir() => format!(
             "; its directory {dir_shown} does not exist: create it or pass another --state file"

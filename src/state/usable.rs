@@ -8,6 +8,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{Result, StateError};
+use crate::input::shown_path;
 
 /// Refuses a path that is a directory or not a regular file, or whose
 /// directory is missing. A path that does not exist yet in an existing
@@ -46,14 +47,14 @@ pub(crate) fn check(path: &Path) -> Result<()> {
             match std::fs::metadata(&dir) {
                 Ok(m) if m.is_dir() => Ok(()),
                 Ok(_) => Err(unusable(
-                    format!("{} is not a directory", shown(&dir)),
+                    format!("{} is not a directory", shown_path(&dir)),
                     "pass another --state file".into(),
                 )),
                 Err(_) => Err(unusable(
-                    format!("its directory {} does not exist", shown(&dir)),
+                    format!("its directory {} does not exist", shown_path(&dir)),
                     format!(
                         "create it (mkdir -p {}) or pass another --state file",
-                        crate::shell::quote(&shown(&dir))
+                        crate::shell::quote(&shown_path(&dir))
                     ),
                 )),
             }
@@ -68,10 +69,6 @@ pub(crate) fn directory(path: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
-}
-
-pub(crate) fn shown(path: &Path) -> String {
-    crate::input::shown(&path.display().to_string()).into_owned()
 }
 
 fn what(t: &std::fs::FileType) -> &'static str {
