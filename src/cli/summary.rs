@@ -13,6 +13,7 @@ use crate::job::RunReport;
 use crate::latency::{Latency, human};
 use crate::outcome::Outcome;
 use crate::outputs::rfc3339;
+use crate::text::counted;
 
 use super::exit;
 
@@ -72,9 +73,6 @@ fn typed(word: &str) -> String {
     s.push('\'');
     s
 }
-
-/// `1 row`, `2 rows`, `1,200 rows`.
-pub use crate::text::counted;
 
 /// The table printed at the end of a run, then the lines that say what next.
 pub fn text(r: &RunReport, dry_run: bool, how: &Invocation) -> String {

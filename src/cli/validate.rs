@@ -156,7 +156,7 @@ pub fn execute(args: ValidateArgs) -> i32 {
         println!(
             "\n{} before the damage, {} valid, {} invalid; the rest of the file cannot be \
              read, and `run` sends nothing from it: get the whole file again",
-            super::summary::counted(rows, "row", "rows"),
+            crate::text::counted(rows, "row", "rows"),
             HumanCount(rows - bad),
             HumanCount(bad)
         );
@@ -172,7 +172,7 @@ pub fn execute(args: ValidateArgs) -> i32 {
     print!("{}", grouped(&groups));
     println!(
         "\n{}, {} valid, {} invalid",
-        super::summary::counted(rows, "row", "rows"),
+        crate::text::counted(rows, "row", "rows"),
         HumanCount(rows - bad),
         HumanCount(bad)
     );
